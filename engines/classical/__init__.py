@@ -1,0 +1,1 @@
+"""The OpenCV engines that work with no checkpoint: GrabCut segmentation, flow tracking, flow inpainting."""

@@ -1,0 +1,1 @@
+"""torch -> ONNX -> TensorRT export and parity checks (arrives with the SAM issue)."""

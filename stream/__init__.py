@@ -1,0 +1,1 @@
+"""cleanfeed's streaming runtime: buffers, elements, pipelines, links, sources and sinks."""

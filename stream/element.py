@@ -1,0 +1,123 @@
+"""The element bases: a source produces, a filter transforms, a sink consumes.
+
+An element describes itself (factory name, klass, description, an example pipeline and a
+property table) so that ``cleanfeed inspect`` can print it and the launch parser can check
+``key=value`` before anything runs. Properties become attributes of the instance
+(``self.location``), validated when the element is built.
+
+Life cycle, driven by a runner (threads or one process per element):
+``start(caps) -> caps`` once, then ``process(frame)`` per frame (a filter may hold up to
+``lookahead`` frames before emitting them, in order), then ``flush()`` at end of stream,
+then ``stop()``. Pass-through packets (audio) never reach a filter; the runner forwards them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from stream.buffers import Caps, Packet, VideoFrame
+from stream.errors import PropertyError
+from stream.picture import Picture
+from stream.properties import Property, normalize_name
+
+Allocator = Callable[[Caps], tuple[Picture, np.ndarray, "int | None"]]
+"""Returns an empty picture, a zeroed mask and the shared-memory slot they live in (None: heap)."""
+
+
+def heap_allocator(caps: Caps) -> tuple[Picture, np.ndarray, None]:
+    return Picture.empty(caps.pix_fmt, caps.width, caps.height), np.zeros((caps.height, caps.width), np.uint8), None
+
+
+class Element:
+    """Base of every element. Subclasses set the class variables and override the hooks."""
+
+    factory: ClassVar[str] = ""
+    klass: ClassVar[str] = ""  # GStreamer-style, e.g. "Filter/Video/Inpaint"
+    description: ClassVar[str] = ""
+    example: ClassVar[str] = ""  # an example pipeline for inspect
+    role: ClassVar[str] = "filter"  # "source" | "filter" | "sink"
+    properties: ClassVar[tuple[Property, ...]] = ()
+
+    def __init__(self, name: str | None = None, **props: Any) -> None:
+        self.name = name or self.factory
+        table = {p.name: p for p in self.properties}
+        given = {normalize_name(key): value for key, value in props.items()}
+        for key in given:
+            if key not in table:
+                known = ", ".join(sorted(table)) or "none"
+                raise PropertyError(f"{self.factory} has no property {key!r} (properties: {known})")
+        for prop in self.properties:
+            value = prop.coerce(given[prop.name], self.factory) if prop.name in given else prop.default
+            setattr(self, prop.name, value)
+        self.configure()
+
+    def configure(self) -> None:
+        """Checks properties against each other; raise PropertyError. Runs in the builder's process."""
+
+    def settings(self) -> dict[str, Any]:
+        """Property values as given (for re-creating this element in another process)."""
+        return {p.name: getattr(self, p.name) for p in self.properties}
+
+    @property
+    def lookahead(self) -> int:
+        """How many later frames this element must see before it can emit frame N."""
+        return 0
+
+    def start(self, caps: Caps) -> Caps:
+        """Called once with the input caps; returns the output caps. Raise to refuse them."""
+        return caps
+
+    def stop(self) -> None:
+        """Releases resources; called after flush, also after an error."""
+
+
+class Source(Element):
+    role: ClassVar[str] = "source"
+
+    def __init__(self, name: str | None = None, **props: Any) -> None:
+        super().__init__(name, **props)
+        self.allocator: Allocator = heap_allocator
+
+    def open(self) -> Caps:
+        """Opens the input and returns its caps (raise MediaError for an unusable input)."""
+        raise NotImplementedError
+
+    def read(self) -> Iterator[VideoFrame | Packet]:
+        """Yields frames (seq gapless from 0) and pass-through packets until the input ends."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Closes the input; safe to call more than once."""
+
+    def new_frame(self, caps: Caps, seq: int, pts: int | None, time_base: Fraction) -> VideoFrame:
+        """An empty frame whose pixels the source fills in place (possibly in shared memory)."""
+        picture, mask, slot = self.allocator(caps)
+        return VideoFrame(seq, pts, time_base, picture, mask, slot=slot)
+
+
+class Filter(Element):
+    role: ClassVar[str] = "filter"
+
+    def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        return [frame]
+
+    def flush(self) -> list[VideoFrame]:
+        """Emits every frame still held, in order."""
+        return []
+
+
+class Sink(Element):
+    role: ClassVar[str] = "sink"
+
+    def render(self, frame: VideoFrame) -> None:
+        raise NotImplementedError
+
+    def render_packet(self, packet: Packet) -> None:
+        """Pass-through packets (audio); sinks that cannot mux them ignore them."""
+
+    def finish(self) -> None:
+        """Finalizes the output (EOS, error or interrupt): it must be playable afterwards."""

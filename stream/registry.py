@@ -1,0 +1,47 @@
+"""Elements by factory name, so a launch string and ``inspect`` can find them.
+
+Element modules register themselves with ``@register`` when ``stream.elements`` is imported;
+engines never import stream/, the elements that wrap them do.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from stream.element import Element
+from stream.errors import UnknownElementError
+
+_FACTORIES: dict[str, type[Element]] = {}
+
+
+def register(cls: type[Element]) -> type[Element]:
+    if not cls.factory:
+        raise TypeError(f"{cls.__name__} has no factory name")
+    if cls.factory in _FACTORIES and _FACTORIES[cls.factory] is not cls:
+        raise TypeError(f"element {cls.factory!r} registered twice")
+    _FACTORIES[cls.factory] = cls
+    return cls
+
+
+def _load() -> None:
+    import stream.elements  # noqa: F401  (registers the built-in elements)
+
+
+def factories() -> dict[str, type[Element]]:
+    _load()
+    return dict(sorted(_FACTORIES.items()))
+
+
+def lookup(factory: str) -> type[Element]:
+    _load()
+    try:
+        return _FACTORIES[factory]
+    except KeyError:
+        close = difflib.get_close_matches(factory, list(_FACTORIES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; `cleanfeed inspect` lists them"
+        raise UnknownElementError(f"no element named {factory!r}{hint}") from None
+
+
+def create(factory: str, props: dict[str, Any] | None = None, name: str | None = None) -> Element:
+    return lookup(factory)(name=name, **(props or {}))
