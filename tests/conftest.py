@@ -1,0 +1,1 @@
+"""Shared fixtures; media helpers live in tests/media.py."""
