@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -147,4 +147,4 @@ class ErrorEvent:
     message: str
 
 
-Item = Union[StreamStart, VideoFrame, Packet, Eos, ErrorEvent]
+Item = StreamStart | VideoFrame | Packet | Eos | ErrorEvent

@@ -13,9 +13,9 @@ then ``stop()``. Pass-through packets (audio) never reach a filter; the runner f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 

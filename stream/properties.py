@@ -7,9 +7,10 @@ read "<element> property <name> must be <rule>, got <value>".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 from stream.errors import PropertyError
 

@@ -1,0 +1,35 @@
+"""cleanfeed: remove an object from video as it streams.
+
+Dependencies are pinned to what the project is tested with; torch is pinned exactly
+(2.13.0) because an unpinned torch pulls several GB of CUDA packages on CPU machines.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="cleanfeed",
+    version="0.1.0",
+    description="Streaming object removal from video: segment, track and inpaint, with bounded latency.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["stream", "stream.*", "engines", "engines.*", "export", "export.*",
+                                    "prompts", "prompts.*", "bench", "bench.*"]),
+    package_data={"stream": ["py.typed"]},
+    install_requires=[
+        "numpy>=1.26",
+        "av>=14,<20",
+        "pyzmq>=26",
+        "opencv-python-headless>=4.9",
+        "msgpack>=1.0",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "torch": ["torch==2.13.0", "segment-anything==1.0"],
+        "onnx": ["onnx>=1.16", "onnxruntime>=1.18"],
+        "trt": ["tensorrt>=10"],
+        "gui": ["gradio>=4"],
+        "dev": ["pytest>=8", "ruff==0.17.6", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": ["cleanfeed=stream.cli.main:main"]},
+)

@@ -1,0 +1,1 @@
+"""The `cleanfeed` command: run, launch, inspect, demo, bench."""

@@ -1,0 +1,98 @@
+"""`cleanfeed run`: the usual chain (segment, track, dilate, inpaint) in one short command.
+
+It only builds element specs and hands them to the pipeline, so everything it does can also be
+written as a `cleanfeed launch` line; `--print-pipeline` shows that line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any
+
+from prompts.shapes import parse_box, parse_point
+from stream.errors import PromptError
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="remove an object from a video (segment, track, dilate, inpaint)",
+                       description="Remove the prompted object from INPUT and write OUTPUT.")
+    p.add_argument("input", metavar="INPUT", help="file, image sequence (frames/%%05d.png), rtsp:// or http(s):// URL, or - for stdin")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="file (.mp4 .mkv .mov .ts), image sequence (out/%%05d.png), or - for stdout (mpegts)")
+    g = p.add_argument_group("what to remove")
+    g.add_argument("--box", metavar="X0,Y0,X1,Y1", help="box around the object on the prompt frame")
+    g.add_argument("--point", action="append", default=[], metavar="X,Y[,L]",
+                   help="a point on the object (L=1, default) or off it (L=0); repeatable")
+    g.add_argument("--mask", metavar="FILE", help="a mask image of the object on the prompt frame")
+    g.add_argument("--frame", type=int, default=0, metavar="N", help="the frame the prompt applies to (default 0)")
+    g.add_argument("--prompts", metavar="FILE", help="a JSON prompt file with several objects (see README)")
+    g.add_argument("--masks", metavar="DIR|VIDEO", help="per-frame masks made elsewhere: skips segmenting and tracking")
+    g.add_argument("--save-masks", metavar="DIR", help="also write each frame's object-id mask as DIR/%%05d.png")
+    e = p.add_argument_group("processing")
+    e.add_argument("--window", type=int, default=5, metavar="W", help="inpaint lookahead in frames (latency price; default 5)")
+    e.add_argument("--dilate", type=int, default=8, metavar="PX", help="grow masks by PX pixels before inpainting (default 8)")
+    e.add_argument("--codec", default="h264", help="h264 | hevc | ffv1 (default h264)")
+    e.add_argument("--crf", type=int, default=20, help="quality for h264/hevc, 0..51 (default 20)")
+    e.add_argument("--preset", default="veryfast", help="x264/x265 preset (default veryfast)")
+    e.add_argument("--mode", default="process", choices=["process", "thread"],
+                   help="one process per element (default) or threads in one process (debugging)")
+    o = p.add_argument_group("reporting")
+    o.add_argument("--stats", metavar="FILE", help="write the run's statistics as JSON")
+    o.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    o.add_argument("--print-pipeline", action="store_true", help="print the equivalent launch line and exit")
+    p.set_defaults(func=main)
+
+
+def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    """The element specs for the run command's arguments."""
+    has_prompt = bool(args.box or args.point or args.mask or args.prompts)
+    if args.masks and has_prompt:
+        raise PromptError("--masks replaces segmenting and tracking: give it without --box/--point/--mask/--prompts")
+    if not args.masks and not has_prompt:
+        raise PromptError("nothing to remove: give --box, --point, --mask, --prompts or --masks")
+    specs: list[tuple[str, dict[str, Any]]] = [("filesrc", {"location": args.input})]
+    if args.masks:
+        specs.append(("loadmask", {"location": args.masks}))
+    else:
+        seg: dict[str, Any] = {"frame": args.frame}
+        if args.box:
+            seg["box"] = parse_box(args.box).as_tuple()
+        if args.point:
+            pts = [parse_point(t) for t in args.point]
+            seg["points"] = ";".join(f"{p.x:g},{p.y:g},{int(p.positive)}" for p in pts)
+        if args.mask:
+            seg["mask_file"] = args.mask
+        if args.prompts:
+            seg["prompts_file"] = args.prompts
+        specs += [("segment", seg), ("track", {})]
+    if args.save_masks:
+        specs.append(("savemask", {"location": args.save_masks}))
+    if args.dilate:
+        specs.append(("dilate", {"pixels": args.dilate}))
+    specs.append(("inpaint", {"window": args.window}))
+    if args.output == "-":
+        specs.append(("stdoutsink", {}))
+    else:
+        specs.append(("filesink", {"location": args.output, "codec": args.codec, "crf": args.crf, "preset": args.preset}))
+    return specs
+
+
+def launch_line(specs: list[tuple[str, dict[str, Any]]]) -> str:
+    def value(v: Any) -> str:
+        text = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+        return shlex.quote(text) if any(c.isspace() or c in "!'\"" for c in text) else text
+
+    return " ! ".join(" ".join([name] + [f"{k}={value(v)}" for k, v in props.items()]) for name, props in specs)
+
+
+def main(args: argparse.Namespace) -> int:
+    from stream.cli.execute import build, execute
+
+    specs = chain(args)
+    if args.print_pipeline:
+        print(launch_line(specs))
+        return 0
+    pipeline = build(specs)
+    execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet)
+    return 0
