@@ -1,0 +1,151 @@
+"""filesink: encodes frames into a file (or an image sequence), carrying audio through untouched."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+from stream.buffers import Caps, Packet, VideoFrame
+from stream.element import Sink
+from stream.errors import MediaError, PropertyError
+from stream.media.containers import CONTAINERS, IMAGE_CODECS, check_codec, container_for
+from stream.media.encode import (
+    ENCODER_PROPERTIES,
+    EncoderSettings,
+    check_encoder,
+    check_size,
+    check_tune,
+    resolve_codec,
+)
+from stream.media.naming import Kind, kind_of, local_path
+from stream.media.writer import MediaWriter, OutputSpec
+from stream.properties import Property
+from stream.registry import register
+
+log = logging.getLogger(__name__)
+
+@register
+class FileSink(Sink):
+    factory: ClassVar[str] = "filesink"
+    klass: ClassVar[str] = "Sink/Video/File"
+    description: ClassVar[str] = (
+        "Encodes frames into a file, keeping the input's timestamps, frame count and audio.\n"
+        "The container follows the extension: " + " ".join(sorted(CONTAINERS)) + ". codec=h264 (libx264), "
+        "hevc (libx265) or ffv1 (lossless, .mkv/.avi only); auto picks ffv1 for lossless inputs (image "
+        "sequences) in .mkv/.avi, else h264. A printf pattern (out/%05d.png) writes one lossless RGB image "
+        "per frame into a created folder. Audio and subtitle streams are copied without re-encoding; ones "
+        "the container cannot hold are dropped with a warning. The file is finalized (playable) on EOS, "
+        "error or interrupt; if no frame ever arrived the empty file is removed."
+    )
+    example: ClassVar[str] = "filesrc location=in.mp4 ! inpaint ! filesink location=out.mp4 crf=18 preset=medium"
+    properties: ClassVar[tuple[Property, ...]] = (
+        Property.string("location", "output file (.mp4 .mkv .mov .ts .avi) or image pattern (out/%05d.png)", None),
+        Property.enum("codec", "video codec; auto: ffv1 for lossless inputs in .mkv/.avi, else h264",
+                      ("h264", "hevc", "ffv1", "auto"), "h264"),
+        *ENCODER_PROPERTIES,
+        Property.int("start_number", "image sequences: number of the first file", 0, 0),
+        Property.bool("audio", "copy the input's audio and subtitle streams (false: video only)", True),
+    )
+
+    def configure(self) -> None:
+        if not self.location:
+            raise PropertyError("filesink needs location=FILE (or location=out/%05d.png for images)")
+        kind = kind_of(self.location)
+        if kind is Kind.PIPE:
+            raise PropertyError("filesink property location must be a file, got '-' (use stdoutsink to write to stdout)")
+        if kind not in (Kind.FILE, Kind.SEQUENCE):
+            raise PropertyError(f"filesink property location must be a file or image pattern, got {self.location!r}")
+        self._kind = kind
+        suffix = local_path(self.location).suffix.lower()
+        if kind is Kind.SEQUENCE:
+            if suffix not in IMAGE_CODECS:
+                known = " ".join(IMAGE_CODECS)
+                raise PropertyError(f"filesink property location must be an image pattern ending in one of {known}, got {self.location!r}")
+        else:
+            try:
+                container = container_for(self.location, suffix)
+                if self.codec != "auto":
+                    check_codec(self.location, suffix, container, self.codec)
+            except MediaError as err:
+                raise PropertyError(str(err)) from None
+            check_tune(self.factory, self.codec, self.tune)
+            if self.codec != "auto":
+                check_encoder(self.codec)
+        self._writer: MediaWriter | None = None
+        self._created: Path | None = None
+
+    def start(self, caps: Caps) -> Caps:
+        self.finish()
+        path = local_path(self.location)
+        shown = self.location
+        suffix = path.suffix.lower()
+        if self._kind is Kind.SEQUENCE:
+            encoder, pix_fmt = IMAGE_CODECS[suffix]
+            self._prepare_folder(path.parent, shown)
+            if caps.streams:
+                log.warning("%s: image sequences hold video only; dropped %d other stream(s)", shown, len(caps.streams))
+            spec = OutputSpec(
+                url=str(path), shown=shown, muxer="image2",
+                settings=EncoderSettings(codec=encoder, pix_fmt=pix_fmt), passthrough=False,
+                container_options={"start_number": str(self.start_number)},
+            )
+        else:
+            container = container_for(shown, suffix)
+            codec = resolve_codec(self.codec, caps, "ffv1" in container.codecs)
+            check_codec(shown, suffix, container, codec)
+            check_tune(self.factory, codec, self.tune)
+            settings = EncoderSettings(codec=codec, crf=self.crf, preset=self.preset, tune=self.tune, pix_fmt=self.pix_fmt)
+            check_size(shown, settings, caps)
+            self._prepare_file(path, shown)
+            spec = OutputSpec(url=str(path), shown=shown, muxer=container.muxer, settings=settings,
+                              passthrough=self.audio, container_options=dict(container.options),
+                              rate_time_base=container.rate_time_base, carries=container.carries)
+        self._writer = MediaWriter(spec, caps)
+        return caps
+
+    def _prepare_file(self, path: Path, shown: str) -> None:
+        """Creates the file now, so an unusable output fails before the first frame."""
+        folder = path.parent
+        if not folder.exists():
+            raise MediaError(f"cannot write output {shown!r}: folder {str(folder)!r} does not exist")
+        if not folder.is_dir():
+            raise MediaError(f"cannot write output {shown!r}: {str(folder)!r} is not a folder")
+        try:
+            with open(path, "wb"):
+                pass
+        except OSError as err:
+            raise MediaError(f"cannot write output {shown!r}: {err.strerror or err}") from None
+        self._created = path
+
+    def _prepare_folder(self, folder: Path, shown: str) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as err:
+            raise MediaError(f"cannot write output {shown!r}: {err.strerror or err}") from None
+
+    def render(self, frame: VideoFrame) -> None:
+        if self._writer is None:
+            raise MediaError(f"filesink {self.location!r} got a frame before start()")
+        self._writer.write(frame)
+
+    def render_packet(self, packet: Packet) -> None:
+        if self._writer is not None:
+            self._writer.write_packet(packet)
+
+    def finish(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        frames = writer.close()
+        created, self._created = self._created, None
+        if frames == 0 and created is not None:
+            created.unlink(missing_ok=True)
+            log.warning("%s: no frame arrived; removed the empty output", self.location)
+
+    def stop(self) -> None:
+        self.finish()
+
