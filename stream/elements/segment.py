@@ -1,0 +1,173 @@
+"""segment: turns the user's prompt (box, points, mask, prompt file) into object masks on the prompted frame."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engines.classical import regions
+from engines.classical.segmenter import SegmenterConfig, segment
+from prompts.shapes import Box, ObjectPrompt, load_mask, parse_point
+from stream.buffers import Caps, VideoFrame
+from stream.element import Filter
+from stream.errors import PromptError
+from stream.properties import Property
+from stream.registry import register
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("classical", "auto")
+
+
+def parse_points(text: str) -> tuple[Any, ...]:
+    """``"x,y,l;x,y,l"`` -> Points (label 1 = object, 0 = not object; default 1)."""
+    return tuple(parse_point(part.strip()) for part in text.split(";") if part.strip())
+
+
+def read_prompts_file(path: str) -> list[ObjectPrompt]:
+    """Reads ``{"version": 1, "objects": [{"id", "frame", "box", "points", "mask"}, ...]}``.
+
+    Mask paths are taken relative to the prompt file's folder.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise PromptError(f"prompts file {path!r} does not exist")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PromptError(f"prompts file {path!r} must be JSON, got an unreadable file ({err})") from None
+    if not isinstance(data, dict) or data.get("version") != 1:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise PromptError(f"prompts file {path!r} must have \"version\": 1, got {version!r}")
+    objects = data.get("objects")
+    if not isinstance(objects, list) or not objects:
+        raise PromptError(f"prompts file {path!r} must list at least one object under \"objects\", got {objects!r}")
+    prompts = []
+    for item in objects:
+        if not isinstance(item, dict):
+            raise PromptError(f"prompts file {path!r}: each object must be a JSON object, got {item!r}")
+        prompt = ObjectPrompt.from_dict(item)
+        if prompt.mask is not None and not Path(prompt.mask).is_absolute():
+            prompt = ObjectPrompt(prompt.obj_id, prompt.frame, prompt.box, prompt.points,
+                                  str(file.parent / prompt.mask), prompt.extra)
+        prompts.append(prompt)
+    return prompts
+
+
+@register
+class Segment(Filter):
+    factory: ClassVar[str] = "segment"
+    klass: ClassVar[str] = "Filter/Video/Segment"
+    description: ClassVar[str] = (
+        "Finds each prompted object's mask on its prompted frame (GrabCut on the prompt's region).\n\n"
+        "Prompts: a box around the object, points on it (label 1) or off it (label 0), a mask PNG, or "
+        "a JSON prompt file with several objects ({\"version\": 1, \"objects\": [{\"id\": 1, \"frame\": 0, "
+        "\"box\": [x0,y0,x1,y1], \"points\": [[x,y,1]], \"mask\": \"file.png\"}]}). On the prompted frame "
+        "the masks are written into the frame's mask (object ids) and meta reference lists their ids, "
+        "so `track` takes them as references; other frames pass through. A mask alone is used as is. "
+        "When GrabCut's result is unusable the box itself is the mask (meta segment says why)."
+    )
+    example: ClassVar[str] = (
+        "filesrc location=in.mp4 ! segment box=410,96,470,150 ! track ! dilate ! inpaint "
+        "! filesink location=out.mp4"
+    )
+    properties: ClassVar[tuple[Property, ...]] = (
+        Property.box("box", "Box around the object on the prompted frame", None),
+        Property.string("points", "Points X,Y,L separated by ';' (L=1 on the object, 0 off it)", None),
+        Property.string("mask_file", "Mask image of the object (frame size, non-zero = object)", None),
+        Property.int("frame", "Frame number (seq, from 0) the box, points and mask_file apply to", 0, 0, None),
+        Property.int("object_id", "Id written into the mask for the box/points/mask_file object", 1, 1, 255),
+        Property.string("prompts_file", "JSON prompt file with one or more objects", None),
+        Property.enum("engine", "Segmentation engine (auto picks the best available)", ENGINES, "auto"),
+        Property.int("iterations", "GrabCut iterations", 4, 1, 20),
+    )
+
+    box: tuple[int, int, int, int] | None
+    points: str | None
+    mask_file: str | None
+    frame: int
+    object_id: int
+    prompts_file: str | None
+    engine: str
+    iterations: int
+
+    def configure(self) -> None:
+        prompts: list[ObjectPrompt] = []
+        pts = parse_points(self.points) if self.points else ()
+        if self.box is not None or pts or self.mask_file:
+            box = Box(*self.box) if self.box is not None else None
+            prompts.append(ObjectPrompt(self.object_id, self.frame, box, pts, self.mask_file or None))
+        if self.prompts_file:
+            prompts += read_prompts_file(self.prompts_file)
+        if not prompts:
+            raise PromptError(
+                "segment needs a prompt: box=X0,Y0,X1,Y1, points=X,Y,L;..., mask_file=PATH or prompts_file=PATH"
+            )
+        seen: set[tuple[int, int]] = set()
+        for p in prompts:
+            if (p.frame, p.obj_id) in seen:
+                raise PromptError(f"object {p.obj_id} must be prompted once per frame, got two prompts on frame {p.frame}")
+            seen.add((p.frame, p.obj_id))
+        self._prompts = prompts
+        self._by_frame: dict[int, list[ObjectPrompt]] = {}
+        self._masks: dict[tuple[int, int], np.ndarray] = {}
+
+    def start(self, caps: Caps) -> Caps:
+        self._by_frame = {}
+        for p in self._prompts:
+            p.check(caps.width, caps.height)
+            if p.mask is not None:
+                mask = load_mask(p.mask, caps.width, caps.height)
+                if not mask.any():
+                    raise PromptError(f"mask file {p.mask!r} of object {p.obj_id} must mark the object, got an empty mask")
+                self._masks[(p.frame, p.obj_id)] = mask
+            self._by_frame.setdefault(p.frame, []).append(p)
+        return caps
+
+    def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        prompts = self._by_frame.get(frame.seq)
+        if not prompts:
+            return [frame]
+        outcomes = []
+        for p in sorted(prompts, key=lambda q: q.obj_id):
+            outcomes.append(self._segment(frame, p))
+        ids = [p.obj_id for p in sorted(prompts, key=lambda q: q.obj_id)]
+        frame.meta["reference"] = sorted(set(frame.meta.get("reference", [])) | set(ids))
+        frame.meta["prompts"] = list(frame.meta.get("prompts", [])) + [p.to_dict() for p in prompts]
+        frame.meta["segment"] = outcomes
+        return [frame]
+
+    def _segment(self, frame: VideoFrame, prompt: ObjectPrompt) -> dict[str, Any]:
+        """Segments one object on a region around its prompt and writes it into the frame's mask."""
+        width, height = frame.width, frame.height
+        given = self._masks.get((prompt.frame, prompt.obj_id))
+        reach = round(0.12 * min(width, height))
+        around: regions.Box | None = prompt.box.as_tuple() if prompt.box is not None else None
+        for pt in prompt.points:
+            x, y = int(pt.x), int(pt.y)
+            around = regions.union(around, (x - reach, y - reach, x + reach + 1, y + reach + 1))
+        if given is not None:
+            around = regions.union(around, regions.mask_box(given))
+        if around is None:
+            raise PromptError(f"object {prompt.obj_id} needs a box, a point or a mask")
+        size = max(regions.box_size(around))
+        crop = frame.picture.align(regions.grow(around, max(32, size), width, height))
+        rgb = frame.picture.rgb(crop)
+        x0, y0 = crop[0], crop[1]
+        box = None
+        if prompt.box is not None:
+            bx0, by0, bx1, by1 = prompt.box.as_tuple()
+            box = (bx0 - x0, by0 - y0, bx1 - x0, by1 - y0)
+        points = [(pt.x - x0, pt.y - y0, int(pt.positive)) for pt in prompt.points]
+        seed = None if given is None else regions.crop(given, crop)
+        config = SegmenterConfig(iterations=self.iterations, point_reach=reach)
+        result = segment(rgb, box=box, points=points, mask=seed, config=config)
+        if result.fallback:
+            log.info("segment: object %d on frame %d: %s; using the %s", prompt.obj_id, frame.seq,
+                        result.reason, result.method)
+        np.copyto(regions.crop(frame.mask, crop), np.uint8(prompt.obj_id), where=result.mask)
+        return {"id": prompt.obj_id, "method": result.method, "reason": result.reason}
