@@ -1,0 +1,242 @@
+"""A pipeline: elements in a chain, checked when built, run in processes or threads, reported.
+
+    pipe = Pipeline.from_launch("filesrc location=in.mp4 ! identity ! filesink location=out.mp4")
+    report = pipe.run(mode="process", progress=print)
+
+``mode="process"`` (the default) runs every element in its own spawned process, links are
+ZeroMQ sockets and pixels stay in shared memory; ``mode="thread"`` runs the same runners in
+threads joined by bounded queues, for a debugger. Either way the same rules hold (see
+stream.runner and stream.supervisor): every frame once and in order, errors finalize the
+outputs and surface as the element's own error, a signal stops gracefully, nothing is left
+running.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from time import monotonic
+from typing import Any
+
+from stream.buffers import Item
+from stream.element import Element, Filter, Sink, Source
+from stream.errors import CleanfeedError, ElementError, Interrupted, LinkError, PropertyError, UnknownElementError
+from stream.launch import parse
+from stream.links import QueueInlet, QueueOutlet, QueueReporter
+from stream.properties import normalize_name
+from stream.registry import lookup
+from stream.runner import ElementRunner, HeapSlots, ThreadControl, rebuild_error
+from stream.stats import Collector, Progress, RunReport
+from stream.supervisor import Deadlines, ProcessCrew, SignalTrap, Supervisor
+
+__all__ = ["MODES", "Pipeline", "Progress", "RunReport"]
+
+MODES = ("process", "thread")
+QUEUE_SIZE = 2
+
+
+def _role(element: Element) -> str:
+    if isinstance(element, Source):
+        return "source"
+    if isinstance(element, Sink):
+        return "sink"
+    if isinstance(element, Filter):
+        return "filter"
+    return element.role
+
+
+def _check_roles(elements: Sequence[Element]) -> None:
+    """Source first, sink last, filters between; a bad link names both ends."""
+    if len(elements) < 2:
+        got = ", ".join(e.factory or e.name for e in elements) or "none"
+        raise LinkError(f"pipeline must have a source and a sink, got {got}")
+    for up, down in zip(elements, elements[1:], strict=False):
+        if _role(up) == "sink":
+            raise LinkError(f"cannot link {up.name} to {down.name}: {up.name} is a sink")
+        if _role(down) == "source":
+            raise LinkError(f"cannot link {up.name} to {down.name}: {down.name} is a source")
+    first, last = elements[0], elements[-1]
+    if _role(first) != "source":
+        raise LinkError(f"pipeline must start with a source, got {first.name} (a {_role(first)})")
+    if _role(last) != "sink":
+        raise LinkError(f"pipeline must end with a sink, got {last.name} (a {_role(last)})")
+
+
+def _unique_names(elements: Sequence[Element]) -> None:
+    """Like GStreamer: a name used twice becomes factory0, factory1, ... (unique names stay)."""
+    counts: dict[str, int] = {}
+    for el in elements:
+        counts[el.name] = counts.get(el.name, 0) + 1
+    taken = {el.name for el in elements if counts[el.name] == 1}
+    next_index: dict[str, int] = {}
+    for el in elements:
+        if counts[el.name] == 1:
+            continue
+        base = el.factory or el.name
+        i = next_index.get(base, 0)
+        while f"{base}{i}" in taken:
+            i += 1
+        el.name = f"{base}{i}"
+        taken.add(el.name)
+        next_index[base] = i + 1
+
+
+class ThreadCrew:
+    """Every runner in a thread of this process; links are bounded queues of objects."""
+
+    def __init__(self, elements: list[Element], stats_every_s: float = 0.5) -> None:
+        self.names = [e.name for e in elements]
+        self.control = ThreadControl()
+        self._reports: queue.Queue[dict[str, Any]] = queue.Queue()
+        links: list[queue.Queue[Item]] = [queue.Queue(maxsize=QUEUE_SIZE) for _ in elements[1:]]
+        reporter = QueueReporter(self._reports)
+        self._threads = []
+        for i, el in enumerate(elements):
+            runner = ElementRunner(
+                el,
+                inlet=QueueInlet(links[i - 1]) if i > 0 else None,
+                outlet=QueueOutlet(links[i], self.control) if i < len(links) else None,
+                slots=HeapSlots(), control=self.control, reporter=reporter, stats_every_s=stats_every_s,
+            )
+            self._threads.append(threading.Thread(target=runner.run, name=f"cleanfeed:{el.name}", daemon=True))
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def release(self) -> None:
+        """Threads start together; nothing to wait for."""
+
+    def poll(self, timeout: float) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        try:
+            out.append(self._reports.get(timeout=timeout) if timeout > 0 else self._reports.get_nowait())
+            while True:
+                out.append(self._reports.get_nowait())
+        except queue.Empty:
+            return out
+
+    def exit_codes(self) -> dict[str, int]:
+        return {name: 0 for name, t in zip(self.names, self._threads, strict=True) if not t.is_alive()}
+
+    def finished(self) -> bool:
+        return not any(t.is_alive() for t in self._threads)
+
+    def signalled(self) -> str | None:
+        """Threads share the supervisor's signals."""
+        return None
+
+    def request_stop(self) -> None:
+        self.control.request_stop()
+
+    def request_abort(self) -> None:
+        self.control.request_abort()
+
+    def terminate(self) -> None:
+        """Threads cannot be told twice; abort is all there is."""
+
+    def kill(self) -> None:
+        """Threads cannot be killed; the supervisor stops waiting for them instead."""
+
+    def close(self) -> None:
+        for t in self._threads:
+            t.join(timeout=0.1)
+
+
+class Pipeline:
+    """A chain source ! filter ... ! sink. See the module doc.
+
+    ``latency_ms`` is the run's latency budget: frames whose end-to-end latency exceeds it
+    are counted in ``RunReport.late_frames``. ``deadlines`` (stream.supervisor.Deadlines) sets how long a stop may take before the
+    run aborts, and an abort before processes are terminated and killed.
+    """
+
+    def __init__(self, elements: list[Element], latency_ms: float | None = None) -> None:
+        _check_roles(elements)
+        _unique_names(elements)
+        self.elements = list(elements)
+        self.latency_ms = latency_ms
+        self.deadlines = Deadlines()
+
+    @classmethod
+    def from_launch(cls, text: str) -> Pipeline:
+        """Builds from gst-launch syntax; an unknown element or bad property names its column.
+
+        ``name=`` sets an element's name (as in gst-launch) unless the element has a
+        property of that name.
+        """
+        elements = []
+        for spec in parse(text):
+            try:
+                factory = lookup(spec.factory)
+            except UnknownElementError as exc:
+                raise UnknownElementError(f"{exc} (column {spec.column + 1})") from None
+            table = {p.name: p for p in factory.properties}
+            props = dict(spec.props)
+            name = props.pop("name", None) if "name" not in table else None
+            for key, value in props.items():
+                column = spec.prop_columns.get(key, spec.column) + 1
+                prop = table.get(normalize_name(key))
+                if prop is None:
+                    known = ", ".join(sorted(table)) or "none"
+                    raise PropertyError(f"{factory.factory} has no property {key!r} (properties: {known}) (column {column})")
+                try:
+                    prop.coerce(value, factory.factory)
+                except PropertyError as exc:
+                    raise PropertyError(f"{exc} (column {column})") from None
+            try:
+                elements.append(factory(name=name, **props))
+            except PropertyError as exc:
+                raise PropertyError(f"{exc} (column {spec.column + 1})") from None
+        return cls(elements)
+
+    @property
+    def lookahead(self) -> int:
+        """Frames held inside the pipeline at most (sum of the elements' lookaheads)."""
+        return sum(e.lookahead for e in self.elements)
+
+    def describe(self) -> str:
+        parts = []
+        for el in self.elements:
+            parts.append(el.factory if el.name == el.factory else f"{el.factory} name={el.name}")
+        return " ! ".join(parts)
+
+    def run(
+        self, mode: str = "process", progress: Callable[[Progress], None] | None = None, stats_every_s: float = 0.5
+    ) -> RunReport:
+        """Runs to the end of stream and returns the report.
+
+        Raises, after every output was finalized and nothing is left running: the element's
+        own CleanfeedError (a MediaError stays a MediaError), ElementError(name, message) for
+        any other failure or a crashed process, Interrupted when stopped by SIGINT/SIGTERM.
+        The exception carries the run's report as ``.report``.
+        """
+        if mode not in MODES:
+            raise PropertyError(f"run mode must be one of {', '.join(MODES)}, got {mode!r}")
+        names = [e.name for e in self.elements]
+        collector = Collector(names, self.latency_ms)
+        crew = ProcessCrew(self.elements, stats_every_s) if mode == "process" else ThreadCrew(self.elements, stats_every_s)
+        start = monotonic()
+        with SignalTrap() as trap:
+            supervisor = Supervisor(
+                crew, collector, trap=trap, progress=progress, stats_every_s=stats_every_s, deadlines=self.deadlines
+            )
+            supervisor.run()
+        wall = monotonic() - start
+        exc: CleanfeedError | None = None
+        if collector.errors:
+            exc = rebuild_error(collector.errors[0])
+        elif supervisor.unfinished:
+            exc = ElementError(supervisor.unfinished[0], "did not stop after an abort; its thread was left running")
+        elif supervisor.interrupted_by:
+            frames = int(collector.progress(monotonic()).frames_out)
+            exc = Interrupted(f"interrupted by {supervisor.interrupted_by} after {frames} frames; outputs were finalized")
+        report = collector.report(
+            mode=mode, wall_s=wall, lookahead=self.lookahead, interrupted=supervisor.interrupted_by is not None,
+            error=str(exc) if exc is not None and not isinstance(exc, Interrupted) else None,
+        )
+        if exc is not None:
+            exc.report = report  # type: ignore[attr-defined]
+            raise exc
+        return report

@@ -1,0 +1,469 @@
+"""The loop that drives one element, the same in a thread or in its own process.
+
+A runner knows only its element and the ends of its links (``Inlet.get``/``Outlet.put``),
+its slot bookkeeping (:class:`Slots`), the run's :class:`Control` flags and a reporter.
+What it guarantees, whatever the element does:
+
+- every frame an element emits is stamped ``frame.stamps[name] = monotonic()`` and must
+  carry the next seq (each frame exactly once, in order); a gap, a repeat or a frame a
+  filter never gives back is an error naming that element;
+- packets pass filters untouched and reach the sink's ``render_packet``;
+- an element that raises reports (name, class name, one-line message), sends ErrorEvent
+  then EOS downstream so the sink finalizes a playable output, asks the source to stop, and
+  keeps draining its input (returning slots) until upstream's EOS: nothing deadlocks;
+- on abort every runner leaves at its next wait; a sink still calls ``finish()``.
+
+A source that may wait a long time for input (a network receiver) can declare a
+``stop_check`` attribute; the runner sets it to a function to call while waiting, which
+raises (StopRequested, Aborted) when the run wants the source to stop.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any, Protocol
+
+import numpy as np
+
+from stream import errors
+from stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamStart, VideoFrame
+from stream.element import Element, Filter, Sink, Source
+from stream.errors import CleanfeedError, ElementError
+from stream.stats import ElementCounters, ErrorRecord
+from stream.wire import caps_to_dict
+
+_WAIT_S = 0.1
+
+
+class StopRequested(BaseException):
+    """Raised inside a source (by its allocator) when a graceful stop was asked for.
+
+    A BaseException, like KeyboardInterrupt, so a source's ``except Exception`` does not
+    turn a stop into a media error.
+    """
+
+
+class Aborted(BaseException):
+    """Raised in a runner when the run is aborted: leave now, sinks finalize what they have."""
+
+
+class Control(Protocol):
+    """The run's two flags, shared by every runner: stop (the source stops reading, EOS
+    flows) and abort (everyone leaves at the next wait)."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def aborting(self) -> bool: ...
+
+    def request_stop(self) -> None: ...
+
+    def request_abort(self) -> None: ...
+
+
+class ThreadControl:
+    """Control flags for threads mode."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._abort = threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def aborting(self) -> bool:
+        return self._abort.is_set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def request_abort(self) -> None:
+        self._stop.set()
+        self._abort.set()
+
+
+class Inlet(Protocol):
+    def get(self, timeout: float) -> Item | None: ...
+
+    def close(self, flush: bool) -> None: ...
+
+
+class Outlet(Protocol):
+    def put(self, item: Item) -> None: ...
+
+    def close(self, flush: bool) -> None: ...
+
+
+class Reporter(Protocol):
+    def send(self, message: dict[str, Any]) -> None: ...
+
+
+class Slots(Protocol):
+    """Where frames live: heap objects (threads) or shared-memory slots (processes)."""
+
+    @property
+    def wait_s(self) -> float: ...
+
+    def prepare_source(self, caps: Caps, source: Source) -> None: ...
+
+    def hold(self, frame: VideoFrame) -> None: ...
+
+    def place(self, frame: VideoFrame) -> None: ...
+
+    def release(self, frame: VideoFrame) -> None: ...
+
+    def release_held(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class HeapSlots:
+    """Threads mode: frames are plain objects, nothing to place or return."""
+
+    wait_s = 0.0
+
+    def prepare_source(self, caps: Caps, source: Source) -> None:
+        """Sources keep the heap allocator."""
+
+    def hold(self, frame: VideoFrame) -> None:
+        """Nothing is tracked."""
+
+    def place(self, frame: VideoFrame) -> None:
+        """The object itself travels."""
+
+    def release(self, frame: VideoFrame) -> None:
+        """The garbage collector frees it."""
+
+    def release_held(self) -> None:
+        """Nothing is held."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+# -- errors as text -----------------------------------------------------------------------
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def error_record(element: str, exc: BaseException) -> ErrorRecord:
+    """What travels to the supervisor: class name, one-line message, and (for bugs, not
+    CleanfeedErrors) the traceback, so a crash can still be debugged."""
+    if isinstance(exc, ElementError):
+        return ErrorRecord(exc.element, "ElementError", _one_line(exc.detail))
+    message = _one_line(str(exc)) or type(exc).__name__
+    trace = "" if isinstance(exc, CleanfeedError) else "".join(traceback.format_exception(exc))
+    return ErrorRecord(element, type(exc).__name__, message, trace, type(exc).__module__)
+
+
+def _error_class(record: ErrorRecord) -> Any:
+    """The class a record names, looked up in stream.errors or its (already loaded) module."""
+    module = sys.modules.get(record.module) if record.module else None
+    return getattr(module, record.cls, None) or getattr(errors, record.cls, None)
+
+
+def rebuild_error(record: ErrorRecord) -> CleanfeedError:
+    """The exception the pipeline raises for a reported failure.
+
+    A CleanfeedError class comes back as itself (a MediaError stays a MediaError, so the
+    CLI's exit code is right; an engine's own subclass too, when its module is loaded
+    here); anything else becomes ``ElementError(element, "<Class>: <message>")``.
+    ``.element`` names the element either way.
+    """
+    cls = _error_class(record)
+    exc: CleanfeedError
+    if record.cls == "ElementError":
+        exc = ElementError(record.element, record.message)
+    elif isinstance(cls, type) and issubclass(cls, CleanfeedError):
+        try:
+            exc = cls(record.message)
+        except TypeError:
+            exc = ElementError(record.element, record.message)
+    else:
+        exc = ElementError(record.element, f"{record.cls}: {record.message}")
+    exc.element = record.element  # type: ignore[attr-defined]
+    if record.trace:
+        exc.add_note(f"in element {record.element}:\n{record.trace.rstrip()}")
+    return exc
+
+
+# -- the runner ---------------------------------------------------------------------------
+@dataclass
+class _SeqError(Exception):
+    """A gap or repeat in the seq numbers, blamed on the element that caused it."""
+
+    culprit: str
+    message: str
+
+
+class ElementRunner:
+    """Runs one element until end of stream, error or abort; see the module doc."""
+
+    def __init__(
+        self, element: Element, *, inlet: Inlet | None, outlet: Outlet | None, slots: Slots, control: Control,
+        reporter: Reporter, stats_every_s: float = 0.5,
+    ) -> None:
+        self.element = element
+        self.name = element.name
+        self.inlet = inlet
+        self.outlet = outlet
+        self.slots = slots
+        self.control = control
+        self.reporter = reporter
+        self.every = stats_every_s
+        self.counters = ElementCounters()
+        self.started = False
+        self.failed = False
+        self.aborted = False
+        self._eos_in = False
+        self._next_in = 0
+        self._next_out = 0
+        self._last_report = monotonic()
+
+    # -- entry ----------------------------------------------------------------------------
+    def run(self) -> None:
+        """Never raises: every outcome is reported; the final report says ``done``."""
+        try:
+            if isinstance(self.element, Source):
+                self._run_source(self.element)
+            elif isinstance(self.element, Sink):
+                self._guard(self._run_sink, self.element)
+            elif isinstance(self.element, Filter):
+                self._guard(self._run_filter, self.element)
+            else:
+                raise TypeError(f"element {self.name} must be a Source, Filter or Sink, got {type(self.element).__name__}")
+        except Aborted:
+            self.aborted = True
+        except BaseException as exc:  # a bug in the runner itself, or SystemExit: still report it
+            if not self.failed:
+                self._report_error(self.name, exc)
+        finally:
+            self._finalize()
+
+    def _guard(self, body: Any, element: Element) -> None:
+        try:
+            body(element)
+        except _SeqError as exc:
+            self._fail(exc.culprit, ElementError(exc.culprit, exc.message))
+        except Exception as exc:
+            self._fail(self.name, exc)
+
+    def _finalize(self) -> None:
+        el = self.element
+        try:
+            if isinstance(el, Sink) and self.started:
+                self._call_safely(el.finish)
+            if isinstance(el, Source):
+                self._call_safely(el.close)
+            elif self.started:
+                self._call_safely(el.stop)
+            self.slots.release_held()
+        finally:
+            self.reporter.send(self.counters.message(self.name, "done") | {"aborted": self.aborted})
+
+    def _call_safely(self, hook: Any) -> None:
+        try:
+            hook()
+        except Exception as exc:
+            if not self.failed:
+                self.failed = True
+                self._report_error(self.name, exc)
+
+    # -- links ----------------------------------------------------------------------------
+    def _put(self, item: Item) -> None:
+        assert self.outlet is not None
+        self.outlet.put(item)
+
+    def _get(self) -> Item:
+        assert self.inlet is not None
+        while True:
+            if self.control.aborting:
+                raise Aborted()
+            item = self.inlet.get(_WAIT_S)
+            if item is not None:
+                return item
+            self._tick()
+
+    def _tick(self, force: bool = False) -> None:
+        now = monotonic()
+        if force or now - self._last_report >= self.every:
+            self._last_report = now
+            self.reporter.send(self.counters.message(self.name))
+
+    # -- errors ---------------------------------------------------------------------------
+    def _report_error(self, culprit: str, exc: BaseException) -> None:
+        self.reporter.send(error_record(culprit, exc).to_message())
+
+    def _fail(self, culprit: str, exc: BaseException) -> None:
+        """Report, end the stream downstream, stop the source, then drain until upstream's EOS."""
+        self.failed = True
+        self._report_error(culprit, exc)
+        self.control.request_stop()
+        self.slots.release_held()
+        if self.outlet is not None:
+            self._put(ErrorEvent(culprit, error_record(culprit, exc).message))
+            self._put(Eos())
+        while self.inlet is not None and not self._eos_in:
+            item = self._get()
+            if isinstance(item, VideoFrame):
+                self.slots.release(item)
+            elif isinstance(item, Eos):
+                self._eos_in = True
+
+    # -- frames ---------------------------------------------------------------------------
+    def _accept(self, frame: VideoFrame) -> None:
+        """Checks an incoming frame's seq (a lost or repeated message blames its sender)."""
+        self.slots.hold(frame)
+        if frame.seq != self._next_in:
+            culprit = next(reversed(frame.stamps), self.name)
+            raise _SeqError(culprit, f"output seq must be {self._next_in} (every frame once, in order), got {frame.seq}")
+        self._next_in += 1
+        self.counters.frames_in += 1
+
+    def _emit(self, frame: VideoFrame) -> None:
+        if not isinstance(frame, VideoFrame):
+            raise ElementError(self.name, f"emitted frames must be VideoFrame, got {type(frame).__name__}")
+        if frame.seq != self._next_out:
+            raise ElementError(self.name, f"output seq must be {self._next_out} (every frame once, in order), got {frame.seq}")
+        mask, pic = frame.mask, frame.picture
+        if mask.dtype != np.uint8 or mask.shape != (pic.height, pic.width):
+            raise ElementError(
+                self.name, f"frame {frame.seq} mask must be uint8 {(pic.height, pic.width)}, got {mask.dtype} {mask.shape}"
+            )
+        self._next_out += 1
+        self.slots.place(frame)
+        frame.stamps[self.name] = monotonic()
+        self._put(frame)
+        self.counters.frames_out += 1
+
+    def _outputs(self, outs: Any, hook: str) -> list[VideoFrame]:
+        if not isinstance(outs, (list, tuple)):
+            raise ElementError(self.name, f"{hook}() must return a list of frames, got {type(outs).__name__}")
+        return list(outs)
+
+    # -- roles ----------------------------------------------------------------------------
+    def _check_stop(self) -> None:
+        if self.control.aborting:
+            raise Aborted()
+        if self.control.stopping:
+            raise StopRequested()
+
+    def _run_source(self, src: Source) -> None:
+        items: Iterator[VideoFrame | Packet] | None = None
+        if hasattr(src, "stop_check"):
+            src.stop_check = self._check_stop
+        try:
+            caps = src.open()
+            if not isinstance(caps, Caps):
+                raise ElementError(self.name, f"open() must return Caps, got {type(caps).__name__}")
+            self.slots.prepare_source(caps, src)
+            self.started = True
+            self.reporter.send({"kind": "caps", "element": self.name, "caps": caps_to_dict(caps)})
+            self._put(StreamStart(caps))
+            items = src.read()
+            while not self.control.stopping:
+                t0, w0 = monotonic(), self.slots.wait_s
+                try:
+                    item = next(items)
+                except StopIteration:
+                    break
+                self.counters.busy_s += monotonic() - t0 - (self.slots.wait_s - w0)
+                if isinstance(item, VideoFrame):
+                    self._emit(item)
+                elif isinstance(item, Packet):
+                    self._put(item)
+                    self.counters.packets += 1
+                else:
+                    raise ElementError(self.name, f"read() must yield VideoFrame or Packet, got {type(item).__name__}")
+                self._tick()
+            self._close_items(items)
+        except StopRequested:
+            self._close_items(items)
+        except Exception as exc:
+            try:
+                self._close_items(items)
+            except Exception:
+                pass  # the first error is the one to report
+            self._fail(self.name, exc)
+            return
+        self._put(Eos())
+
+    @staticmethod
+    def _close_items(items: Iterator[Any] | None) -> None:
+        """Lets a generator's own ``finally`` run now, not whenever it is collected."""
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+    def _run_filter(self, flt: Filter) -> None:
+        while True:
+            item = self._get()
+            if isinstance(item, VideoFrame):
+                self._accept(item)
+                t0 = monotonic()
+                outs = self._outputs(flt.process(item), "process")
+                self.counters.busy_s += monotonic() - t0
+                for out in outs:
+                    self._emit(out)
+            elif isinstance(item, Packet):
+                self._put(item)
+                self.counters.packets += 1
+            elif isinstance(item, StreamStart):
+                caps = flt.start(item.caps)
+                self.started = True
+                self._put(StreamStart(caps))
+            elif isinstance(item, ErrorEvent):
+                self._put(item)
+            elif isinstance(item, Eos):
+                self._eos_in = True
+                if self.started:
+                    t0 = monotonic()
+                    outs = self._outputs(flt.flush(), "flush")
+                    self.counters.busy_s += monotonic() - t0
+                    for out in outs:
+                        self._emit(out)
+                    if self._next_out != self._next_in:
+                        raise ElementError(
+                            self.name, f"must emit every frame it receives, emitted {self._next_out} of {self._next_in}"
+                        )
+                self._put(Eos())
+                return
+            self._tick()
+
+    def _run_sink(self, sink: Sink) -> None:
+        while True:
+            item = self._get()
+            if isinstance(item, VideoFrame):
+                self._accept(item)
+                t0 = monotonic()
+                sink.render(item)
+                done = monotonic()
+                self.counters.busy_s += done - t0
+                born = item.born
+                if born is not None:
+                    if self.counters.first_born is None:
+                        self.counters.first_born = born
+                    self.counters.latencies_ms.append((done - born) * 1000)
+                self.counters.last_render = done
+                self.slots.release(item)
+            elif isinstance(item, Packet):
+                t0 = monotonic()
+                sink.render_packet(item)
+                self.counters.busy_s += monotonic() - t0
+                self.counters.packets += 1
+            elif isinstance(item, StreamStart):
+                sink.start(item.caps)
+                self.started = True
+            elif isinstance(item, Eos):
+                self._eos_in = True
+                return
+            self._tick()
