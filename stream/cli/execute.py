@@ -24,10 +24,20 @@ def execute(pipeline: Any, mode: str = "process", stats: str | None = None, quie
     bar = ProgressBar(quiet=quiet)
     try:
         report = pipeline.run(mode=mode, progress=bar)
-    finally:
+    except Exception as err:
         bar.close()
+        _report(getattr(err, "report", None), stats, quiet)
+        raise
+    bar.close()
+    _report(report, stats, quiet)
+    return report
+
+
+def _report(report: Any, stats: str | None, quiet: bool) -> None:
+    """Frames in and out are said for every run, also a failed or interrupted one: nothing is lost silently."""
+    if report is None:
+        return
     if stats:
         write_json(stats, report.to_json())
     if not quiet:
         print(summary_line(report), file=sys.stderr)
-    return report
