@@ -120,6 +120,10 @@ def add_video_stream(container: Any, caps: Caps, settings: EncoderSettings) -> A
     ctx.thread_count = 0  # let the encoder pick (x264/x265/ffv1 threads: auto)
     options: dict[str, str] = {}
     if name in ("libx264", "libx265"):
+        # PyAV's default is slice threading, which x264 turns into sliced threads: 1080p veryfast
+        # encoded at 82 fps on 2 cores, 133 fps with frame threading (bench/results). Frame threads
+        # add a few frames of encoder delay; tune=zerolatency makes x264 go back to sliced threads.
+        ctx.thread_type = "AUTO"
         options.update(crf=str(settings.crf), preset=settings.preset)
         if settings.tune != "none":
             options["tune"] = settings.tune
