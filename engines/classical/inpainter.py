@@ -485,19 +485,10 @@ def _inverse(motion: np.ndarray) -> np.ndarray | None:
 
 def _fit_motion(ring: np.ndarray, flow: np.ndarray, scale: tuple[float, float], origin: tuple[int, int]) -> np.ndarray | None:
     """Fits a homography (RANSAC) to flow vectors on the ``ring`` pixels; full-frame coordinates."""
-    ys, xs = np.nonzero(ring)
-    if len(xs) < 12:
+    pairs = regions.flow_pairs(ring, flow, scale, origin, budget=800, minimum=12)
+    if pairs is None:
         return None
-    step = max(1, int(math.sqrt(len(xs) / 800)))
-    if step > 1:
-        keep = ((ys % step) == 0) & ((xs % step) == 0)
-        ys, xs = ys[keep], xs[keep]
-    vec = flow[ys, xs]
-    sx, sy = scale
-    src = np.stack([xs / sx + origin[0], ys / sy + origin[1]], axis=1).astype(np.float32)
-    dst = np.stack([(xs + vec[:, 0]) / sx + origin[0], (ys + vec[:, 1]) / sy + origin[1]], axis=1).astype(np.float32)
-    if len(src) < 12:
-        return None
+    src, dst = pairs
     motion, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 1.0, maxIters=500)
     if motion is None or inliers is None or inliers.sum() < max(8, 0.25 * len(src)):
         affine, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0)

@@ -124,3 +124,27 @@ def dilate_ids(mask: np.ndarray, pixels: int) -> None:
     for obj_id in reversed(ids):  # lower ids are written last and win
         grown = cv2.dilate((original == obj_id).view(np.uint8), kernel)
         view[(grown > 0) & (original == 0)] = obj_id
+
+
+def flow_pairs(select: np.ndarray, flow: np.ndarray, scale: tuple[float, float], origin: tuple[int, int],
+               budget: int, minimum: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Point pairs (Nx2 float32, full-frame pixels) where the ``select`` pixels of a flow field land.
+
+    The flow was computed on a crop at ``origin`` resized by ``scale`` (sx, sy); pixels are
+    subsampled on a regular grid to about ``budget`` pairs, which is plenty for RANSAC and
+    keeps its cost independent of the object's size. None when fewer than ``minimum`` remain.
+    """
+    ys, xs = np.nonzero(select)
+    if len(xs) < minimum:
+        return None
+    step = max(1, int(math.sqrt(len(xs) / budget)))
+    if step > 1:
+        keep = ((ys % step) == 0) & ((xs % step) == 0)
+        ys, xs = ys[keep], xs[keep]
+    if len(xs) < minimum:
+        return None
+    vec = flow[ys, xs]
+    sx, sy = scale
+    src = np.stack([xs / sx + origin[0], ys / sy + origin[1]], axis=1).astype(np.float32)
+    dst = np.stack([(xs + vec[:, 0]) / sx + origin[0], (ys + vec[:, 1]) / sy + origin[1]], axis=1).astype(np.float32)
+    return src, dst

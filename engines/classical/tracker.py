@@ -18,7 +18,6 @@ Arrays: luma is HxW uint8 (the Y plane); masks are HxW bool (or uint8, non-zero 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -365,19 +364,10 @@ def _plausible(transform: np.ndarray) -> bool:
 def _fit(core: np.ndarray, flow: np.ndarray, scale: tuple[float, float], origin: tuple[int, int],
          model: str, threshold: float) -> np.ndarray | None:
     """Fits ``model`` (RANSAC) to the flow vectors on ``core`` pixels; 3x3 in full-frame coordinates."""
-    ys, xs = np.nonzero(core)
-    if len(xs) < 8:
+    pairs = regions.flow_pairs(core, flow, scale, origin, budget=600, minimum=8)
+    if pairs is None:
         return None
-    step = max(1, int(math.sqrt(len(xs) / 600)))
-    if step > 1:
-        keep = ((ys % step) == 0) & ((xs % step) == 0)
-        ys, xs = ys[keep], xs[keep]
-    vec = flow[ys, xs]
-    sx, sy = scale
-    src = np.stack([xs / sx + origin[0], ys / sy + origin[1]], axis=1).astype(np.float32)
-    dst = np.stack([(xs + vec[:, 0]) / sx + origin[0], (ys + vec[:, 1]) / sy + origin[1]], axis=1).astype(np.float32)
-    if len(src) < 8:
-        return None
+    src, dst = pairs
     if model == "homography":
         motion, inliers = cv2.findHomography(src, dst, cv2.RANSAC, threshold, maxIters=500)
     elif model == "affine":
