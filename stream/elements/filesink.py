@@ -7,8 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
-from stream.buffers import Caps, Packet, VideoFrame
-from stream.element import Sink
+from stream.buffers import Caps
 from stream.errors import MediaError, PropertyError
 from stream.media.containers import CONTAINERS, IMAGE_CODECS, check_codec, container_for
 from stream.media.encode import (
@@ -20,6 +19,7 @@ from stream.media.encode import (
     resolve_codec,
 )
 from stream.media.naming import Kind, kind_of, local_path
+from stream.media.sink import EncodingSink
 from stream.media.writer import MediaWriter, OutputSpec
 from stream.properties import Property
 from stream.registry import register
@@ -27,7 +27,7 @@ from stream.registry import register
 log = logging.getLogger(__name__)
 
 @register
-class FileSink(Sink):
+class FileSink(EncodingSink):
     factory: ClassVar[str] = "filesink"
     klass: ClassVar[str] = "Sink/Video/File"
     description: ClassVar[str] = (
@@ -127,25 +127,9 @@ class FileSink(Sink):
         except OSError as err:
             raise MediaError(f"cannot write output {shown!r}: {err.strerror or err}") from None
 
-    def render(self, frame: VideoFrame) -> None:
-        if self._writer is None:
-            raise MediaError(f"filesink {self.location!r} got a frame before start()")
-        self._writer.write(frame)
-
-    def render_packet(self, packet: Packet) -> None:
-        if self._writer is not None:
-            self._writer.write_packet(packet)
-
-    def finish(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return
-        frames = writer.close()
+    def closed(self, frames: int) -> None:
         created, self._created = self._created, None
         if frames == 0 and created is not None:
             created.unlink(missing_ok=True)
             log.warning("%s: no frame arrived; removed the empty output", self.location)
-
-    def stop(self) -> None:
-        self.finish()
 

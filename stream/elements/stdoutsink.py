@@ -6,11 +6,11 @@ import logging
 import os
 from typing import ClassVar
 
-from stream.buffers import Caps, Packet, VideoFrame
-from stream.element import Sink
+from stream.buffers import Caps
 from stream.errors import MediaError
 from stream.media.containers import STREAM_FORMATS, check_codec
 from stream.media.encode import ENCODER_PROPERTIES, EncoderSettings, check_encoder, check_size, check_tune
+from stream.media.sink import EncodingSink
 from stream.media.writer import MediaWriter, OutputSpec
 from stream.properties import Property
 from stream.registry import register
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 @register
-class StdoutSink(Sink):
+class StdoutSink(EncodingSink):
     factory: ClassVar[str] = "stdoutsink"
     klass: ClassVar[str] = "Sink/Video/Stream"
     description: ClassVar[str] = (
@@ -63,20 +63,3 @@ class StdoutSink(Sink):
         )
         self._writer = MediaWriter(spec, caps)
         return caps
-
-    def render(self, frame: VideoFrame) -> None:
-        if self._writer is None:
-            raise MediaError("stdoutsink got a frame before start()")
-        self._writer.write(frame)
-
-    def render_packet(self, packet: Packet) -> None:
-        if self._writer is not None:
-            self._writer.write_packet(packet)
-
-    def finish(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-
-    def stop(self) -> None:
-        self.finish()
