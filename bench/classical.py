@@ -26,7 +26,7 @@ import numpy as np
 from stream.buffers import VideoFrame
 from stream.element import Filter
 from stream.registry import create
-from stream.testclip import LOGOS, MOTIONS, SyntheticClip
+from stream.testclip import LOGOS, MOTIONS, SyntheticClip, psnr
 
 STAGES = ("segment", "track", "dilate", "inpaint")
 
@@ -118,14 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def score(frames: list[VideoFrame], clip: SyntheticClip, grow: int) -> float:
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    values = []
-    for frame in frames:
-        truth = clip.frame(frame.seq)
-        where = cv2.dilate(truth.mask.view(np.uint8), kernel) > 0
-        diff = frame.picture.rgb()[where].astype(np.float64) - truth.clean[where]
-        values.append(10 * np.log10(255.0**2 / max(1e-9, float(np.mean(diff * diff)))))
-    return float(np.mean(values))
+    return float(np.mean([psnr(f.picture.rgb(), clip.frame(f.seq).clean, clip.truth_region(f.seq, grow)) for f in frames]))
 
 
 def table(result: dict[str, Any]) -> str:

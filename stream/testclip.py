@@ -126,6 +126,11 @@ class SyntheticClip:
         b[:2] = self.camera(dst)
         return np.linalg.inv(b) @ a
 
+    def truth_region(self, index: int, grow: int) -> np.ndarray:
+        """HxW bool: frame ``index``'s true logo mask grown by ``grow`` px (elliptical), where removal is scored."""
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        return cv2.dilate(self.frame(index).mask.view(np.uint8), kernel) > 0
+
     # -- rendering ---------------------------------------------------------------------------
     def frame(self, index: int) -> ClipFrame:
         if not 0 <= index < self.frames:
@@ -327,3 +332,11 @@ def _printed_sign(width: int, height: int) -> _Sprite:
     cv2.putText(ink, "SALE", ((w - tw) // 2, (h + th) // 2), cv2.FONT_HERSHEY_DUPLEX, scale, 255, thick, cv2.LINE_AA)
     colour[(ink > 0) & (inner > 0)] = (30, 30, 40)
     return _finish_sprite(colour, (shape > 0).astype(np.float32), width, height)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images over the ``where`` pixels (all channels); mse floored at 1e-9
+    so identical regions score ~138 dB rather than infinity, keeping means finite."""
+    diff = a[where].astype(np.float64) - b[where].astype(np.float64)
+    mse = float(np.mean(diff * diff)) if diff.size else 0.0
+    return float(10 * np.log10(255.0**2 / max(1e-9, mse)))

@@ -35,13 +35,6 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
-def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
-    """PSNR in dB over the selected pixels (all channels); inf when identical."""
-    diff = a[where].astype(np.float64) - b[where].astype(np.float64)
-    mse = float(np.mean(diff * diff)) if diff.size else 0.0
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
-
-
 def _decode(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
@@ -52,11 +45,12 @@ def score(clip: Any, input_path: Path, output_path: Path, dilate: int) -> dict[s
     inputs, outputs = _decode(input_path), _decode(output_path)
     if len(inputs) != len(outputs):
         raise MediaError(f"output must have as many frames as the input ({len(inputs)}), got {len(outputs)}")
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))
+    from stream.testclip import psnr
+
     ours, telea = [], []
     for i, (src, out) in enumerate(zip(inputs, outputs, strict=True)):
         truth = clip.frame(i)
-        region = cv2.dilate(truth.mask.astype(np.uint8), kernel) > 0
+        region = clip.truth_region(i, dilate)
         baseline = cv2.inpaint(src, region.astype(np.uint8), 5, cv2.INPAINT_TELEA)
         ours.append(psnr(out, truth.clean, region))
         telea.append(psnr(baseline, truth.clean, region))

@@ -10,7 +10,7 @@ import pytest
 
 from engines.classical import regions
 from engines.classical.inpainter import Filled, FlowInpainter, InpaintConfig
-from stream.testclip import SyntheticClip
+from stream.testclip import SyntheticClip, psnr
 
 
 def reader(image: np.ndarray) -> Callable[[regions.Box], np.ndarray]:
@@ -19,11 +19,6 @@ def reader(image: np.ndarray) -> Callable[[regions.Box], np.ndarray]:
 
 def grey(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-
-
-def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
-    diff = a[where].astype(np.float64) - b[where].astype(np.float64)
-    return float(10 * np.log10(255.0**2 / max(1e-9, float(np.mean(diff * diff)))))
 
 
 def apply(image: np.ndarray, result: Filled) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from chain import run_filters
 
 from stream.buffers import Caps, VideoFrame
 from stream.element import Element, Filter
@@ -29,18 +30,7 @@ def frames_of(**props: object) -> tuple[Caps, list[VideoFrame]]:
 
 
 def chain(caps: Caps, frames: list[VideoFrame], elements: list[Filter]) -> list[VideoFrame]:
-    for element in elements:
-        caps = element.start(caps)
-    out = []
-    for frame in frames:
-        batch = [frame]
-        for element in elements:
-            batch = [o for f in batch for o in element.process(f)]
-        out += batch
-    tail: list[VideoFrame] = []
-    for element in elements:
-        tail = [o for f in tail for o in element.process(f)] + element.flush()
-    return out + tail
+    return run_filters(caps, frames, elements)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

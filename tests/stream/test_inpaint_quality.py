@@ -6,13 +6,13 @@ element with only ``method`` changed, so the difference is the method and nothin
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+from chain import run_filters
 
 from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
 from stream.registry import create
-from stream.testclip import SyntheticClip
+from stream.testclip import SyntheticClip, psnr
 
 SIZE = {"width": 320, "height": 180, "frames": 40, "logo_size": 50}
 
@@ -24,30 +24,12 @@ def render(**props: object) -> tuple[Caps, list[VideoFrame]]:
 
 
 def run(caps: Caps, frames: list[VideoFrame], elements: list[Filter]) -> list[VideoFrame]:
-    for element in elements:
-        caps = element.start(caps)
-    out: list[VideoFrame] = []
-    for frame in frames:
-        batch = [frame.copy()]
-        for element in elements:
-            batch = [o for f in batch for o in element.process(f)]
-        out += batch
-    tail: list[VideoFrame] = []
-    for element in elements:
-        tail = [o for f in tail for o in element.process(f)] + element.flush()
-    return out + tail
+    return run_filters(caps, frames, elements, copy=True)
 
 
 def psnr_in_mask(frames: list[VideoFrame], clip: SyntheticClip, grow: int) -> float:
     """Mean PSNR (dB) inside the true logo mask grown by ``grow`` px, against the clean frames."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    scores = []
-    for f in frames:
-        truth = clip.frame(f.seq)
-        where = cv2.dilate(truth.mask.view(np.uint8), kernel) > 0
-        diff = f.picture.rgb()[where].astype(np.float64) - truth.clean[where]
-        scores.append(10 * np.log10(255.0**2 / max(1e-9, float(np.mean(diff * diff)))))
-    return float(np.mean(scores))
+    return float(np.mean([psnr(f.picture.rgb(), clip.frame(f.seq).clean, clip.truth_region(f.seq, grow)) for f in frames]))
 
 
 def compare(logo: str, grow: int = 4) -> tuple[float, float]:
