@@ -53,6 +53,24 @@ class SourceTimeoutError(MediaError, TimeoutError):
     """A network source that did not answer within its timeout."""
 
 
+class CheckpointError(CleanfeedError, ValueError):
+    """A model file that is missing, truncated, not a checkpoint, or a checkpoint of another model;
+    the message says what was expected and what was found."""
+
+    exit_code = 2
+
+
+class BackendError(CleanfeedError, RuntimeError):
+    """A model backend (torch device, onnxruntime, tensorrt) that is not installed or cannot run the
+    model here; the message says how to get it."""
+
+    exit_code = 2
+
+
+class ExportError(CleanfeedError, RuntimeError):
+    """A model that could not be exported, or whose exported graph disagrees with the torch model."""
+
+
 class WireError(CleanfeedError, ValueError):
     """A malformed message on a link; the message names the link."""
 

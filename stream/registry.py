@@ -1,12 +1,13 @@
 """Elements by factory name, so a launch string and ``inspect`` can find them.
 
-Element modules register themselves with ``@register`` when ``stream.elements`` is imported;
+Element modules register themselves with ``@register`` when imported (all of them on the first lookup);
 engines never import stream/, the elements that wrap them do.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 from typing import Any
 
 from stream.element import Element
@@ -24,8 +25,16 @@ def register(cls: type[Element]) -> type[Element]:
     return cls
 
 
+@functools.cache
 def _load() -> None:
-    import stream.elements  # noqa: F401  (registers the built-in elements)
+    """Imports every module of stream.elements once; each registers its elements."""
+    import importlib
+    import pkgutil
+
+    import stream.elements
+
+    for module in pkgutil.iter_modules(stream.elements.__path__):
+        importlib.import_module(f"stream.elements.{module.name}")
 
 
 def factories() -> dict[str, type[Element]]:

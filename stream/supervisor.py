@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import importlib.util
+import logging
 import mmap
 import multiprocessing
 import os
@@ -43,6 +44,7 @@ import zmq
 from stream.element import Element, Sink, Source
 from stream.errors import ElementError
 from stream.links import ZmqInlet, ZmqOutlet, ZmqReporter
+from stream.logs import configure
 from stream.runner import Aborted, ElementRunner, error_record
 from stream.shm import PREFIX, ShmSlots, unlink_segment
 from stream.stats import Collector, Progress
@@ -396,6 +398,7 @@ def child_main(blob: bytes) -> None:
     """The body of one element's process; ``blob`` is its msgpack spec (see ProcessCrew)."""
     spec = unpack(blob)
     _die_with_parent(spec["parent"])
+    configure(spec["log_level"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = FileControl.open(spec["control"])
     terms = 0
@@ -496,7 +499,7 @@ class ProcessCrew:
                 "stats": f"ipc://{self._dir}/stats", "control": str(self._dir / "control"),
                 "shm": self.shm_name if isinstance(el, Source) else None, "slots": slot_count(elements),
                 "credits": f"ipc://{self._dir}/credits" if isinstance(el, Source) else None,
-                "every": every, "parent": os.getpid(),
+                "every": every, "parent": os.getpid(), "log_level": logging.getLogger().getEffectiveLevel(),
             }))
         return specs
 

@@ -7,10 +7,10 @@ Exit codes: 0 ok, 1 runtime failure, 2 usage/pipeline/property/prompt error, 3 m
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from stream.errors import CleanfeedError
+from stream.logs import configure
 
 INTERNAL_ERROR = 70
 
@@ -22,8 +22,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="cleanfeed",
         description="Remove an object from video as it streams: segment, track, inpaint.",
     )
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                        help="how much to log on stderr (default: warning)")
+    parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
+                        help="how much to log on stderr (default: info; warning with --quiet)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (run, launch, inspect, demo, bench):
         module.add_parser(sub)
@@ -33,7 +33,9 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="cleanfeed: %(levelname)s: %(message)s")
+    if args.log_level is None:
+        args.log_level = "warning" if getattr(args, "quiet", False) else "info"
+    configure(args.log_level)
     try:
         return int(args.func(args) or 0)
     except CleanfeedError as err:

@@ -1,7 +1,5 @@
-"""The built-in elements; importing this package registers every module in it."""
+"""The built-in elements, one module each; ``stream.registry`` imports them all to find one by name.
 
-import importlib
-import pkgutil
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+Importing this package alone loads nothing more, so an element's process imports just its own
+module and what that needs (an identity hop does not pay for PyAV, OpenCV or torch).
+"""
