@@ -6,6 +6,9 @@ Dependencies are pinned to what the project is tested with; torch is pinned exac
 
 from setuptools import find_packages, setup
 
+TORCH = ["torch==2.13.0", "segment-anything==1.0", "pillow>=10"]
+ONNX = ["onnx>=1.16", "onnxscript>=0.5"]
+
 setup(
     name="cleanfeed",
     version="0.1.0",
@@ -15,7 +18,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["stream", "stream.*", "engines", "engines.*", "export", "export.*",
                                     "prompts", "prompts.*", "bench", "bench.*"]),
-    package_data={"stream": ["py.typed"]},
+    package_data={"stream": ["py.typed"], "export": ["data/*.json", "data/README.md"]},
     install_requires=[
         "numpy>=1.26",
         "av>=14,<20",
@@ -25,11 +28,15 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "torch": ["torch==2.13.0", "segment-anything==1.0"],
-        "onnx": ["onnx>=1.16", "onnxruntime>=1.18"],
-        "trt": ["tensorrt>=10"],
+        # segment-anything's model code; its predictor's resizing is Pillow's, so Pillow too
+        "torch": TORCH,
+        # ONNX export and onnxruntime on the CPU; on a CUDA machine use onnx-gpu instead
+        "onnx": ONNX + ["onnxruntime>=1.18"],
+        "onnx-gpu": ONNX + ["onnxruntime-gpu>=1.18"],
+        "trt": ONNX + ["tensorrt>=10"],
         "gui": ["gradio>=4"],
-        "dev": ["pytest>=8", "ruff==0.17.6", "hypothesis>=6"],
+        # the tests run every model path that can run on a CPU machine
+        "dev": ["pytest>=8", "ruff==0.17.6", "hypothesis>=6", *TORCH, *ONNX, "onnxruntime>=1.18"],
     },
     entry_points={"console_scripts": ["cleanfeed=stream.cli.main:main"]},
 )

@@ -1,0 +1,113 @@
+"""What a model contributes to the exporter: its graphs, how to feed them, and how to judge a copy.
+
+The export, parity, TensorRT-check and manifest machinery knows nothing about SAM, DeAOT or
+E2FGVI; each model family writes one spec module (export/sam.py, ...) that returns a
+:class:`ModelSpec`, and everything else is shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engines.runners.base import TensorSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+Shape = tuple[int, ...]
+Limits = Mapping[str, tuple[str, float]]
+"""Parity figure name -> (comparison, bound): ``("<", 1e-3)`` means the figure must stay below 1e-3."""
+
+COMPARISONS = ("<", "<=", ">", ">=")
+
+FAMILIES: Mapping[str, tuple[str, str]] = {
+    "sam": ("export.sam:sam_spec", "SAM (segment-anything): --model vit_b | vit_l | vit_h"),
+}
+"""Model family -> (its spec function ``module:function``, one line of help). DeAOT and E2FGVI
+join with one spec module and one line here; imported only when used (they pull in torch)."""
+
+
+@dataclass(frozen=True, eq=False)
+class GraphSpec:
+    """One graph to export: a module plus everything needed to export and verify it.
+
+    ``module.forward`` takes the tensors of ``inputs`` positionally, in order, and returns a
+    tuple in ``outputs`` order (the same contract as the torch runner), in eval mode and fp32.
+    """
+
+    name: str
+    """File stem of the exported graph, e.g. ``image_encoder`` -> ``image_encoder.onnx``."""
+    module: nn.Module
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    sample: Callable[[np.random.Generator], dict[str, torch.Tensor]]
+    """Fresh random inputs (float32 at the boundary), keyed by input name; called once per
+    parity sample and once to trace the export, so it should vary the dynamic axes."""
+    profiles: Mapping[str, tuple[Shape, Shape, Shape]]
+    """TensorRT (min, opt, max) shapes per input with a dynamic axis; also bounds that axis
+    in the ONNX export."""
+    compare: Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]], dict[str, float]]
+    """``compare(expected, actual)`` -> parity figures; expected comes from the torch module."""
+    limits: Limits
+    """Bounds every fp32 export must meet."""
+    limits_fp16: Limits | None = None
+    """Looser bounds for fp16 exports (compared with the fp32 torch module); None: use ``limits``."""
+    keep_fp32: tuple[str, ...] = field(default=())
+    """ONNX op types an fp16 export keeps in float32 (e.g. Sin/Cos of large phases), on top of
+    the exporter's own list."""
+
+    def limits_for(self, precision: str) -> Limits:
+        if precision == "fp16" and self.limits_fp16 is not None:
+            return self.limits_fp16
+        return self.limits
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """``{input or output name: {axis index: axis name}}`` for every named (str) axis."""
+        axes: dict[str, dict[int, str]] = {}
+        for spec in (*self.inputs, *self.outputs):
+            named = {i: d for i, d in enumerate(spec.shape) if isinstance(d, str)}
+            if named:
+                axes[spec.name] = named
+        return axes
+
+    def axis_bounds(self) -> dict[str, tuple[int, int]]:
+        """``{axis name: (min, max)}`` from the profiles, for every named input axis."""
+        bounds: dict[str, tuple[int, int]] = {}
+        for spec in self.inputs:
+            profile = self.profiles.get(spec.name)
+            for i, d in enumerate(spec.shape):
+                if isinstance(d, str) and profile is not None:
+                    lo, hi = profile[0][i], profile[2][i]
+                    old = bounds.get(d, (lo, hi))
+                    bounds[d] = (max(lo, old[0]), min(hi, old[1]))
+        return bounds
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """A model checkpoint ready to export: its family, variant, source file and graphs."""
+
+    family: str
+    """``sam`` | ``deaot`` | ``e2fgvi``."""
+    model: str
+    """The variant, e.g. ``vit_b``."""
+    checkpoint: Path
+    checkpoint_sha256: str
+    graphs: tuple[GraphSpec, ...]
+
+
+def model_spec(family: str, checkpoint: Path, model: str | None = None) -> ModelSpec:
+    """The ModelSpec of ``checkpoint`` for a registered family (the spec function loads the weights)."""
+    import importlib
+
+    from stream.errors import ExportError
+
+    if family not in FAMILIES:
+        raise ExportError(f"model family must be one of {', '.join(sorted(FAMILIES))}, got {family!r}")
+    module, function = FAMILIES[family][0].split(":")
+    return getattr(importlib.import_module(module), function)(Path(checkpoint), model)
