@@ -29,6 +29,16 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--prompts", metavar="FILE", help="a JSON prompt file with several objects (see README)")
     g.add_argument("--masks", metavar="DIR|VIDEO", help="per-frame masks made elsewhere: skips segmenting and tracking")
     g.add_argument("--save-masks", metavar="DIR", help="also write each frame's object-id mask as DIR/%%05d.png")
+    m = p.add_argument_group("models (checkpoints are files you supply; nothing is downloaded)")
+    m.add_argument("--sam", metavar="FILE", help="segment with SAM from this checkpoint (its size is read from the file)")
+    m.add_argument("--models", metavar="DIR",
+                   help="folder searched for official checkpoint names (default $CLEANFEED_MODELS or "
+                        "~/.cache/cleanfeed/models); without --sam, SAM is used when its checkpoint is there")
+    m.add_argument("--classical", action="store_true", help="use the classical engines even when checkpoints are found")
+    m.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N for the models (default auto)")
+    m.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="model precision (default fp32)")
+    m.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt"],
+                   help="where the models run (default torch)")
     e = p.add_argument_group("processing")
     e.add_argument("--window", type=int, default=5, metavar="W", help="inpaint lookahead in frames (latency price; default 5)")
     e.add_argument("--dilate", type=int, default=8, metavar="PX", help="grow masks by PX pixels before inpainting (default 8)")
@@ -56,6 +66,18 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         specs.append(("loadmask", {"location": args.masks}))
     else:
         seg: dict[str, Any] = {"frame": args.frame}
+        if args.classical and args.sam:
+            raise PromptError("--classical and --sam contradict each other: give one")
+        if args.classical:
+            seg["engine"] = "classical"
+        else:
+            if args.sam:
+                seg |= {"engine": "sam", "checkpoint": args.sam}
+            if args.models:
+                seg["models"] = args.models
+            for key, default in (("device", "auto"), ("precision", "fp32"), ("backend", "torch")):
+                if getattr(args, key) != default:
+                    seg[key] = getattr(args, key)
         if args.box:
             seg["box"] = parse_box(args.box).as_tuple()
         if args.point:

@@ -14,13 +14,14 @@ from engines.classical.segmenter import SegmenterConfig, segment
 from prompts.shapes import Box, ObjectPrompt, load_mask, parse_point
 from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
+from stream.elements.segment_sam import VARIANTS, SamEngine, choose
 from stream.errors import PromptError
 from stream.properties import Property
 from stream.registry import register
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("classical", "auto")
+ENGINES = ("auto", "sam", "classical")
 
 
 def parse_points(text: str) -> tuple[Any, ...]:
@@ -63,13 +64,19 @@ class Segment(Filter):
     factory: ClassVar[str] = "segment"
     klass: ClassVar[str] = "Filter/Video/Segment"
     description: ClassVar[str] = (
-        "Finds each prompted object's mask on its prompted frame (GrabCut on the prompt's region).\n\n"
+        "Finds each prompted object's mask on its prompted frame (SAM, or GrabCut without a checkpoint).\n\n"
         "Prompts: a box around the object, points on it (label 1) or off it (label 0), a mask PNG, or "
         "a JSON prompt file with several objects ({\"version\": 1, \"objects\": [{\"id\": 1, \"frame\": 0, "
         "\"box\": [x0,y0,x1,y1], \"points\": [[x,y,1]], \"mask\": \"file.png\"}]}). On the prompted frame "
         "the masks are written into the frame's mask (object ids) and meta reference lists their ids, "
-        "so `track` takes them as references; other frames pass through. A mask alone is used as is. "
-        "When GrabCut's result is unusable the box itself is the mask (meta segment says why)."
+        "so `track` takes them as references; other frames pass through. A mask alone is used as is; "
+        "with a box or points it is SAM's mask prompt.\n\n"
+        "engine=auto uses SAM when a checkpoint is found (checkpoint=PATH, or the official file names "
+        "in the models folder: models=DIR, $CLEANFEED_MODELS, ~/.cache/cleanfeed/models) and GrabCut "
+        "otherwise, and says which and why. SAM encodes the frame once for all its objects; with "
+        "multimask it keeps the mask it predicts best, and refine feeds that mask back for a second "
+        "pass. When SAM finds nothing, or GrabCut's result is unusable, the classical engine or the "
+        "box itself is the mask (meta segment says why)."
     )
     example: ClassVar[str] = (
         "filesrc location=in.mp4 ! segment box=410,96,470,150 ! track ! dilate ! inpaint "
@@ -82,7 +89,17 @@ class Segment(Filter):
         Property.int("frame", "Frame number (seq, from 0) the box, points and mask_file apply to", 0, 0, None),
         Property.int("object_id", "Id written into the mask for the box/points/mask_file object", 1, 1, 255),
         Property.string("prompts_file", "JSON prompt file with one or more objects", None),
-        Property.enum("engine", "Segmentation engine (auto picks the best available)", ENGINES, "auto"),
+        Property.enum("engine", "Segmentation engine: auto (SAM when a checkpoint is found), sam, classical",
+                      ENGINES, "auto"),
+        Property.enum("model", "SAM variant (auto: read from the checkpoint)", ("auto", *VARIANTS), "auto"),
+        Property.string("checkpoint", "SAM checkpoint file (sam_vit_b_01ec64.pth, ...)", None),
+        Property.string("models", "Folder searched for official checkpoint names (default $CLEANFEED_MODELS "
+                        "or ~/.cache/cleanfeed/models)", None),
+        Property.enum("backend", "Where SAM runs", ("torch", "onnxruntime", "tensorrt"), "torch"),
+        Property.string("device", "auto, cpu, cuda or cuda:N", "auto"),
+        Property.enum("precision", "SAM's compute precision", ("fp32", "fp16", "bf16"), "fp32"),
+        Property.bool("multimask", "SAM: predict three masks and keep the best-scored one", True),
+        Property.bool("refine", "SAM: a second pass fed the chosen mask's logits", True),
         Property.int("iterations", "GrabCut iterations", 4, 1, 20),
     )
 
@@ -93,6 +110,14 @@ class Segment(Filter):
     object_id: int
     prompts_file: str | None
     engine: str
+    model: str
+    checkpoint: str | None
+    models: str | None
+    backend: str
+    device: str
+    precision: str
+    multimask: bool
+    refine: bool
     iterations: int
 
     def configure(self) -> None:
@@ -115,6 +140,8 @@ class Segment(Filter):
         self._prompts = prompts
         self._by_frame: dict[int, list[ObjectPrompt]] = {}
         self._masks: dict[tuple[int, int], np.ndarray] = {}
+        self._sam_choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
+        self._sam: SamEngine | None = None
 
     def start(self, caps: Caps) -> Caps:
         self._by_frame = {}
@@ -126,23 +153,50 @@ class Segment(Filter):
                     raise PromptError(f"mask file {p.mask!r} of object {p.obj_id} must mark the object, got an empty mask")
                 self._masks[(p.frame, p.obj_id)] = mask
             self._by_frame.setdefault(p.frame, []).append(p)
+        if self._sam_choice is not None and any(p.box is not None or p.points for p in self._prompts):
+            self._sam = SamEngine(self._sam_choice, backend=self.backend, device=self.device,
+                                  precision=self.precision, multimask=self.multimask, refine=self.refine)
+            log.info("%s: using %s (%s)", self.name, self._why, self._sam.open())
+        else:
+            log.info("%s: using the classical engine (GrabCut): %s", self.name,
+                     self._why if self._sam_choice is None else "the prompts are masks only")
         return caps
+
+    def stop(self) -> None:
+        self._sam = None
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         prompts = self._by_frame.get(frame.seq)
         if not prompts:
             return [frame]
-        outcomes = []
-        for p in sorted(prompts, key=lambda q: q.obj_id):
-            outcomes.append(self._segment(frame, p))
-        ids = [p.obj_id for p in sorted(prompts, key=lambda q: q.obj_id)]
+        prompts = sorted(prompts, key=lambda q: q.obj_id)
+        found = self._segment_sam(frame, prompts) if self._sam is not None else {}
+        outcomes = [found.get(p.obj_id) or self._segment(frame, p) for p in prompts]
+        ids = [p.obj_id for p in prompts]
         frame.meta["reference"] = sorted(set(frame.meta.get("reference", [])) | set(ids))
         frame.meta["prompts"] = list(frame.meta.get("prompts", [])) + [p.to_dict() for p in prompts]
         frame.meta["segment"] = outcomes
         return [frame]
 
+    def _segment_sam(self, frame: VideoFrame, prompts: list[ObjectPrompt]) -> dict[int, dict[str, Any]]:
+        """SAM's masks written into the frame's mask; objects SAM found nothing for are left out."""
+        assert self._sam is not None
+        asked = [p for p in prompts if p.box is not None or p.points]
+        if not asked:
+            return {}
+        given = {p.obj_id: self._masks[(p.frame, p.obj_id)] for p in asked if (p.frame, p.obj_id) in self._masks}
+        outcomes = {}
+        for obj_id, (mask, said) in self._sam.segment(frame.picture.rgb(), asked, given).items():
+            if not mask.any():
+                log.info("%s: SAM found nothing for object %d on frame %d; using the classical engine",
+                         self.name, obj_id, frame.seq)
+                continue
+            np.copyto(frame.mask, np.uint8(obj_id), where=mask)
+            outcomes[obj_id] = {"id": obj_id, "method": "sam", "reason": "", **said}
+        return outcomes
+
     def _segment(self, frame: VideoFrame, prompt: ObjectPrompt) -> dict[str, Any]:
-        """Segments one object on a region around its prompt and writes it into the frame's mask."""
+        """Segments one object with GrabCut on a region around its prompt and writes it into the frame's mask."""
         width, height = frame.width, frame.height
         given = self._masks.get((prompt.frame, prompt.obj_id))
         reach = round(0.12 * min(width, height))
