@@ -211,13 +211,7 @@ class MaskTracker:
             cur = cv2.resize(cur, size, interpolation=cv2.INTER_AREA)
         flow = self._flow.calc(prev, cur, None)
         sx, sy = prev.shape[1] / rw, prev.shape[0] / rh
-        # the object's pixels on the previous frame, in the (scaled) region
-        inside = np.zeros((rh, rw), np.uint8)
-        ox, oy = obj.box[0] - region[0], obj.box[1] - region[1]
-        mh, mw = obj.mask.shape
-        inside[oy : oy + mh, ox : ox + mw][obj.mask] = 1
-        if scale < 1.0:
-            inside = cv2.resize(inside, (prev.shape[1], prev.shape[0]), interpolation=cv2.INTER_NEAREST)
+        inside = _rasterise(obj.mask, obj.box, region, prev.shape)  # the object on the previous frame
         core = cv2.erode(inside, regions.ellipse(1))
         if core.sum() < 12:
             core = inside
@@ -263,12 +257,7 @@ class MaskTracker:
             ref = cv2.resize(ref, size, interpolation=cv2.INTER_AREA)
             back = cv2.resize(back, size, interpolation=cv2.INTER_AREA)
         flow = self._flow.calc(ref, back, None)
-        inside = np.zeros((ph, pw), np.uint8)
-        bx, by = obj.ref_box[0] - pbox[0], obj.ref_box[1] - pbox[1]
-        mh, mw = obj.ref_mask.shape
-        inside[by : by + mh, bx : bx + mw][obj.ref_mask] = 1
-        if scale < 1.0:
-            inside = cv2.resize(inside, (ref.shape[1], ref.shape[0]), interpolation=cv2.INTER_NEAREST)
+        inside = _rasterise(obj.ref_mask, obj.ref_box, pbox, ref.shape)
         core = cv2.erode(inside, regions.ellipse(1))
         correction = _fit(core > 0, flow, (ref.shape[1] / pw, ref.shape[0] / ph), pbox[:2], self.config.model,
                           max(1.0, 0.5 / scale))
@@ -360,6 +349,19 @@ def _plausible(transform: np.ndarray) -> bool:
     det = float(np.linalg.det(transform[:2, :2]))
     return bool(np.all(np.isfinite(transform))) and 1 / 9 < det < 9
 
+
+
+def _rasterise(mask: np.ndarray, box: regions.Box, region: regions.Box, shape: tuple[int, ...]) -> np.ndarray:
+    """An object's mask (bool, covering ``box``) as a 0/1 uint8 image of ``region``, at the flow's
+    ``shape`` (h, w; nearest-neighbour when the flow was computed on a smaller copy)."""
+    rw, rh = regions.box_size(region)
+    inside = np.zeros((rh, rw), np.uint8)
+    ox, oy = box[0] - region[0], box[1] - region[1]
+    mh, mw = mask.shape
+    inside[oy : oy + mh, ox : ox + mw][mask] = 1
+    if tuple(shape[:2]) != (rh, rw):
+        inside = cv2.resize(inside, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return inside
 
 def _fit(core: np.ndarray, flow: np.ndarray, scale: tuple[float, float], origin: tuple[int, int],
          model: str, threshold: float) -> np.ndarray | None:
