@@ -125,6 +125,9 @@ class SamSegmenter:
             raise RuntimeError("SamSegmenter.predict must come after set_image, got no image")
         prompt.check()
         coords, labels = prompt_points(prompt.points, prompt.labels, prompt.box, self._original_size)
+        if coords.shape[1] == 0 and self.decoder.config.backend == "tensorrt":
+            # the engine's optimization profile starts at one point (DECODER_PROFILES)
+            raise PromptError("SAM on TensorRT needs a point or a box with a mask prompt, got a mask alone")
         point_coords, point_labels = torch.from_numpy(coords), torch.from_numpy(labels)
         mask_input = None if prompt.mask_logits is None else torch.as_tensor(prompt.mask_logits, dtype=torch.float32)
         low_res, scores, index = self._decode(point_coords, point_labels, mask_input, multimask)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,11 @@ BOX = (40.0, 30.0, 260.0, 150.0)
 
 
 class Counting:
-    """A runner that counts its calls (SamSegmenter uses only ``__call__``, ``device`` and ``close``)."""
+    """A runner that counts its calls (SamSegmenter uses only ``__call__``, ``config``, ``device`` and ``close``)."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, backend: str | None = None) -> None:
         self.runner = runner
+        self.config = runner.config if backend is None else dataclasses.replace(runner.config, backend=backend)
         self.device = runner.device
         self.calls = 0
 
@@ -224,3 +226,13 @@ def test_open_segmenter_onnxruntime_runs_the_export(
         assert ours.index == expected.index
         assert np.abs(ours.logits - expected.logits).max() < 1e-3
         assert (ours.mask == expected.mask).mean() >= 0.999
+
+
+def test_mask_alone_is_refused_on_tensorrt(segmenter: SamSegmenter, image: np.ndarray) -> None:
+    """The TensorRT engine's profile starts at one point; a mask-only prompt is a clear error, not a shape error."""
+    on_trt = SamSegmenter(segmenter.encoder, Counting(segmenter.decoder.runner, backend="tensorrt"))  # type: ignore[attr-defined, arg-type]
+    on_trt.set_image(image)
+    logits = np.zeros((256, 256), np.float32)
+    with pytest.raises(PromptError, match="SAM on TensorRT needs a point or a box with a mask prompt, got a mask alone"):
+        on_trt.predict(SamPrompt(mask_logits=logits))
+    assert on_trt.predict(SamPrompt(points=POINTS[:1], labels=LABELS[:1], mask_logits=logits)).mask.shape == image.shape[:2]
