@@ -157,3 +157,19 @@ def test_caps_unchanged(checkpoint: Path) -> None:
     seg = create("segment", {"box": BOX, "checkpoint": str(checkpoint)})
     caps = Caps(width=W, height=H, rate=Fraction(25), time_base=Fraction(1, 25))
     assert seg.start(caps) == caps
+
+
+def test_onnxruntime_backend_exports_once_and_agrees_with_torch(checkpoint: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caps, frames = clip_frames(1)
+    masks = {}
+    for run, backend in enumerate(("torch", "onnxruntime", "onnxruntime")):
+        copies = [VideoFrame(f.seq, f.pts, f.time_base, f.picture, np.zeros_like(f.mask)) for f in frames]
+        seg = create("segment", {"box": BOX, "checkpoint": str(checkpoint), "backend": backend})
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            masks[run] = run_filters(caps, copies, [seg])[0].mask
+        exported = any("exporting SAM to ONNX once" in r.getMessage() for r in caplog.records)
+        assert exported == (run == 1)  # the second onnxruntime element finds the first one's export
+    assert masks[0].any()
+    assert np.array_equal(masks[0], masks[1]) and np.array_equal(masks[1], masks[2])
