@@ -163,7 +163,9 @@ class Segment(Filter):
         return caps
 
     def stop(self) -> None:
-        self._sam = None
+        if self._sam is not None:
+            self._sam.close()
+            self._sam = None
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         prompts = self._by_frame.get(frame.seq)

@@ -130,6 +130,12 @@ class SamEngine:
         log.info("segment: exporting SAM to ONNX once for backend %s (kept in %s)", self.backend, cache)
         return ensure_export(sam_spec(self.choice.checkpoint, self.choice.model), cache, self.precision)
 
+    def close(self) -> None:
+        """Frees the model (and its GPU memory) now rather than whenever it is collected."""
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
+
     def segment(self, rgb: np.ndarray, prompts: list[ObjectPrompt],
                 masks: dict[int, np.ndarray]) -> dict[int, tuple[np.ndarray, dict[str, Any]]]:
         """Masks for every prompt with a box or points (HxW bool, with what SAM said of it).
