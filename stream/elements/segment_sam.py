@@ -15,17 +15,14 @@ from typing import Any
 import numpy as np
 
 from engines.models import find_checkpoint, models_dir
+from engines.sam.variants import OFFICIAL_FILES
+from engines.sam.variants import VARIANTS as SAM_VARIANTS
 from prompts.shapes import ObjectPrompt
 from stream.errors import BackendError, CheckpointError
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("vit_b", "vit_l", "vit_h")
-OFFICIAL_FILES = {  # as released by the SAM authors; kept here too so the search needs no torch
-    "vit_h": "sam_vit_h_4b8939.pth",
-    "vit_l": "sam_vit_l_0b3195.pth",
-    "vit_b": "sam_vit_b_01ec64.pth",
-}
+VARIANTS = tuple(SAM_VARIANTS)
 PREFERENCE = ("vit_h", "vit_l", "vit_b")  # the largest found: it segments best, and runs once per prompt
 
 
