@@ -36,11 +36,14 @@ def _default(value: Any) -> str:
 
 def describe(cls: type[Element]) -> str:
     out = [f"Factory:      {cls.factory}", f"Klass:        {cls.klass}", f"Role:         {cls.role}"]
-    try:
-        lookahead = str(cls().lookahead)
-    except Exception:  # elements that need a property to be built (e.g. a location)
-        lookahead = "depends on properties"
-    out.append(f"Lookahead:    {lookahead} frame(s) with default properties")
+    if cls.lookahead is Element.lookahead:
+        lookahead = "0 frames"
+    else:
+        try:
+            lookahead = f"{cls().lookahead} frame(s) with default properties"
+        except Exception:  # elements that need a property to be built (e.g. a location)
+            lookahead = "depends on its properties"
+    out.append(f"Lookahead:    {lookahead}")
     out.append("")
     out += textwrap.wrap(cls.description.replace("\n", " "), 92)
     if cls.example:

@@ -81,7 +81,10 @@ def test_inspect_lists_and_describes():
         assert name in listing.stdout
     one = cleanfeed("inspect", "inpaint")
     assert one.returncode == 0
-    assert "Lookahead:" in one.stdout and "window" in one.stdout and "default: 5" in one.stdout
+    assert "Lookahead:    5 frame(s) with default properties" in one.stdout
+    assert "window" in one.stdout and "default: 5" in one.stdout
+    # segment cannot be built without a prompt, yet its lookahead is known: it never holds frames
+    assert "Lookahead:    0 frames\n" in cleanfeed("inspect", "segment").stdout
     one_line_error(cleanfeed("inspect", "inpiant"), 2, "no element named 'inpiant'; did you mean 'inpaint'?")
 
 
