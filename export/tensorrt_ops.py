@@ -272,6 +272,12 @@ def _not_constant(node: Any, rule: Mapping[str, Any], graph: _Graph) -> str | No
     return None
 
 
+def _constant_value(node: Any, rule: Mapping[str, Any], graph: _Graph) -> Any:
+    """The value of the input ``rule`` names when the graph holds it as a constant, else None."""
+    tensor = _input(node, rule["input"])
+    return graph.value(tensor) if tensor else None
+
+
 def _constant_input(node: Any, rule: Mapping[str, Any], graph: _Graph) -> list[str]:
     problem = _not_constant(node, rule, graph)
     return [problem] if problem else []
@@ -281,8 +287,7 @@ def _constant_input_zero(node: Any, rule: Mapping[str, Any], graph: _Graph) -> l
     problem = _not_constant(node, rule, graph)
     if problem:
         return [problem]
-    tensor = _input(node, rule["input"])
-    value = graph.value(tensor) if tensor else None
+    value = _constant_value(node, rule, graph)
     if value is not None and value.any():
         return [f"{rule['name']} must be all zeros (symmetric quantization), got non-zero values"]
     return []
@@ -292,16 +297,14 @@ def _constant_input_equals(node: Any, rule: Mapping[str, Any], graph: _Graph) ->
     problem = _not_constant(node, rule, graph)
     if problem:
         return [problem]
-    tensor = _input(node, rule["input"])
-    value = graph.value(tensor) if tensor else None
+    value = _constant_value(node, rule, graph)
     if value is not None and bool(value.reshape(-1)[0]) != rule["value"]:
         return [f"{rule['name']} must be {rule['value']}, got {value.reshape(-1)[0]}"]
     return []
 
 
 def _constant_input_below(node: Any, rule: Mapping[str, Any], graph: _Graph) -> list[str]:
-    tensor = _input(node, rule["input"])
-    value = graph.value(tensor) if tensor else None
+    value = _constant_value(node, rule, graph)
     if value is not None and value.size and int(value.reshape(-1)[0]) >= rule["below"]:
         return [f"{rule['name']} must be below {rule['below']}, got {int(value.reshape(-1)[0])}"]
     return []
