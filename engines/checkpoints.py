@@ -94,6 +94,27 @@ def describe_keys(state_dict: Mapping[str, Any], limit: int = 4) -> str:
     return f"{len(state_dict)} tensors under {shown or 'nothing'}"
 
 
+def check_layout(expected: Mapping[str, Any], state: Mapping[str, Any], layout: str, source: str) -> None:
+    """Names every way ``state`` departs from ``expected`` (names and shapes) before ``load_state_dict`` would fail on it.
+
+    ``layout`` says what was expected in the error's words (``the SAM vit_b layout (...)``).
+    """
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems = [
+        f"{len(items)} {what} (e.g. {items[0]})"
+        for what, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped))
+        if items
+    ]
+    if problems:
+        raise CheckpointError(f"{source} must match {layout}, got tensors " + ", ".join(problems))
+
+
 def checkpoint_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a checkpoint file; remembered per (path, size, mtime) since hashing 2.5 GB takes seconds."""
     path = Path(path)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+from stream.errors import CheckpointError
 
 ENV = "CLEANFEED_MODELS"
 DEFAULT = Path("~/.cache/cleanfeed/models")
@@ -32,3 +35,74 @@ def find_checkpoint(files: Mapping[str, str], folder: Path, prefer: Sequence[str
         if path.is_file():
             return variant, path
     return None
+
+
+@dataclass(frozen=True)
+class Family:
+    """How an element names a model family in its choice and its errors."""
+
+    name: str
+    """``SAM``, ``DeAOT``, ``E2FGVI``."""
+    element: str
+    """The element that runs it (``segment``)."""
+    engine: str
+    """The element's ``engine=`` token for it (``sam``)."""
+    flag: str
+    """The ``cleanfeed run`` option giving its checkpoint (``--sam``)."""
+    files: Mapping[str, str]
+    """Variant -> official file name."""
+    prefer: Sequence[str]
+    """Variants in the order ``auto`` looks for them."""
+    fallback: str
+    """What runs without it, in words (``the classical engine (GrabCut)``)."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The checkpoint a model will load, and why that one."""
+
+    checkpoint: Path
+    model: str | None
+    """The variant asked for (checked against the file), or None to take the file's own."""
+    why: str
+
+
+def choose(family: Family, engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
+    """Decides between a model and the classical engine; returns (choice or None, the reason in words).
+
+    The engine named after the family without a checkpoint to be found is an error; ``auto``
+    falls back to the classical engine and says why. A found file's own contents decide its
+    variant later (a renamed file still loads as what it is).
+    """
+    wanted = None if model == "auto" else model
+    if engine == "classical":
+        return None, "asked for with engine=classical"
+    if checkpoint:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise CheckpointError(
+                f"{family.name} checkpoint {str(path)!r} must be a file, got {'a folder' if path.is_dir() else 'nothing there'}"
+            )
+        return Choice(path, wanted, f"checkpoint={path}"), f"{family.name} from {path}"
+    folder = models_dir(models)
+    prefer = (wanted,) if wanted else tuple(family.prefer)
+    found = find_checkpoint(family.files, folder, prefer)
+    names = ", ".join(dict.fromkeys(family.files[v] for v in prefer))
+    if found is None:
+        if engine == family.engine:
+            raise CheckpointError(
+                f"{family.element} engine={family.engine} needs a {family.name} checkpoint: give checkpoint=PATH "
+                f"(run: {family.flag} FILE) or put {names} in {folder} (--models DIR or $CLEANFEED_MODELS), found none"
+            )
+        return None, f"no {family.name} checkpoint in {folder} (looked for {names})"
+    _, path = found
+    return Choice(path, wanted, f"found {path.name} in {folder}"), f"{family.name}, {path.name} found in {folder}"
+
+
+def auto_device(device: str) -> str:
+    """``auto`` is the first CUDA device when torch sees one, else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

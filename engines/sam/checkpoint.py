@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.checkpoints import checkpoint_sha256, describe_keys, identify, read_state_dict
+from engines.checkpoints import check_layout, checkpoint_sha256, describe_keys, identify, read_state_dict
 from engines.sam.variants import (
     EMBEDDING_SIZE,
     PATCH_SIZE,
@@ -74,7 +74,7 @@ def sam_from_state_dict(
             f"{source} is a {found} ({arch.describe()}), expected {model} ({VARIANTS[model].describe()})"
         )
     sam = build(arch, "meta")
-    _check_layout(sam.state_dict(), state, arch, source)
+    check_layout(sam.state_dict(), state, f"the SAM {arch.name} layout ({arch.describe()})", source)
     sam.load_state_dict(state, strict=True, assign=True)
     # pixel_mean/std are non-persistent buffers: not in any checkpoint, so rebuilt here from the package's values
     sam.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(-1, 1, 1), persistent=False)
@@ -120,25 +120,3 @@ def arch_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "the c
 def _check_model(model: str | None) -> None:
     if model is not None and model not in VARIANTS:
         raise CheckpointError(f"SAM model must be one of {', '.join(VARIANTS)}, got {model!r}")
-
-
-def _check_layout(
-    expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], arch: SamArch, source: str
-) -> None:
-    """Names every way the file departs from the package's layout before load_state_dict would fail on it."""
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    reshaped = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    problems = [
-        f"{len(items)} {what} (e.g. {items[0]})"
-        for what, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped))
-        if items
-    ]
-    if problems:
-        raise CheckpointError(
-            f"{source} must match the SAM {arch.name} layout ({arch.describe()}), got tensors " + ", ".join(problems)
-        )

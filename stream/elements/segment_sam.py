@@ -8,17 +8,17 @@ pipeline without SAM starts as fast as before and runs where torch is not instal
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engines.models import find_checkpoint, models_dir
+from engines.models import Choice, Family, auto_device
+from engines.models import choose as choose_model
 from engines.sam.variants import OFFICIAL_FILES
 from engines.sam.variants import VARIANTS as SAM_VARIANTS
 from prompts.shapes import ObjectPrompt
-from stream.errors import BackendError, CheckpointError
+from stream.errors import BackendError
 
 log = logging.getLogger(__name__)
 
@@ -26,59 +26,27 @@ VARIANTS = tuple(SAM_VARIANTS)
 PREFERENCE = ("vit_h", "vit_l", "vit_b")  # the largest found: it segments best, and runs once per prompt
 
 
-@dataclass(frozen=True)
-class SamChoice:
-    """The checkpoint SAM will load, and why that one."""
-
-    checkpoint: Path
-    model: str | None
-    """The variant asked for (checked against the file), or None to take the file's own."""
-    why: str
-
-
-def choose(engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[SamChoice | None, str]:
-    """Decides between SAM and the classical engine; returns (choice or None, the reason in words).
-
-    ``engine=sam`` without a checkpoint to be found is an error; ``auto`` falls back to the
-    classical engine and says why.
-    """
-    wanted = None if model == "auto" else model
-    if engine == "classical":
-        return None, "asked for with engine=classical"
-    if checkpoint:
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise CheckpointError(f"SAM checkpoint {str(path)!r} must be a file, got {'a folder' if path.is_dir() else 'nothing there'}")
-        return SamChoice(path, wanted, f"checkpoint={path}"), f"SAM from {path}"
-    folder = models_dir(models)
-    found = find_checkpoint(OFFICIAL_FILES, folder, (wanted,) if wanted else PREFERENCE)
-    names = ", ".join(OFFICIAL_FILES[v] for v in ((wanted,) if wanted else PREFERENCE))
-    if found is None:
-        if engine == "sam":
-            raise CheckpointError(
-                f"segment engine=sam needs a SAM checkpoint: give checkpoint=PATH (run: --sam FILE) or put "
-                f"{names} in {folder} (--models DIR or $CLEANFEED_MODELS), found none"
-            )
-        return None, f"no SAM checkpoint in {folder} (looked for {names})"
-    _, path = found
-    # the file's own architecture decides (a renamed file still loads as what it is)
-    return SamChoice(path, wanted, f"found {path.name} in {folder}"), f"SAM, {path.name} found in {folder}"
+SAM = Family(
+    name="SAM",
+    element="segment",
+    engine="sam",
+    flag="--sam",
+    files=OFFICIAL_FILES,
+    prefer=PREFERENCE,
+    fallback="the classical engine (GrabCut)",
+)
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` is the first CUDA device when torch sees one, else the CPU."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def choose(engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
+    """SAM or the classical engine for these properties, and why (engines.models.choose)."""
+    return choose_model(SAM, engine, checkpoint, model, models)
 
 
 class SamEngine:
     """One SAM model for the element's lifetime: the encoder runs once per prompted frame and the
     decoder once per object on it."""
 
-    def __init__(self, choice: SamChoice, *, backend: str, device: str, precision: str,
+    def __init__(self, choice: Choice, *, backend: str, device: str, precision: str,
                  multimask: bool, refine: bool) -> None:
         self.choice = choice
         self.backend = backend
@@ -96,7 +64,7 @@ class SamEngine:
             from engines.sam.predictor import open_segmenter
         except ImportError as err:
             raise BackendError(f"SAM needs torch and segment-anything: pip install 'cleanfeed[torch]' ({err})") from None
-        config = RunnerConfig(backend=self.backend, device=resolve_device(self.device), precision=self.precision)
+        config = RunnerConfig(backend=self.backend, device=auto_device(self.device), precision=self.precision)
         onnx_dir = None
         if self.backend != "torch":
             onnx_dir = self._exported()
