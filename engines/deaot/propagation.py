@@ -60,6 +60,17 @@ def map_to_tokens(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2).transpose(1, 2)
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """Single-head attention of ``[N, L, E]`` tokens, run as 4D ``[N, 1, L, E]``.
+
+    Both consumers need the head axis: torch's fused CUDA kernels (flash, memory-efficient) take
+    only 4D inputs and fall back to the math kernel otherwise, and the ONNX exporter's
+    scaled_dot_product_attention translation (onnxscript 0.7) rejects 3D outright.
+    """
+    mask = None if mask is None else mask[:, None]
+    return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], attn_mask=mask, scale=scale)[:, 0]
+
+
 class GroupNorm1D(nn.Module):
     """GroupNorm over a token sequence's channels (state dict: ``gn.*``)."""
 
@@ -118,7 +129,7 @@ class GatedAttention(nn.Module):
             v = F.silu(torch.cat([self.linear_V1(v1), self.linear_V2(v2)], dim=-1))
             u1, u2 = u.chunk(2, dim=-1)
             u = F.silu(torch.cat([self.linear_U1(u1), self.linear_U2(u2)], dim=-1))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.d_att**-0.5)
+        out = attend(q, k, v, mask, self.d_att**-0.5)
         return self.projection(self.dw_conv(out * u, size))
 
 
@@ -146,7 +157,7 @@ class LocalGatedAttention(nn.Module):
         outside = torch.full_like(relative[..., :1], float("-inf"))
         index = self.window_index(size, q.device).expand(n, -1, -1)
         bias = torch.gather(torch.cat([relative, outside], dim=-1), 2, index)  # [N, T, T]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.d_att**-0.5)
+        out = attend(q, k, v, bias, self.d_att**-0.5)
         return self.projection(self.dw_conv(out * u, size))
 
     def window_index(self, size: tuple[int, int], device: torch.device) -> torch.Tensor:
