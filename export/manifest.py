@@ -101,6 +101,9 @@ class Manifest:
     tensorrt_matrix: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     """Seed of the random parity inputs, to reproduce them."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The family's options the export was made with (ModelSpec.options), e.g. DeAOT's frame size;
+    absent in manifests written before options existed, read as none."""
     tools: dict[str, str | None] = field(default_factory=dict)
     created: str = ""
     host: dict[str, str] = field(default_factory=dict)
@@ -116,7 +119,7 @@ class Manifest:
     def to_json(self) -> dict[str, Any]:
         return {"format": self.format, "status": self.status, "failure": self.failure, "family": self.family,
                 "model": self.model, "checkpoint": {"path": self.checkpoint, "sha256": self.checkpoint_sha256},
-                "opset": self.opset, "precision": self.precision, "seed": self.seed,
+                "opset": self.opset, "precision": self.precision, "options": self.options, "seed": self.seed,
                 "graphs": [g.to_json() for g in self.graphs], "tensorrt_matrix": self.tensorrt_matrix,
                 "tools": self.tools, "created": self.created, "host": self.host}
 
@@ -126,8 +129,8 @@ class Manifest:
                    checkpoint_sha256=data["checkpoint"]["sha256"], opset=data["opset"], precision=data["precision"],
                    graphs=[GraphRecord.from_json(g) for g in data["graphs"]], status=data["status"],
                    failure=data.get("failure"), tensorrt_matrix=data.get("tensorrt_matrix", {}),
-                   seed=data.get("seed"), tools=data.get("tools", {}), created=data.get("created", ""),
-                   host=data.get("host", {}), format=data.get("format", 0))
+                   seed=data.get("seed"), options=dict(data.get("options") or {}), tools=data.get("tools", {}),
+                   created=data.get("created", ""), host=data.get("host", {}), format=data.get("format", 0))
 
     def save(self, directory: Path) -> Path:
         """Writes ``directory/manifest.json`` atomically (a reader never sees half a manifest)."""

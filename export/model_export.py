@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from export import tensorrt_ops
 from export.manifest import (
@@ -82,7 +85,7 @@ def export_model(spec: ModelSpec, out_dir: Path, precision: str = "fp32", tensor
     matrix = tensorrt_ops.load_matrix()
     manifest = Manifest(family=spec.family, model=spec.model, checkpoint=str(spec.checkpoint),
                         checkpoint_sha256=spec.checkpoint_sha256, opset=opset, precision=precision,
-                        tensorrt_matrix=matrix.describe(), seed=seed, tools=tool_versions(), created=now(),
+                        options=plain_options(spec.options), tensorrt_matrix=matrix.describe(), seed=seed, tools=tool_versions(), created=now(),
                         host=host_info())
     manifest.save(out_dir)
     failures: list[str] = []
@@ -153,28 +156,63 @@ def require_tensorrt() -> None:
                            "pip install cleanfeed[trt] on a machine with an NVIDIA GPU") from None
 
 
-def export_dir_name(family: str, model: str, checkpoint_sha256: str, precision: str) -> str:
-    """``<family>-<model>-<sha[:12]>-<precision>``: one cache directory per checkpoint and precision."""
-    return f"{family}-{model}-{checkpoint_sha256[:12]}-{precision}"
+def plain_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` as the manifest stores them (a JSON round trip: tuples become lists), to compare like with like."""
+    try:
+        return json.loads(json.dumps(dict(options or {}), sort_keys=True))
+    except (TypeError, ValueError) as err:
+        raise ExportError(f"export options must be JSON values, got {options!r} ({err})") from None
 
 
-def find_export(out_dir: Path, checkpoint_sha256: str, precision: str = "fp32", *,
-                verify: bool = False) -> Path | None:
+_PLAIN = re.compile(r"^[A-Za-z0-9_.]+$")
+
+
+def _options_tag(options: Mapping[str, Any]) -> str:
+    """``max_long_term8-size480x854``: options readable in a directory name (a short hash if they are not simple)."""
+    parts = []
+    for key, value in sorted(plain_options(options).items()):
+        if isinstance(value, list) and all(isinstance(v, int) for v in value):
+            text = "x".join(str(v) for v in value)
+        elif isinstance(value, (int, str)) and not isinstance(value, bool):
+            text = str(value)
+        else:
+            text = ""
+        if not text or not _PLAIN.match(key + text):
+            blob = json.dumps(plain_options(options), sort_keys=True).encode("utf-8")
+            return "o" + hashlib.sha256(blob).hexdigest()[:12]
+        parts.append(key + text)
+    return "-".join(parts)
+
+
+def export_dir_name(family: str, model: str, checkpoint_sha256: str, precision: str,
+                    options: Mapping[str, Any] | None = None) -> str:
+    """``<family>-<model>-<sha[:12]>-<precision>[-<options>]``: one cache directory per checkpoint,
+    precision and options (DeAOT: ``...-fp32-max_long_term8-size480x854``)."""
+    name = f"{family}-{model}-{checkpoint_sha256[:12]}-{precision}"
+    return f"{name}-{_options_tag(options)}" if options else name
+
+
+def find_export(out_dir: Path, checkpoint_sha256: str, precision: str = "fp32", *, verify: bool = False,
+                options: Mapping[str, Any] | None = None) -> Path | None:
     """An export directory made from this checkpoint at this precision, still intact, or None.
 
     ``out_dir`` is an export directory or a folder of them (e.g. the cache root). A directory
     qualifies when its manifest says ``ok``, names this checkpoint sha256 and precision, and all
-    its files are present with their recorded sizes (``verify`` also rehashes them).
+    its files are present with their recorded sizes (``verify`` also rehashes them). ``options``
+    (e.g. ``{"size": [480, 854], "max_long_term": 8}``) must then equal the manifest's options
+    exactly; None accepts any.
     """
     out_dir = Path(out_dir)
+    wanted = None if options is None else plain_options(options)
     candidates = [out_dir] + (sorted(p for p in out_dir.iterdir() if p.is_dir()) if out_dir.is_dir() else [])
     for directory in candidates:
-        if _matches(directory, checkpoint_sha256, precision, verify):
+        if _matches(directory, checkpoint_sha256, precision, verify, wanted):
             return directory
     return None
 
 
-def _matches(directory: Path, checkpoint_sha256: str, precision: str, verify: bool) -> bool:
+def _matches(directory: Path, checkpoint_sha256: str, precision: str, verify: bool,
+             options: dict[str, Any] | None) -> bool:
     if not (directory / "manifest.json").is_file():
         return False
     try:
@@ -184,6 +222,8 @@ def _matches(directory: Path, checkpoint_sha256: str, precision: str, verify: bo
         return False
     if not (manifest.ok and manifest.format == FORMAT and manifest.checkpoint_sha256 == checkpoint_sha256
             and manifest.precision == precision and manifest.graphs):
+        return False
+    if options is not None and manifest.options != options:
         return False
     for graph in manifest.graphs:
         for record in graph.files():
@@ -197,7 +237,8 @@ def _matches(directory: Path, checkpoint_sha256: str, precision: str, verify: bo
 
 def ensure_export(spec: ModelSpec, cache_root: Path, precision: str = "fp32", *, samples: int = 3,
                   opset: int = DEFAULT_OPSET, progress: Progress | None = None) -> Path:
-    """The export directory for ``spec`` at ``precision`` under ``cache_root``, exporting it if needed.
+    """The export directory for ``spec`` (its checkpoint and options) at ``precision`` under ``cache_root``,
+    exporting it if needed.
 
     The export is written into a temporary sibling directory and renamed into place when it
     passed, so a concurrent reader never finds half an export; a failed one is kept as
@@ -205,8 +246,8 @@ def ensure_export(spec: ModelSpec, cache_root: Path, precision: str = "fp32", *,
     """
     check_precision(precision)
     cache_root = Path(cache_root)
-    target = cache_root / export_dir_name(spec.family, spec.model, spec.checkpoint_sha256, precision)
-    if find_export(target, spec.checkpoint_sha256, precision) == target:
+    target = cache_root / export_dir_name(spec.family, spec.model, spec.checkpoint_sha256, precision, spec.options)
+    if find_export(target, spec.checkpoint_sha256, precision, options=spec.options) == target:
         return target
     cache_root.mkdir(parents=True, exist_ok=True)
     staging = cache_root / f".{target.name}.{os.getpid()}.partial"
@@ -224,7 +265,7 @@ def ensure_export(spec: ModelSpec, cache_root: Path, precision: str = "fp32", *,
     try:
         os.replace(staging, target)
     except OSError:
-        if find_export(target, spec.checkpoint_sha256, precision) != target:  # another process won the race
+        if find_export(target, spec.checkpoint_sha256, precision, options=spec.options) != target:  # lost a race
             raise
         shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -95,8 +95,8 @@ def _trace(graph: GraphSpec, example: Mapping[str, torch.Tensor], opset: int) ->
         raise ExportError(f"{graph.name}: sample inputs must include every graph input, missing {', '.join(missing)}")
     args = tuple(example[spec.name] for spec in graph.inputs)
     dims = _dims(graph)
-    dynamic_shapes = tuple(
-        {i: dims[d] for i, d in enumerate(spec.shape) if isinstance(d, str)} or None for spec in graph.inputs)
+    dynamic_shapes = _by_parameter(graph.module, tuple(
+        {i: dims[d] for i, d in enumerate(spec.shape) if isinstance(d, str)} or None for spec in graph.inputs))
     module = graph.module.eval()
     chatter = io.StringIO()
     try:
@@ -112,6 +112,19 @@ def _trace(graph: GraphSpec, example: Mapping[str, torch.Tensor], opset: int) ->
     if program is None:
         raise ExportError(f"exporting {graph.name} to ONNX returned no program")
     return program
+
+
+def _by_parameter(module: Any, shapes: tuple[Any, ...]) -> tuple[Any, ...]:
+    """torch.export matches dynamic shapes to ``forward``'s parameters: the inputs a ``*args``
+    parameter takes (DeAOT's graphs take their memories so) are grouped into one tuple for it."""
+    import inspect
+
+    params = list(inspect.signature(module.forward).parameters.values())
+    star = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+    if star is None:
+        return shapes
+    rest = tuple(shapes[star:])
+    return (*shapes[:star], rest) if rest else shapes[:star]  # torch.export drops an empty *args
 
 
 @contextlib.contextmanager

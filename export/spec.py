@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from engines.runners.base import TensorSpec
+from stream.errors import ExportError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,6 +28,8 @@ COMPARISONS = ("<", "<=", ">", ">=")
 
 FAMILIES: Mapping[str, tuple[str, str]] = {
     "sam": ("export.sam:sam_spec", "SAM (segment-anything): --model vit_b | vit_l | vit_h"),
+    "deaot": ("export.deaot:deaot_spec", "DeAOT (aot-benchmark): --model auto | deaott | deaots | deaotb | deaotl "
+                                         "| r50_deaotl | swinb_deaotl, --size WxH of the video, --max-long-term N"),
 }
 """Model family -> (its spec function ``module:function``, one line of help). DeAOT and E2FGVI
 join with one spec module and one line here; imported only when used (they pull in torch)."""
@@ -99,15 +102,52 @@ class ModelSpec:
     checkpoint: Path
     checkpoint_sha256: str
     graphs: tuple[GraphSpec, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """What else shaped the export besides the checkpoint (JSON values), e.g. DeAOT's
+    ``{"size": [height, width], "max_long_term": 8}``: written into the manifest, and part of what
+    find_export matches, so two exports of one checkpoint at two frame sizes are never confused."""
 
 
-def model_spec(family: str, checkpoint: Path, model: str | None = None) -> ModelSpec:
-    """The ModelSpec of ``checkpoint`` for a registered family (the spec function loads the weights)."""
+class OptionError(ExportError, ValueError):
+    """A family option that is missing, unknown to the family, or malformed (a usage error)."""
+
+    exit_code = 2
+
+
+def model_spec(family: str, checkpoint: Path, model: str | None = None, **options: Any) -> ModelSpec:
+    """The ModelSpec of ``checkpoint`` for a registered family (the spec function loads the weights).
+
+    ``options`` are the family's own keyword-only arguments (DeAOT: ``size``, ``max_long_term``),
+    checked first by :func:`check_options`.
+    """
+    check_options(family, options)
+    return _spec_function(family)(Path(checkpoint), model, **options)
+
+
+def check_options(family: str, options: Mapping[str, Any]) -> None:
+    """OptionError (naming the flags) for an option the family does not take or a required one left out."""
+    import inspect
+
+    params = {name: p for name, p in inspect.signature(_spec_function(family)).parameters.items()
+              if p.kind is p.KEYWORD_ONLY}
+    unknown = [name for name in options if name not in params]
+    if unknown:
+        takes = ", ".join(_flag(n) for n in params) or "no options of its own"
+        raise OptionError(f"the {family} export takes {takes}, got {', '.join(_flag(n) for n in unknown)}")
+    missing = [name for name, p in params.items() if p.default is p.empty and name not in options]
+    if missing:
+        raise OptionError(f"the {family} export must be given {', '.join(_flag(n) for n in missing)}, got none")
+
+
+def _spec_function(family: str) -> Callable[..., ModelSpec]:
     import importlib
-
-    from stream.errors import ExportError
 
     if family not in FAMILIES:
         raise ExportError(f"model family must be one of {', '.join(sorted(FAMILIES))}, got {family!r}")
     module, function = FAMILIES[family][0].split(":")
-    return getattr(importlib.import_module(module), function)(Path(checkpoint), model)
+    return getattr(importlib.import_module(module), function)
+
+
+def _flag(option: str) -> str:
+    """The command-line flag of a family option: ``max_long_term`` -> ``--max-long-term``."""
+    return "--" + option.replace("_", "-")

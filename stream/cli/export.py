@@ -9,13 +9,16 @@ error after its manifest is written, so the figures can be read there.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from export.onnx_export import DEFAULT_OPSET, OPSETS, PRECISIONS
-from export.spec import FAMILIES, model_spec
+from export.spec import FAMILIES, OptionError, check_options, model_spec
 from stream.errors import ExportError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
 def add_parser(sub: Any) -> None:
@@ -35,7 +38,30 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, choices=OPSETS,
                    help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--seed", type=int, default=None, help="seed of the random parity inputs (default: fresh)")
+    deaot = p.add_argument_group("deaot", "DeAOT's graphs are exported for one video frame size")
+    deaot.add_argument("--size", default=None, metavar="WxH",
+                       help="the video's frame size, e.g. 854x480 (required for deaot)")
+    deaot.add_argument("--max-long-term", type=int, default=None, metavar="N",
+                       help="long-term memory slots the tracker keeps (default 8)")
     p.set_defaults(func=main)
+
+
+def family_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The family options given on the command line (size as (height, width)); model_spec checks they fit the family."""
+    options: dict[str, Any] = {}
+    if args.size is not None:
+        options["size"] = parse_size(args.size)
+    if args.max_long_term is not None:
+        options["max_long_term"] = args.max_long_term
+    return options
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (as video sizes are written) -> (height, width)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise OptionError(f"--size must be the video's WIDTHxHEIGHT in pixels, e.g. 854x480, got {text!r}")
+    return int(match.group(2)), int(match.group(1))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -46,11 +72,15 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out must be a directory, got the file {out}")
+    options = family_options(args)
+    check_options(args.family, options)
     if args.tensorrt:
         require_tensorrt()
     print(f"loading {args.family} checkpoint {args.checkpoint}", flush=True)
-    spec = model_spec(args.family, Path(args.checkpoint), args.model)
-    print(f"{spec.family} {spec.model}, sha256 {spec.checkpoint_sha256[:12]}…, {len(spec.graphs)} graphs", flush=True)
+    spec = model_spec(args.family, Path(args.checkpoint), args.model, **options)
+    given = "".join(f", {k} {v}" for k, v in spec.options.items())
+    print(f"{spec.family} {spec.model}, sha256 {spec.checkpoint_sha256[:12]}…, {len(spec.graphs)} graphs{given}",
+          flush=True)
     try:
         manifest = export_model(spec, out, args.precision, tensorrt=args.tensorrt, samples=args.samples,
                                 opset=args.opset, seed=args.seed, progress=lambda line: print(line, flush=True))
