@@ -31,9 +31,11 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--save-masks", metavar="DIR", help="also write each frame's object-id mask as DIR/%%05d.png")
     m = p.add_argument_group("models (checkpoints are files you supply; nothing is downloaded)")
     m.add_argument("--sam", metavar="FILE", help="segment with SAM from this checkpoint (its size is read from the file)")
+    m.add_argument("--deaot", metavar="FILE",
+                   help="track with DeAOT from this checkpoint (its variant is read from the file)")
     m.add_argument("--models", metavar="DIR",
                    help="folder searched for official checkpoint names (default $CLEANFEED_MODELS or "
-                        "~/.cache/cleanfeed/models); without --sam, SAM is used when its checkpoint is there")
+                        "~/.cache/cleanfeed/models); without --sam/--deaot, a model is used when its checkpoint is there")
     m.add_argument("--classical", action="store_true", help="use the classical engines even when checkpoints are found")
     m.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N for the models (default auto)")
     m.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="model precision (default fp32)")
@@ -66,18 +68,23 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         specs.append(("loadmask", {"location": args.masks}))
     else:
         seg: dict[str, Any] = {"frame": args.frame}
-        if args.classical and args.sam:
-            raise PromptError("--classical and --sam contradict each other: give one")
+        track: dict[str, Any] = {}
+        for flag in ("sam", "deaot"):
+            if args.classical and getattr(args, flag):
+                raise PromptError(f"--classical and --{flag} contradict each other: give one")
         if args.classical:
-            seg["engine"] = "classical"
+            seg["engine"] = track["engine"] = "classical"
         else:
             if args.sam:
                 seg |= {"engine": "sam", "checkpoint": args.sam}
-            if args.models:
-                seg["models"] = args.models
-            for key, default in (("device", "auto"), ("precision", "fp32"), ("backend", "torch")):
-                if getattr(args, key) != default:
-                    seg[key] = getattr(args, key)
+            if args.deaot:
+                track |= {"engine": "deaot", "checkpoint": args.deaot}
+            for props in (seg, track):
+                if args.models:
+                    props["models"] = args.models
+                for key, default in (("device", "auto"), ("precision", "fp32"), ("backend", "torch")):
+                    if getattr(args, key) != default:
+                        props[key] = getattr(args, key)
         if args.box:
             seg["box"] = parse_box(args.box).as_tuple()
         if args.point:
@@ -87,7 +94,7 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
             seg["mask_file"] = args.mask
         if args.prompts:
             seg["prompts_file"] = args.prompts
-        specs += [("segment", seg), ("track", {})]
+        specs += [("segment", seg), ("track", track)]
     if args.save_masks:
         specs.append(("savemask", {"location": args.save_masks}))
     if args.dilate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 import numpy as np
@@ -10,10 +11,13 @@ from engines.classical import regions
 from engines.classical.tracker import MODELS, MaskTracker, TrackerConfig
 from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
+from stream.elements.track_deaot import VARIANTS, DeaotEngine, DeaotSettings, choose
 from stream.properties import Property
 from stream.registry import register
 
-ENGINES = ("classical", "auto")
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "deaot", "classical")
 
 
 @register
@@ -21,39 +25,90 @@ class Track(Filter):
     factory: ClassVar[str] = "track"
     klass: ClassVar[str] = "Filter/Video/Track"
     description: ClassVar[str] = (
-        "Tracks every referenced object's mask through the following frames (DIS optical flow).\n\n"
+        "Tracks every referenced object's mask through the following frames (DeAOT, or optical flow).\n\n"
         "A frame whose meta reference lists object ids (written by `segment`, or any element that "
         "corrects a mask) (re)starts those objects from the frame's mask; the other objects keep "
         "tracking. On every other frame the tracked masks are written into the frame's mask (object "
-        "ids). Frames before the first reference pass through. Each object's motion is fitted on its "
-        "own pixels and re-aligned to its reference, so masks neither drift nor erode; an object that "
-        "leaves the frame is listed in meta objects_lost. Works on the luma of a region around each "
-        "object: the cost follows the objects' size, not the frame's."
+        "ids). Frames before the first reference pass through. An object unseen for longer than "
+        "lost_after frames is listed in meta objects_lost (it is still looked for).\n\n"
+        "engine=auto uses DeAOT when a checkpoint is found (checkpoint=PATH, or the official file "
+        "names in the models folder: models=DIR, $CLEANFEED_MODELS, ~/.cache/cleanfeed/models) and "
+        "the classical engine otherwise, and says which and why. DeAOT's variant is read from the "
+        "checkpoint; its long-term memory takes the reference frames and one frame every "
+        "long_term_gap frames (upstream's gap for the variant unless set), capped at max_long_term "
+        "frames without ever dropping the first reference. More than ten objects run one sub-engine "
+        "per ten.\n\n"
+        "The classical engine fits each object's motion (DIS optical flow) on its own pixels and "
+        "re-aligns it to its reference, on a region around each object: the cost follows the "
+        "objects' size, not the frame's."
     )
     example: ClassVar[str] = (
         "filesrc location=in.mp4 ! segment box=410,96,470,150 ! track ! savemask location=masks "
         "! fakesink"
     )
     properties: ClassVar[tuple[Property, ...]] = (
-        Property.enum("engine", "Tracking engine (auto picks the best available)", ENGINES, "auto"),
-        Property.enum("model", "Motion model fitted inside each object", MODELS, "similarity"),
-        Property.int("max_side", "Downscale flow regions whose longer side exceeds this (pixels)", 160, 32, 4096),
-        Property.float("margin", "Search region around each object, as a fraction of its size", 0.5, 0.1, 4.0),
-        Property.bool("anchor", "Re-align each object to its reference every frame (no drift)", True),
+        Property.enum("engine", "Tracking engine: auto (DeAOT when a checkpoint is found), deaot, classical",
+                      ENGINES, "auto"),
+        Property.enum("model", "DeAOT variant (auto: read from the checkpoint)", ("auto", *VARIANTS), "auto"),
+        Property.string("checkpoint", "DeAOT checkpoint file (R50_DeAOTL_PRE_YTB_DAV.pth, ...)", None),
+        Property.string("models", "Folder searched for official checkpoint names (default $CLEANFEED_MODELS "
+                        "or ~/.cache/cleanfeed/models)", None),
+        Property.enum("backend", "Where DeAOT runs", ("torch", "onnxruntime", "tensorrt"), "torch"),
+        Property.string("device", "auto, cpu, cuda or cuda:N", "auto"),
+        Property.enum("precision", "DeAOT's compute precision", ("fp32", "fp16", "bf16"), "fp32"),
+        Property.int("long_term_gap", "DeAOT: frames between long-term memory writes (0: the variant's own; "
+                     "9999: reference frames only)", 0, 0, 100000),
+        Property.int("max_long_term", "DeAOT: long-term memory frames kept, references included", 8, 2, 256),
+        Property.bool("cuda_graphs", "DeAOT on torch/CUDA: replay captured CUDA graphs (fixed memory shapes)", False),
+        Property.bool("compile", "DeAOT on torch: run the graphs through torch.compile", False),
+        Property.int("lost_after", "DeAOT: frames an object may go unseen before meta objects_lost lists it", 30, 0, None),
+        Property.enum("motion", "Classical engine: motion model fitted inside each object", MODELS, "similarity"),
+        Property.int("max_side", "Classical engine: downscale flow regions whose longer side exceeds this (pixels)", 160, 32, 4096),
+        Property.float("margin", "Classical engine: search region around each object, as a fraction of its size", 0.5, 0.1, 4.0),
+        Property.bool("anchor", "Classical engine: re-align each object to its reference every frame (no drift)", True),
     )
 
     engine: str
     model: str
+    checkpoint: str | None
+    models: str | None
+    backend: str
+    device: str
+    precision: str
+    long_term_gap: int
+    max_long_term: int
+    lost_after: int
+    cuda_graphs: bool
+    compile: bool
+    motion: str
     max_side: int
     margin: float
     anchor: bool
 
+    def configure(self) -> None:
+        self._choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
+        self._deaot: DeaotEngine | None = None
+
     def start(self, caps: Caps) -> Caps:
-        config = TrackerConfig(model=self.model, max_side=self.max_side, margin=self.margin, anchor=self.anchor)
+        if self._choice is not None:
+            settings = DeaotSettings(self.backend, self.device, self.precision, self.long_term_gap or None,
+                                     self.max_long_term, self.lost_after, self.cuda_graphs, self.compile)
+            self._deaot = DeaotEngine(self._choice, settings)
+            log.info("%s: using %s (%s)", self.name, self._why, self._deaot.open(caps.width, caps.height))
+            return caps
+        log.info("%s: using the classical engine (optical flow): %s", self.name, self._why)
+        config = TrackerConfig(model=self.motion, max_side=self.max_side, margin=self.margin, anchor=self.anchor)
         self._tracker = MaskTracker(config)
         return caps
 
+    def stop(self) -> None:
+        if self._deaot is not None:
+            self._deaot.close()
+            self._deaot = None
+
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        if self._deaot is not None:
+            return self._process_deaot(frame, self._deaot)
         tracker = self._tracker
         refs = [int(i) for i in frame.meta.get("reference", [])]
         if not tracker.ids and not refs:
@@ -76,4 +131,12 @@ class Track(Filter):
                 tracker.remove(obj_id)
         frame.meta["objects_lost"] = sorted(tracker.lost)
         frame.meta["track"] = modes
+        return [frame]
+
+    def _process_deaot(self, frame: VideoFrame, deaot: DeaotEngine) -> list[VideoFrame]:
+        refs = sorted(int(i) for i in frame.meta.get("reference", []))
+        if not deaot.ids and not refs:
+            return [frame]
+        frame.meta["track"] = deaot.track(frame.picture.rgb(), frame.mask, refs)
+        frame.meta["objects_lost"] = deaot.lost
         return [frame]

@@ -1,0 +1,147 @@
+"""DeAOT behind the `track` element: which checkpoint, on which backend, and frames to label maps.
+
+Kept apart from the element so that torch is imported only when DeAOT is chosen: a pipeline
+with the classical tracker starts as fast as before and runs where torch is not installed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.deaot.variants import OFFICIAL_FILES, PREFERENCE
+from engines.deaot.variants import VARIANTS as DEAOT_VARIANTS
+from engines.models import Choice, Family, auto_device
+from engines.models import choose as choose_model
+from stream.errors import BackendError
+
+log = logging.getLogger(__name__)
+
+VARIANTS = tuple(DEAOT_VARIANTS)
+
+DEAOT = Family(
+    name="DeAOT",
+    element="track",
+    engine="deaot",
+    flag="--deaot",
+    files=OFFICIAL_FILES,
+    prefer=PREFERENCE,
+    fallback="the classical engine (optical flow)",
+)
+
+
+def choose(engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
+    """DeAOT or the classical engine for these properties, and why (engines.models.choose)."""
+    return choose_model(DEAOT, engine, checkpoint, model, models)
+
+
+@dataclass(frozen=True)
+class DeaotSettings:
+    backend: str
+    device: str
+    precision: str
+    long_term_gap: int | None
+    """None keeps upstream's gap for the recognised variant."""
+    max_long_term: int
+    lost_after: int
+    cuda_graphs: bool = False
+    compile: bool = False
+
+
+class DeaotEngine:
+    """One DeAOT tracker for the element's lifetime, opened for one frame size."""
+
+    def __init__(self, choice: Choice, settings: DeaotSettings) -> None:
+        self.choice = choice
+        self.settings = settings
+        self._tracker: Any = None
+        self.description = ""
+
+    def open(self, width: int, height: int) -> str:
+        """Loads the checkpoint onto its backend; returns what runs, in words."""
+        try:
+            from engines.deaot.tracker import TrackerConfig, open_tracker
+            from engines.runners.base import RunnerConfig
+        except ImportError as err:
+            raise BackendError(f"DeAOT needs torch: pip install 'cleanfeed[torch]' ({err})") from None
+        s = self.settings
+        config = RunnerConfig(backend=s.backend, device=auto_device(s.device), precision=s.precision,
+                              cuda_graphs=s.cuda_graphs, compile=s.compile)
+        onnx_dir = self._exported(width, height) if s.backend != "torch" else None
+        tracking = TrackerConfig(max_long_term=s.max_long_term, lost_after=s.lost_after)
+        self._tracker = open_tracker(
+            self.choice.checkpoint, self.choice.model or "auto", config, tracking, s.long_term_gap, onnx_dir
+        )
+        arch = self._tracker.arch
+        gap = "reference frames only" if arch.long_term_gap >= 9999 else f"every {arch.long_term_gap} frames"
+        modes = "".join(f", {m}" for m, on in (("torch.compile", s.compile), ("CUDA graphs", s.cuda_graphs)) if on)
+        self.description = (
+            f"{arch.title} on {s.backend} {config.device} {s.precision}{modes}; long-term memory {gap}, "
+            f"at most {s.max_long_term} frames"
+        )
+        return self.description
+
+    def _exported(self, width: int, height: int) -> Path:
+        """The ONNX graphs of this checkpoint at this frame size, exported into the engine cache the first time."""
+        try:
+            from engines.checkpoints import checkpoint_sha256
+            from engines.runners import engine_cache_dir
+            from export.deaot import deaot_spec
+            from export.model_export import ensure_export, find_export
+        except ImportError as err:
+            raise BackendError(
+                f"backend={self.settings.backend} needs onnx and onnxruntime: pip install 'cleanfeed[onnx]' ({err})"
+            ) from None
+        cache = engine_cache_dir() / "exports"
+        options = {"size": [height, width], "max_long_term": self.settings.max_long_term}
+        made = find_export(cache, checkpoint_sha256(self.choice.checkpoint), self.settings.precision, options=options)
+        if made is not None:
+            return made
+        log.info("track: exporting DeAOT to ONNX once for backend %s at %dx%d (kept in %s)",
+                 self.settings.backend, width, height, cache)
+        spec = deaot_spec(self.choice.checkpoint, self.choice.model, size=(height, width),
+                          max_long_term=self.settings.max_long_term)
+        return ensure_export(spec, cache, self.settings.precision)
+
+    @property
+    def ids(self) -> list[int]:
+        return self._tracker.ids
+
+    @property
+    def lost(self) -> list[int]:
+        return self._tracker.lost
+
+    def track(self, rgb: np.ndarray, mask: np.ndarray, refs: list[int]) -> dict[str, str]:
+        """Writes the tracked objects into ``mask`` (in place) and memorises the frame; returns each object's mode.
+
+        On a reference frame the referenced objects' pixels in ``mask`` are the truth and the other
+        objects are predicted around them; a referenced id with no pixels stops being tracked.
+        """
+        tracker = self._tracker
+        modes: dict[str, str] = {}
+        if tracker.ids:
+            predicted = tracker.track(rgb).labels
+            modes = {str(i): "deaot" for i in tracker.ids}
+            if not refs:
+                np.copyto(mask, predicted, where=predicted > 0)
+                tracker.update(rgb, predicted)  # upstream memorises its own prediction
+                return modes
+            predicted = np.where(np.isin(predicted, refs), 0, predicted)
+            np.copyto(mask, predicted, where=(predicted > 0) & (mask == 0))
+        tracker.update(rgb, mask, set(refs))
+        for obj in refs:
+            if obj in tracker.ids:
+                modes[str(obj)] = "reference"
+            else:
+                modes.pop(str(obj), None)
+        return modes
+
+    def close(self) -> None:
+        """Frees the model (and its GPU memory) now rather than whenever it is collected."""
+        if self._tracker is not None:
+            self._tracker.close()
+            self._tracker = None
