@@ -59,7 +59,6 @@ import gc
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import sys
@@ -72,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bench.host import csv, machine
 from engines.deaot.variants import VARIANTS
 from stream.errors import CleanfeedError
 
@@ -262,30 +262,6 @@ def summarize(ms: list[float]) -> dict[str, float]:
         "min_ms": float(values.min()), "max_ms": float(values.max()), "fps": 1000.0 / mean if mean > 0 else 0.0,
         "n": int(values.size),
     }
-
-
-def machine() -> dict[str, Any]:
-    import cv2
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "system": f"{platform.system()} {platform.machine()}", "python": platform.python_version(),
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "numpy": np.__version__,
-        "opencv": cv2.__version__, "load_average": list(os.getloadavg()),
-    }
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        info.update(gpu=props.name, compute_capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda,
-                    cudnn=torch.backends.cudnn.version(), gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    tf32={"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32})
-    return info
 
 
 class RecordingRunner:
@@ -517,7 +493,7 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None 
     report: dict[str, Any] = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": "python -m bench.deaot " + shlex.join(args.argv),
-        "machine": machine(),
+        "machine": machine(("numpy", "cv2")),
         "settings": {
             "frames": args.frames, "warmup": args.warmup, "long": args.long, "objects": args.objects,
             "gap": "upstream per variant" if args.gap is None else args.gap, "max_long_term": args.max_long_term,
@@ -589,7 +565,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- date: {report['date']}",
         f"- command: `{report['command']}`",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['system']}; python {m['python']}, torch {m['torch']} "
-        f"({m['torch_threads']} threads), numpy {m['numpy']}, opencv {m['opencv']}"
+        f"({m['torch_threads']} threads), numpy {m['numpy']}, opencv {m['cv2']}"
         + (f"; GPU {m['gpu']} (sm {m['compute_capability']}, CUDA {m['cuda']}, cuDNN {m['cudnn']})" if m.get("gpu") else ""),
         f"- load average at start {m['load_average']}, at end {m.get('load_average_end')} "
         "(other work on a shared machine inflates CPU numbers)",
@@ -641,14 +617,6 @@ def markdown(report: dict[str, Any]) -> str:
         rows += [f"- {e['variant']} {e['size']} {e['device']} {e['precision']} {e['mode']}: {e['error']}"
                  for e in report["errors"]]
     return "\n".join(rows) + "\n"
-
-
-def csv(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in items if t not in allowed]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(f"{what} must be a comma list of {', '.join(allowed)}, got {text!r}")
-    return items
 
 
 def size_list(text: str) -> list[str]:

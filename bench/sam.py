@@ -33,7 +33,6 @@ import gc
 import json
 import logging
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -46,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.host import csv, machine
 from stream.errors import CleanfeedError
 
 MODELS = ("vit_b", "vit_l", "vit_h")
@@ -125,35 +125,6 @@ def synthetic_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
         inside = (y - cy) ** 2 + (x - cx) ** 2 < r * r
         frame[inside] = rng.uniform(0, 255, 3)
     return np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
-
-
-def machine() -> dict[str, Any]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "system": f"{platform.system()} {platform.machine()}", "python": platform.python_version(),
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "load_average": list(os.getloadavg()),
-    }
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        info.update(gpu=props.name, compute_capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda,
-                    gpu_memory_gib=round(props.total_memory / 2**30, 1))
-    for name in ("onnxruntime", "tensorrt"):
-        try:
-            module = __import__(name)
-            info[name] = module.__version__
-            if name == "onnxruntime":
-                info["onnxruntime_providers"] = module.get_available_providers()
-        except ImportError:
-            info[name] = None
-    return info
 
 
 class ModelBench:
@@ -296,7 +267,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": "python -m bench.sam " + shlex.join(args.argv),
-        "machine": machine(),
+        "machine": machine(("onnxruntime", "tensorrt")),
         "settings": {"repeats": args.repeats, "decoder_repeats": args.decoder_repeats, "warmup": args.warmup,
                      "frame": f"{FRAME[1]}x{FRAME[0]}", "click": CLICK, "weights": "random (seed 0)"},
         "results": [],
@@ -383,14 +354,6 @@ def markdown(report: dict[str, Any]) -> str:
         rows += [f"- {' '.join(str(s.get(k, '')) for k in ('model', 'device', 'backend', 'precision', 'mode')).strip()}: "
                  f"{s['reason']}" for s in report["skipped"]]
     return "\n".join(rows) + "\n"
-
-
-def csv(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in items if t not in allowed]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(f"{what} must be a comma list of {', '.join(allowed)}, got {text!r}")
-    return items
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

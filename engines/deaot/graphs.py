@@ -59,12 +59,16 @@ def _memories(tensors: tuple[torch.Tensor, ...], layers: int) -> list[Memory]:
     return [Memory(*tensors[3 * i : 3 * i + 3]) for i in range(layers)]
 
 
-class ReferenceGraph(nn.Module):
-    """image ``[1, 3, H, W]`` (RGB 0..255 at model size), one_hot ``[engines, 11, H, W]`` -> memory per layer ``[engines, T, C]``."""
+class _Graph(nn.Module):
+    """A graph over a DeAOT network; ``specs`` gives its TensorSpecs for a frame size (None: any)."""
 
     def __init__(self, model: DeAOT) -> None:
         super().__init__()
         self.model = model
+
+
+class ReferenceGraph(_Graph):
+    """image ``[1, 3, H, W]`` (RGB 0..255 at model size), one_hot ``[engines, 11, H, W]`` -> memory per layer ``[engines, T, C]``."""
 
     @staticmethod
     def specs(layers: int, size: Size = None) -> tuple[list[TensorSpec], list[TensorSpec]]:
@@ -83,12 +87,11 @@ class ReferenceGraph(nn.Module):
         return tuple(t for memory in model.LSTT.memorise(seen, id_emb) for t in memory)
 
 
-class StepGraph(nn.Module):
+class StepGraph(_Graph):
     """Tracks one frame against the memories: id logits ``[engines, 11, h, w]`` and the frame's keys, values, identity states."""
 
     def __init__(self, model: DeAOT) -> None:
-        super().__init__()
-        self.model = model
+        super().__init__(model)
         self.layers = len(model.LSTT.layers)
 
     @staticmethod
@@ -125,12 +128,8 @@ class StepGraph(nn.Module):
         return tuple(out)
 
 
-class MemoriseGraph(nn.Module):
+class MemoriseGraph(_Graph):
     """one_hot ``[engines, 11, H, W]`` + the step's identity states -> identity values per layer ``[engines, T, 512]``."""
-
-    def __init__(self, model: DeAOT) -> None:
-        super().__init__()
-        self.model = model
 
     @staticmethod
     def specs(layers: int, size: Size = None) -> tuple[list[TensorSpec], list[TensorSpec]]:
