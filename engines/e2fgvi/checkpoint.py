@@ -1,0 +1,72 @@
+"""Loading an E2FGVI checkpoint strictly, its variant told from the weights.
+
+The two releases differ in one tensor: E2FGVI-HQ's soft composition learns its bias with a
+convolution (``sc.bias_conv.*``, any frame size), the fixed-432x240 E2FGVI stores it as a
+``sc.bias`` map of the 60x108 token grid. Only E2FGVI-HQ is ported so far; the 432x240 model is
+recognised and refused by name rather than loaded into the wrong network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engines.checkpoints import check_layout, describe_keys, identify, read_state_dict
+from stream.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+    from engines.e2fgvi.model import InpaintGenerator
+
+VARIANTS = ("e2fgvi_hq", "e2fgvi")
+OFFICIAL_FILES = {"e2fgvi_hq": "E2FGVI-HQ-CVPR22.pth", "e2fgvi": "E2FGVI-CVPR22.pth"}
+"""The file names the authors publish the weights under (CC BY-NC 4.0: non-commercial)."""
+TITLES = {"e2fgvi_hq": "E2FGVI-HQ (any frame size)", "e2fgvi": "E2FGVI (fixed 432x240)"}
+
+
+def variant_of(state: Mapping[str, torch.Tensor]) -> str:
+    """``e2fgvi_hq`` or ``e2fgvi``, from the soft composition's bias."""
+    if "sc.bias_conv.weight" in state:
+        return "e2fgvi_hq"
+    if "sc.bias" in state:
+        return "e2fgvi"
+    raise CheckpointError("checkpoint must hold E2FGVI weights with a soft composition bias (sc.bias_conv or sc.bias), got neither")
+
+
+def load_e2fgvi(path: str | Path, model: str = "auto") -> tuple[InpaintGenerator, str]:
+    """Our InpaintGenerator (eval, CPU, fp32, no grad) with the weights in ``path``, and the variant."""
+    if model != "auto" and model not in VARIANTS:
+        raise CheckpointError(f"E2FGVI model must be auto or one of {', '.join(VARIANTS)}, got {model!r}")
+    return e2fgvi_from_state_dict(read_state_dict(path), model, source=f"'{path}'")
+
+
+def e2fgvi_from_state_dict(
+    state: Mapping[str, torch.Tensor], model: str = "auto", source: str = "the checkpoint"
+) -> tuple[InpaintGenerator, str]:
+    """``load_e2fgvi`` for weights already in memory."""
+    from engines.e2fgvi.model import InpaintGenerator
+
+    family = identify(state)
+    expected = "E2FGVI" if model == "auto" else TITLES[model]
+    if family == "unknown":
+        raise CheckpointError(
+            f"{source} is not an E2FGVI checkpoint: it holds {describe_keys(state)}, expected {expected} "
+            "(tensors under encoder, update_spynet, feat_prop_module, transformer, decoder)"
+        )
+    if family != "E2FGVI":
+        article = "an" if family[0] in "AEIOU" else "a"
+        raise CheckpointError(f"{source} is {article} {family} checkpoint, expected an {expected} checkpoint")
+    found = variant_of(state)
+    if model != "auto" and found != model:
+        raise CheckpointError(f"{source} holds {TITLES[found]} weights, expected {TITLES[model]} for model={model}")
+    if found != "e2fgvi_hq":
+        raise CheckpointError(
+            f"{source} holds {TITLES[found]} weights: only E2FGVI-HQ is supported so far (E2FGVI-HQ-CVPR22.pth)"
+        )
+    net = InpaintGenerator()
+    check_layout(net.state_dict(), state, f"the {TITLES[found]} layout", source)
+    net.load_state_dict(state, strict=True)
+    net.float().eval().requires_grad_(False)
+    return net, found
