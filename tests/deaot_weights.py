@@ -11,14 +11,15 @@ here, so this module must produce bit-identical tensors and frames on every mach
 
 from __future__ import annotations
 
-import json
 import math
-import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from seeded import crc32_of, generator, read_layout, uniform
+
+__all__ = ["LAYOUTS_PATH", "crc32_of", "golden_clip", "load_layout", "seeded_state_dict"]
 
 LAYOUTS_PATH = Path(__file__).resolve().parent / "engines" / "deaot" / "data" / "deaot_layouts.json"
 
@@ -46,11 +47,7 @@ _RESIDUAL_BRANCH_SCALE = 0.3
 
 def load_layout(variant: str) -> dict[str, tuple[int, ...]]:
     """Upstream's ``state_dict()`` names and shapes for a variant (deaott, ..., swinb_deaotl)."""
-    data = json.loads(LAYOUTS_PATH.read_text())
-    if variant.startswith("_") or variant not in data:
-        known = sorted(k for k in data if not k.startswith("_"))
-        raise KeyError(f"variant must be one of {known}, got {variant!r}")
-    return {name: tuple(shape) for name, shape in data[variant].items()}
+    return read_layout(LAYOUTS_PATH, variant)
 
 
 def seeded_state_dict(layout: Mapping[str, Sequence[int]], seed: int = 0) -> dict[str, torch.Tensor]:
@@ -71,47 +68,26 @@ def seeded_state_dict(layout: Mapping[str, Sequence[int]], seed: int = 0) -> dic
     return {name: _seeded_tensor(name, tuple(int(s) for s in shape), seed) for name, shape in layout.items()}
 
 
-def crc32_of(arrays: Iterable[np.ndarray | torch.Tensor]) -> int:
-    """crc32 over the raw bytes of arrays in order: goldens store it for their weights and clip,
-    so a change to the fill rules or the clip shows up as a checksum failure, not a parity one."""
-    crc = 0
-    for array in arrays:
-        data = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
-        crc = zlib.crc32(np.ascontiguousarray(data).tobytes(), crc)
-    return crc
-
-
-def _generator(name: str, seed: int) -> torch.Generator:
-    """torch's CPU generator keeps only 32 bits of its seed, so seed and name are mixed by crc32."""
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(zlib.crc32(f"{int(seed)}/{name}".encode()))
-    return gen
-
-
-def _uniform(shape: tuple[int, ...], low: float, high: float, gen: torch.Generator) -> torch.Tensor:
-    return torch.rand(shape, generator=gen, dtype=torch.float64) * (high - low) + low
-
-
 def _seeded_tensor(name: str, shape: tuple[int, ...], seed: int) -> torch.Tensor:
     if name.rsplit(".", 1)[-1] == "relative_position_index":
         return _relative_position_index(shape)
     # Arithmetic in float64, rounded once: the float32 result is then the same on any CPU even
     # where a vectorised reduction (the centring mean) sums in a different order.
-    return _seeded_values(name, shape, _generator(name, seed)).to(torch.float32)
+    return _seeded_values(name, shape, generator(name, seed)).to(torch.float32)
 
 
 def _seeded_values(name: str, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
     leaf = name.rsplit(".", 1)[-1]
     if leaf == "running_mean":
-        return _uniform(shape, -0.1, 0.1, gen)
+        return uniform(shape, -0.1, 0.1, gen)
     if leaf == "running_var":
-        return _uniform(shape, 0.75, 1.25, gen)
+        return uniform(shape, 0.75, 1.25, gen)
     if leaf == "relative_position_bias_table":
-        return _uniform(shape, -0.04, 0.04, gen)
+        return uniform(shape, -0.04, 0.04, gen)
     if len(shape) >= 2:
         fan_in = math.prod(shape[1:])
         bound = math.sqrt(3.0 * _weight_gain(name, shape) / fan_in)
-        weight = _uniform(shape, -bound, bound, gen)
+        weight = uniform(shape, -bound, bound, gen)
         if name.startswith("decoder."):
             # Zero-sum filters: the decoder's inputs are ReLU outputs, all positive, and their
             # shared mean passed through random filters lets one output id win on every pixel.
@@ -119,8 +95,8 @@ def _seeded_values(name: str, shape: tuple[int, ...], gen: torch.Generator) -> t
         return weight
     if leaf == "weight":
         centre = _RESIDUAL_BRANCH_SCALE if _closes_residual_branch(name) else 1.0
-        return _uniform(shape, centre - 0.1 * centre, centre + 0.1 * centre, gen)
-    return _uniform(shape, -0.05, 0.05, gen)
+        return uniform(shape, centre - 0.1 * centre, centre + 0.1 * centre, gen)
+    return uniform(shape, -0.05, 0.05, gen)
 
 
 def _weight_gain(name: str, shape: tuple[int, ...]) -> float:
