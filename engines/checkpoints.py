@@ -87,6 +87,36 @@ def identify(state_dict: Mapping[str, Any]) -> str:
     return "unknown"
 
 
+FAMILY_ROOTS: dict[str, str] = {
+    "SAM": "image_encoder, prompt_encoder, mask_decoder",
+    "DeAOT": "encoder, LSTT, decoder, patch_wise_id_bank, id_norm",
+    "E2FGVI": "encoder, update_spynet, feat_prop_module, transformer, decoder",
+}
+"""Where each family's tensors live, as error messages name them."""
+
+
+def require_family(state: Mapping[str, Any], family: str, source: str, detail: str | None = None) -> None:
+    """CheckpointError unless ``state`` holds ``family``'s weights: another family's are named, anything else described.
+
+    ``detail`` narrows what was expected (``vit_b``; ``vit_b, vit_l or vit_h``) in the message.
+    """
+    found = identify(state)
+    if found == family:
+        return
+    if found == "unknown":
+        wanted = f"{family} {detail}" if detail else family
+        raise CheckpointError(
+            f"{source} is not {_article(family)} {family} checkpoint: it holds {describe_keys(state)}, "
+            f"expected {wanted} (tensors under {FAMILY_ROOTS[family]})"
+        )
+    narrowed = f" ({detail})" if detail else ""
+    raise CheckpointError(f"{source} is {_article(found)} {found} checkpoint, expected {_article(family)} {family} checkpoint{narrowed}")
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "AEIOU" else "a"
+
+
 def describe_keys(state_dict: Mapping[str, Any], limit: int = 4) -> str:
     """A short account of what a state dict holds, for error messages: ``3 tensors under a, b``."""
     roots = sorted({key.split(".", 1)[0] for key in state_dict})

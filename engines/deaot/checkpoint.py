@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.checkpoints import check_layout, describe_keys, identify, read_state_dict
+from engines.checkpoints import check_layout, read_state_dict, require_family
 from engines.deaot.variants import VARIANTS, DeaotArch, recognise
 from stream.errors import CheckpointError
 
@@ -38,16 +38,7 @@ def deaot_from_state_dict(
     from engines.deaot.model import DeAOT
 
     _check_model(model)
-    family = identify(state)
-    expected = "DeAOT" if model == "auto" else f"DeAOT {model}"
-    if family == "unknown":
-        raise CheckpointError(
-            f"{source} is not a DeAOT checkpoint: it holds {describe_keys(state)}, expected {expected} "
-            "(tensors under encoder, LSTT, decoder, patch_wise_id_bank, id_norm)"
-        )
-    if family != "DeAOT":
-        article = "an" if family[0] in "AEIOU" else "a"
-        raise CheckpointError(f"{source} is {article} {family} checkpoint, expected a {expected} checkpoint")
+    require_family(state, "DeAOT", source, None if model == "auto" else model)
     try:
         arch = recognise(state, model)
     except CheckpointError as err:

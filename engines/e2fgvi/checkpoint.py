@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.checkpoints import check_layout, describe_keys, identify, read_state_dict
+from engines.checkpoints import check_layout, read_state_dict, require_family
 from stream.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -48,16 +48,7 @@ def e2fgvi_from_state_dict(
     """``load_e2fgvi`` for weights already in memory."""
     from engines.e2fgvi.model import InpaintGenerator
 
-    family = identify(state)
-    expected = "E2FGVI" if model == "auto" else TITLES[model]
-    if family == "unknown":
-        raise CheckpointError(
-            f"{source} is not an E2FGVI checkpoint: it holds {describe_keys(state)}, expected {expected} "
-            "(tensors under encoder, update_spynet, feat_prop_module, transformer, decoder)"
-        )
-    if family != "E2FGVI":
-        article = "an" if family[0] in "AEIOU" else "a"
-        raise CheckpointError(f"{source} is {article} {family} checkpoint, expected an {expected} checkpoint")
+    require_family(state, "E2FGVI", source, None if model == "auto" else model)
     found = variant_of(state)
     if model != "auto" and found != model:
         raise CheckpointError(f"{source} holds {TITLES[found]} weights, expected {TITLES[model]} for model={model}")

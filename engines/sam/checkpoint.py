@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.checkpoints import check_layout, checkpoint_sha256, describe_keys, identify, read_state_dict
+from engines.checkpoints import check_layout, checkpoint_sha256, read_state_dict, require_family
 from engines.sam.variants import (
     EMBEDDING_SIZE,
     PATCH_SIZE,
@@ -57,16 +57,7 @@ def sam_from_state_dict(
     import torch
 
     _check_model(model)
-    family = identify(state)
-    expected = model or "vit_b, vit_l or vit_h"
-    if family == "unknown":
-        raise CheckpointError(
-            f"{source} is not a SAM checkpoint: it holds {describe_keys(state)}, "
-            f"expected SAM {expected} (tensors under image_encoder, prompt_encoder, mask_decoder)"
-        )
-    if family != "SAM":
-        article = "an" if family[0] in "AEIOU" else "a"
-        raise CheckpointError(f"{source} is {article} {family} checkpoint, expected a SAM checkpoint ({expected})")
+    require_family(state, "SAM", source, model or "vit_b, vit_l or vit_h")
     arch = arch_from_state_dict(state, source)
     if model is not None and arch.name != model:
         found = f"SAM {arch.name} checkpoint" if arch.name != "custom" else "SAM checkpoint of a custom size"
