@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import json
 import os
 import re
 import resource
@@ -65,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.host import csv, machine
+from bench.report import run_and_report
 from stream.errors import CleanfeedError
 
 if TYPE_CHECKING:
@@ -459,18 +459,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-
-    def save(report: dict[str, Any]) -> None:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-        (args.out_dir / f"{args.save}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        (args.out_dir / f"{args.save}.md").write_text(markdown(report), encoding="utf-8")
-
-    report = run(args, save if args.save else None)
-    print(markdown(report))
-    if args.save:
-        print(f"wrote {args.out_dir / args.save}.json and .md")
-    return 1 if report["errors"] else 0
+    return run_and_report(parse_args(argv), run, markdown)
 
 
 if __name__ == "__main__":
