@@ -1,5 +1,6 @@
 """What every model's seeded test weights share: layouts read from JSON, one generator per parameter
-name, float64 uniform draws, and checksums of what the goldens were made from.
+name, float64 uniform draws, checksums of what the goldens were made from, and the fingerprints
+tests keep of upstream's outputs on those weights.
 
 Goldens (tests/engines/*/goldens) are made by running upstream's own code with these weights and
 store checksums of them, so the draws here must stay bit-for-bit what they are.
@@ -45,3 +46,23 @@ def generator(name: str, seed: int) -> torch.Generator:
 def uniform(shape: tuple[int, ...], low: float, high: float, gen: torch.Generator) -> torch.Tensor:
     """Float64 draws (rounded to float32 once by the caller: the same values on any CPU)."""
     return torch.rand(shape, generator=gen, dtype=torch.float64) * (high - low) + low
+
+
+def fingerprint(t: torch.Tensor, picks: int = 8) -> list[float]:
+    """Mean and std, then ``picks`` values spread evenly through the flattened tensor."""
+    flat = t.flatten()
+    index = torch.linspace(0, flat.numel() - 1, picks).round().long()
+    return [float(flat.mean()), float(flat.std())] + [float(v) for v in flat[index]]
+
+
+def fingerprint_stats(t: torch.Tensor, picks: int = 7) -> dict:
+    """Shape, mean, std and largest magnitude (in float64), then ``picks`` values spread evenly through it."""
+    flat = t.detach().double().reshape(-1)
+    index = torch.linspace(0, flat.numel() - 1, picks).round().long()
+    return {
+        "shape": list(t.shape),
+        "mean": flat.mean().item(),
+        "std": flat.std().item(),
+        "abs_max": flat.abs().max().item(),
+        "values": flat[index].tolist(),
+    }

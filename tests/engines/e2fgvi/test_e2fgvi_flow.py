@@ -10,13 +10,13 @@ mmcv shims from a scratch folder).
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from e2fgvi_weights import load_layout
+from seeded import crc32_of, fingerprint_stats, generator
 
 from engines.e2fgvi.flow import SPyNet, flow_warp
 
@@ -25,7 +25,7 @@ PREFIX = "update_spynet."
 
 def _seeded(name: str, shape: tuple[int, ...], gain: float, bias: float, seed: int) -> torch.Tensor:
     """Uniform noise from a generator seeded by (seed, name): the same for upstream's model and ours."""
-    gen = torch.Generator().manual_seed(zlib.crc32(f"{seed}/{name}".encode()))
+    gen = generator(name, seed)
     bound = bias if len(shape) == 1 else math.sqrt(3.0 * gain / math.prod(shape[1:]))
     return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1).mul(bound).float()
 
@@ -72,28 +72,8 @@ def analytic_pair(n: int, height: int, width: int) -> tuple[torch.Tensor, torch.
     return frames[0], frames[1]
 
 
-def weights_crc32(state: dict[str, torch.Tensor]) -> int:
-    """crc32 of the weights' bytes in state-dict order: tells a changed fill from a parity failure."""
-    crc = 0
-    for tensor in state.values():
-        crc = zlib.crc32(tensor.numpy().tobytes(), crc)
-    return crc
-
-
-def _fingerprint(t: torch.Tensor) -> dict:
-    flat = t.detach().double().reshape(-1)
-    picks = torch.linspace(0, flat.numel() - 1, 7).round().long()
-    return {
-        "shape": list(t.shape),
-        "mean": flat.mean().item(),
-        "std": flat.std().item(),
-        "abs_max": flat.abs().max().item(),
-        "values": flat[picks].tolist(),
-    }
-
-
 # Upstream's SPyNet(ref, supp) on analytic_pair(2, H, W) with spynet_state(0), float32
-# on CPU, torch 2.13.0; weights_crc32 is weights_crc32() of those weights.
+# on CPU, torch 2.13.0; weights_crc32 is seeded.crc32_of() of those weights.
 FINGERPRINTS = {
     "weights_crc32": 1335446615,
     (64, 96): {
@@ -143,16 +123,16 @@ def test_buffers_are_imagenet_statistics():
 
 
 @pytest.mark.parametrize("size", [(64, 96), (50, 90)], ids=["multiple_of_32", "resized"])
-def test_spynet_matches_upstream_fingerprint(size):
+def test_spynet_matches_upstreamfingerprint_stats(size):
     state = spynet_state()
-    assert weights_crc32(state) == FINGERPRINTS["weights_crc32"], "spynet_state() changed: regenerate FINGERPRINTS"
+    assert crc32_of(state.values()) == FINGERPRINTS["weights_crc32"], "spynet_state() changed: regenerate FINGERPRINTS"
     spynet = SPyNet().eval()
     spynet.load_state_dict(state, strict=True)
     ref, supp = analytic_pair(2, *size)
     with torch.no_grad():
         flow = spynet(ref, supp)
     expected = FINGERPRINTS[size]
-    got = _fingerprint(flow)
+    got = fingerprint_stats(flow)
     assert got["shape"] == expected["shape"]
     for key in ("mean", "std", "abs_max"):
         assert abs(got[key] - expected[key]) <= 1e-4, f"{key}: {got[key]} vs upstream {expected[key]}"

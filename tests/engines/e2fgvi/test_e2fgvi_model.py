@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 from e2fgvi_weights import crc32_of, load_layout, seeded_state_dict
+from seeded import fingerprint
 
 from engines.e2fgvi.model import Encoder, InpaintGenerator, check_frame_size, deconv
 
@@ -26,13 +27,6 @@ UPSTREAM_OUTPUT = [0.09812349, 0.4242983, 0.3590493, 0.3733884, 0.3656839, 0.387
 UPSTREAM_FLOWS_FORWARD = [-0.6759517, 1.582755, -1.080484, 1.813968, -1.850495, -0.3520784, 0.2997968, -0.1245013, -2.293058, 0.8175154]
 UPSTREAM_FLOWS_BACKWARD = [-0.687911, 1.613465, -0.7933086, 1.748254, -1.969235, 0.02181681, 0.9908049, 0.6620221, -3.455951, 0.8788991]
 # fmt: on
-
-
-def fingerprint(t: torch.Tensor) -> list[float]:
-    """Mean and std, then eight values spread evenly through the flattened tensor."""
-    flat = t.flatten()
-    picks = torch.linspace(0, flat.numel() - 1, 8).round().long()
-    return [float(flat.mean()), float(flat.std())] + [float(v) for v in flat[picks]]
 
 
 def _frames(seed: int = 0) -> torch.Tensor:

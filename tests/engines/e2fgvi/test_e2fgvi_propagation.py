@@ -10,12 +10,12 @@ was a float64 gather-based transcription of mmcv's kernel, not the op under test
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from e2fgvi_weights import load_layout
+from seeded import crc32_of, fingerprint_stats, generator
 
 from engines.e2fgvi.flow import flow_warp
 from engines.e2fgvi.propagation import BidirectionalPropagation, SecondOrderDeformableAlignment
@@ -33,7 +33,7 @@ def propagation_state(seed: int = 0) -> dict[str, torch.Tensor]:
     layout = {k[len(PREFIX) :]: v for k, v in load_layout("e2fgvi_hq").items() if k.startswith(PREFIX)}
     state = {}
     for name, shape in layout.items():
-        gen = torch.Generator().manual_seed(zlib.crc32(f"{seed}/{name}".encode()))
+        gen = generator(name, seed)
         if len(shape) == 1:
             bound = 0.05
         else:
@@ -63,26 +63,6 @@ def analytic_flows(t: int, height: int, width: int, phase: float) -> torch.Tenso
         dy = 1.2 * np.cos(0.23 * xx - 0.29 * yy + 2 * a) - 0.4 * k
         flows.append(np.stack([dx, dy]))
     return torch.from_numpy(np.stack(flows)[None]).float()
-
-
-def weights_crc32(state: dict[str, torch.Tensor]) -> int:
-    """crc32 of the weights' bytes in state-dict order: tells a changed fill from a parity failure."""
-    crc = 0
-    for tensor in state.values():
-        crc = zlib.crc32(tensor.numpy().tobytes(), crc)
-    return crc
-
-
-def _fingerprint(t: torch.Tensor) -> dict:
-    flat = t.detach().double().reshape(-1)
-    picks = torch.linspace(0, flat.numel() - 1, 7).round().long()
-    return {
-        "shape": list(t.shape),
-        "mean": flat.mean().item(),
-        "std": flat.std().item(),
-        "abs_max": flat.abs().max().item(),
-        "values": flat[picks].tolist(),
-    }
 
 
 # Upstream's BidirectionalPropagation(128)(x, flows_backward, flows_forward) with
@@ -117,15 +97,15 @@ def test_state_dict_matches_upstream_layout():
     assert list(got)[:2] == ["deform_align.backward_.weight", "deform_align.backward_.bias"]
 
 
-def test_matches_upstream_fingerprint():
+def test_matches_upstreamfingerprint_stats():
     state = propagation_state()
-    assert weights_crc32(state) == FINGERPRINT["weights_crc32"], "propagation_state() changed: regenerate FINGERPRINT"
+    assert crc32_of(state.values()) == FINGERPRINT["weights_crc32"], "propagation_state() changed: regenerate FINGERPRINT"
     module = BidirectionalPropagation(CHANNEL).eval()
     module.load_state_dict(state, strict=True)
     x = seeded_features(5, 16, 24)
     with torch.no_grad():
         out = module(x, analytic_flows(5, 16, 24, 0.0), analytic_flows(5, 16, 24, 1.0))
-    got = _fingerprint(out - x)
+    got = fingerprint_stats(out - x)
     expected = FINGERPRINT["residual"]
     assert got["shape"] == expected["shape"]
     for key in ("mean", "std", "abs_max"):

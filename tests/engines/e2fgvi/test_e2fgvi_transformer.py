@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 from e2fgvi_weights import crc32_of, load_layout, seeded_state_dict
+from seeded import fingerprint
 
 from engines.e2fgvi.transformer import (
     T2T,
@@ -64,13 +65,6 @@ def _run(parts: tuple[SoftSplit, torch.nn.ModuleList, SoftComp], feats: torch.Te
         for block in blocks:
             tokens = block(tokens, size)
         return sc(tokens, feats.shape[0], size)
-
-
-def fingerprint(t: torch.Tensor) -> list[float]:
-    """Mean and std, then eight values spread evenly through the flattened tensor."""
-    flat = t.flatten()
-    picks = torch.linspace(0, flat.numel() - 1, 8).round().long()
-    return [float(flat.mean()), float(flat.std())] + [float(v) for v in flat[picks]]
 
 
 def _layout(prefix: str) -> dict[str, tuple[int, ...]]:
