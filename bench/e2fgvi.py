@@ -55,17 +55,16 @@ import resource
 import shlex
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench.host import csv, machine
-from bench.report import run_and_report
-from stream.errors import CleanfeedError
+from bench.report import record_case, run_and_report
 
 if TYPE_CHECKING:
     import torch
@@ -336,20 +335,7 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None 
             clips = {case.size: load_clip(args.frames, *parse_size(case.size))}
         if i and cases[i - 1].group != case.group:
             references.pop(cases[i - 1].group, None)
-        print(f"{case.label()} ...", flush=True)
-        entry: dict[str, Any] = asdict(case)
-        try:
-            entry.update(run_case(case, clips[case.size], args, references))
-            report["results"].append(entry)
-            print(f"  {line(entry)}", flush=True)
-        except (CleanfeedError, ImportError) as err:
-            report["skipped"].append({**asdict(case), "reason": str(err)})
-            print(f"  skipped: {err}", flush=True)
-        except Exception as err:  # noqa: BLE001  (one broken case must not lose the others' numbers)
-            message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            report["errors"].append({**asdict(case), "error": message,
-                                     "where": traceback.format_exc().strip().splitlines()[-3:]})
-            print(f"  error: {message}", flush=True)
+        record_case(report, case, partial(run_case, case, clips[case.size], args, references), line)
         _cleanup(case)
         report["machine"]["load_average_end"] = list(os.getloadavg())
         if save is not None:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import traceback
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
+
+from stream.errors import CleanfeedError
 
 Report = dict[str, Any]
 
@@ -32,3 +36,26 @@ def run_and_report(
     if args.save:
         print(f"wrote {args.out_dir / args.save}.json and .md")
     return 1 if report["errors"] else 0
+
+
+def record_case(report: Report, case: Any, measure: Callable[[], Report], line: Callable[[Report], str]) -> str:
+    """Measures one case into ``report``: its numbers under results, or its reason under skipped
+    (a CleanfeedError or a missing import: this machine cannot run it), or its error under errors
+    (anything else: one broken case must not lose the others' numbers). Returns which of the three."""
+    print(f"{case.label()} ...", flush=True)
+    entry: Report = asdict(case)
+    try:
+        entry.update(measure())
+    except (CleanfeedError, ImportError) as err:
+        report["skipped"].append({**asdict(case), "reason": str(err)})
+        print(f"  skipped: {err}", flush=True)
+        return "skipped"
+    except Exception as err:  # noqa: BLE001
+        message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        report["errors"].append({**asdict(case), "error": message,
+                                 "where": traceback.format_exc().strip().splitlines()[-3:]})
+        print(f"  error: {message}", flush=True)
+        return "error"
+    report["results"].append(entry)
+    print(f"  {line(entry)}", flush=True)
+    return "measured"
