@@ -1,10 +1,13 @@
 """E2FGVI-HQ offline inpainting speed, memory and reduced-precision accuracy per frame size, device,
 precision and torch mode.
 
-What is measured is the offline mode: ``engines.e2fgvi.offline.inpaint_offline`` over a whole clip,
-which is upstream test.py's procedure (windows centred every ``neighbor_stride`` frames, every
-``ref_step``-th frame of the video as references, mirror padding to multiples of 60x108, uint8
-compositing and averaging on the host). Per case (frame size x device x precision x mode):
+What is measured is ``engines.e2fgvi.offline.inpaint_clip`` over a whole clip in memory. By default
+that is the offline mode, upstream test.py's procedure (windows centred every ``neighbor_stride``
+frames, every ``ref_step``-th frame of the video as references, mirror padding to multiples of
+60x108, uint8 compositing and averaging on the host); ``--schedule stream`` is the live schedule
+(past references only) and ``--region auto`` inpaints a crop around the masks (``--logo PX``: a
+logo-sized square mask, the HD case the region mode is for; ``region_share`` = the mean share of
+the frame a window ran on). Per case (frame size x device x precision x mode):
 
 - ``total_s``: wall seconds of one pass over the clip (host preparation, uploads, model calls,
   downloads and compositing; the output is on the host when it ends) and ``fps`` = frames / total_s;
@@ -42,6 +45,7 @@ as skipped with the reason.
 
     python -m bench.e2fgvi --sizes 432x240 --frames 20 --devices cpu --precisions fp32,bf16 --save 2026-11-24-e2fgvi-cpu
     python -m bench.e2fgvi --sizes 432x240,864x480 --frames 100 --devices cuda --modes eager,compile --save 2026-11-25-e2fgvi-h100
+    python -m bench.e2fgvi --sizes 1920x1080 --logo 100 --schedule stream --region auto --frames 30 --devices cpu --precisions fp32,bf16 --save 2026-11-24-e2fgvi-region-cpu
 """
 
 from __future__ import annotations
@@ -156,12 +160,19 @@ def load_weights(kind: str, seed: int) -> dict[str, torch.Tensor] | None:
     return seeded_state_dict(load_layout("e2fgvi_hq"), seed)
 
 
-def load_clip(frames: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def load_clip(frames: int, height: int, width: int, logo: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The golden clip; with ``logo``, its masks replaced by a logo-sized square drifting 2 px a frame."""
     if str(TESTS) not in sys.path:
         sys.path.append(str(TESTS))
     from e2fgvi_weights import golden_clip
 
-    return golden_clip(frames, height, width)
+    rgb, masks = golden_clip(frames, height, width)
+    if logo:
+        masks = np.zeros_like(masks)
+        top, left = height // 20, width - width // 20 - logo - 2 * frames
+        for i, mask in enumerate(masks):
+            mask[top:top + logo, left + 2 * i:left + 2 * i + logo] = 1
+    return rgb, masks
 
 
 class TimedModel:
@@ -241,7 +252,8 @@ def run_case(case: Case, clip: tuple[np.ndarray, np.ndarray], args: argparse.Nam
     import torch
 
     from engines.e2fgvi.model import InpaintGenerator, check_frame_size
-    from engines.e2fgvi.offline import inpaint_offline
+    from engines.e2fgvi.offline import inpaint_clip
+    from engines.e2fgvi.sliding import SlidingConfig
     from engines.e2fgvi.windows import dilate_mask, padding
 
     frames, masks = clip
@@ -263,24 +275,39 @@ def run_case(case: Case, clip: tuple[np.ndarray, np.ndarray], args: argparse.Nam
     result: dict[str, Any] = {"frame_size": f"{width}x{height}", "model_input": f"{width + pad_w}x{height + pad_h}",
                               "frames": len(frames), "build_s": time.perf_counter() - started}
 
-    shapes = window_shapes(len(frames), args)
-    generator = torch.Generator().manual_seed(args.seed)
+    config = SlidingConfig(args.schedule, args.neighbor_stride, args.ref_step, args.num_ref, args.region, args.margin)
+    shapes: list[tuple[int, ...]] = []
     start = time.perf_counter()
-    for t, local in shapes:
-        for _ in range(args.warmup):
-            model(torch.rand(1, t, 3, height + pad_h, width + pad_w, generator=generator).mul(2).sub(1).to(device), local)
+    if args.schedule == "offline" and args.region == "full":
+        generator = torch.Generator().manual_seed(args.seed)
+        for t, local in window_shapes(len(frames), args):
+            shapes.append((t, local, height + pad_h, width + pad_w))
+            for _ in range(args.warmup):
+                model(torch.rand(1, t, 3, height + pad_h, width + pad_w, generator=generator).mul(2).sub(1).to(device), local)
+    elif args.warmup:  # crops and window lengths vary along the clip: one untimed pass over it finds every shape
+        inpaint_clip(model, list(frames), list(masks), config, device=device,
+                     on_window=lambda w, region, out: shapes.append((len(w.frames), len(w.neighbors), *out.shape[-2:])))
     result["warmup_s"] = time.perf_counter() - start
-    result["window_shapes"] = [list(s) for s in shapes]
+    result["window_shapes"] = [list(s) for s in dict.fromkeys(shapes)]
     model.ms.clear()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    pixels: list[int] = []
+    crops: dict[str, None] = {}
+
+    def seen(window: Any, region: Any, out: np.ndarray) -> None:
+        pixels.append(region.area)
+        crops[f"{out.shape[-1]}x{out.shape[-2]}"] = None
+
     start = time.perf_counter()
-    outputs = inpaint_offline(model, list(frames), list(masks), args.neighbor_stride, args.ref_step, args.num_ref,
-                              device=device)
+    outputs = inpaint_clip(model, list(frames), list(masks), config, device=device, on_window=seen)
     total = time.perf_counter() - start
     result.update(total_s=total, fps=len(frames) / total, window=summarize(model.ms),
-                  model_share=sum(model.ms) / 1000.0 / total)
+                  model_share=sum(model.ms) / 1000.0 / total, windows_run=len(pixels),
+                  region_share=sum(pixels) / max(1, len(pixels)) / (height * width))
+    if args.region == "auto":
+        result["model_input"] = " ".join(crops) + " (crops, padded to 60x108 multiples only where the frame is smaller)"
     memory: dict[str, float] = {"rss_mib": round(_rss_mib(), 1),
                                 "rss_high_water_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if device.type == "cuda":
@@ -322,6 +349,8 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None 
         "settings": {
             "frames": args.frames, "warmup_calls_per_shape": args.warmup, "neighbor_stride": args.neighbor_stride,
             "ref_step": args.ref_step, "num_ref": args.num_ref, "weights": describe_weights(args.weights, args.seed),
+            "schedule": args.schedule, "region": args.region, "margin": args.margin,
+            "masks": f"a {args.logo}-px square logo drifting 2 px a frame" if args.logo else "the clip's own",
             "clip": "tests/e2fgvi_weights.golden_clip: panning synthetic scene, moving ellipse mask (+ bar every 3rd frame)",
             "accuracy": f"share of filled uint8 values within {WITHIN} levels of fp32 eager's (target 99.9%)",
         },
@@ -332,7 +361,7 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None 
     references: dict[tuple[str, str], list[np.ndarray]] = {}
     for i, case in enumerate(cases):
         if case.size not in clips:
-            clips = {case.size: load_clip(args.frames, *parse_size(case.size))}
+            clips = {case.size: load_clip(args.frames, *parse_size(case.size), logo=args.logo)}
         if i and cases[i - 1].group != case.group:
             references.pop(cases[i - 1].group, None)
         record_case(report, case, partial(run_case, case, clips[case.size], args, references), line)
@@ -363,14 +392,14 @@ def line(entry: dict[str, Any]) -> str:
     w = entry["window"]
     return (f"{entry['fps']:.2f} fps, {entry['total_s']:.1f} s for {entry['frames']} frames, window mean "
             f"{w['mean_ms']:.0f} ms (p50 {w['p50_ms']:.0f}, p95 {w['p95_ms']:.0f}, n {w['n']}), model "
-            f"{100 * entry['model_share']:.0f}% of the pass, memory MiB {_memory(entry)}, within 2 of fp32 {_accuracy(entry)}")
+            f"{100 * entry['model_share']:.0f}% of the pass, region {100 * entry['region_share']:.0f}% of the frame, memory MiB {_memory(entry)}, within 2 of fp32 {_accuracy(entry)}")
 
 
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     where = m.get("gpu") or f"{m['cpu']} ({m['cores']} cores)"
     rows = [
-        f"# E2FGVI-HQ offline inpainting — {where}",
+        f"# E2FGVI-HQ inpainting, {report['settings']['schedule']} schedule, region {report['settings']['region']} — {where}",
         "",
         f"- date: {report['date']}",
         f"- command: `{report['command']}`",
@@ -382,16 +411,16 @@ def markdown(report: dict[str, Any]) -> str:
         f"- settings: {report['settings']}",
         f"- baseline to read against: {report['baseline']}",
         "",
-        "One pass = `inpaint_offline` over the clip (upstream test.py's procedure: host preparation, uploads, "
-        "model calls, compositing); fps = frames / pass seconds. Window ms = one model call, device synchronised "
+        "One pass = `inpaint_clip` over the clip (offline/full: upstream test.py's procedure; host preparation, "
+        "uploads, model calls, compositing); region % = mean share of the frame a window ran on; fps = frames / pass seconds. Window ms = one model call, device synchronised "
         "around it; model % = model calls' share of the pass. Memory MiB: peak CUDA allocation over the pass "
         "(weights included) on CUDA, process RSS after the pass on the CPU. Within 2 of fp32: share of the filled "
         "pixels' uint8 values (dilated masks, 3 channels) within 2 levels of fp32 eager's on the same device "
         "(target 99.9%).",
         "",
         "| frame | model input | device | precision | mode | fps | pass s | window mean ms | p50 | p95 | windows "
-        "| model % | warm-up s | memory MiB | within 2 of fp32 |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| model % | region % | warm-up s | memory MiB | within 2 of fp32 |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in report["results"]:
         w = r["window"]
@@ -399,7 +428,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['frame_size']} | {r['model_input']} | {r['device']} | {r['precision']} "
             f"| {r['mode']}{' (added)' if r['added'] else ''} | {r['fps']:.2f} | {r['total_s']:.1f} "
             f"| {w['mean_ms']:.0f} | {w['p50_ms']:.0f} | {w['p95_ms']:.0f} | {w['n']} | {100 * r['model_share']:.0f} "
-            f"| {r['warmup_s']:.1f} | {_memory(r)} | {_accuracy(r)} |"
+            f"| {100 * r['region_share']:.0f} | {r['warmup_s']:.1f} | {_memory(r)} | {_accuracy(r)} |"
         )
     if report["skipped"]:
         rows += ["", "Skipped:", ""]
@@ -425,6 +454,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--neighbor-stride", type=int, default=5, help="test.py's neighbor_stride")
     p.add_argument("--ref-step", type=int, default=10, help="test.py's step between reference frames")
     p.add_argument("--num-ref", type=int, default=-1, help="test.py's num_ref (-1: every ref-step-th frame of the clip)")
+    p.add_argument("--schedule", choices=("offline", "stream"), default="offline",
+                   help="offline: test.py's (default); stream: the live schedule (past references, lookahead)")
+    p.add_argument("--region", choices=("full", "auto"), default="full",
+                   help="full: whole frames, as test.py (default); auto: a crop around the masks")
+    p.add_argument("--margin", type=int, default=64, help="context pixels around the masks for --region auto")
+    p.add_argument("--logo", type=int, default=0, metavar="PX",
+                   help="masks: a PX-pixel square logo drifting across the top right instead of the clip's ellipse")
     p.add_argument("--weights", choices=WEIGHTS, default="seeded",
                    help="seeded: the parity goldens' weights; random: fresh init (speed does not depend on them)")
     p.add_argument("--seed", type=int, default=0, help="weights seed (and warm-up inputs)")

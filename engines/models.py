@@ -91,7 +91,7 @@ def choose(family: Family, engine: str, checkpoint: str | None, model: str, mode
     if found is None:
         if engine == family.engine:
             raise CheckpointError(
-                f"{family.element} engine={family.engine} needs a {family.name} checkpoint: give checkpoint=PATH "
+                f"{family.element} engine={family.engine} needs {'an' if family.name[0] in 'AEIOU' else 'a'} {family.name} checkpoint: give checkpoint=PATH "
                 f"(run: {family.flag} FILE) or put {names} in {folder} (--models DIR or $CLEANFEED_MODELS), found none"
             )
         return None, f"no {family.name} checkpoint in {folder} (looked for {names})"

@@ -67,6 +67,16 @@ class Element:
         """How many later frames this element must see before it can emit frame N."""
         return 0
 
+    @property
+    def holds_stream(self) -> bool:
+        """True for a filter that keeps every frame until the end of the stream (offline processing).
+
+        Shared memory cannot hold a whole clip, so such a filter copies what it keeps (to disk, if
+        it is wise) and the runner gives the input's slot back as soon as ``process`` returns; the
+        frames it emits later travel inline. ``lookahead`` stays what the *slots* need (0).
+        """
+        return False
+
     def start(self, caps: Caps) -> Caps:
         """Called once with the input caps; returns the output caps. Raise to refuse them."""
         return caps

@@ -412,6 +412,8 @@ class ElementRunner:
                 t0 = monotonic()
                 outs = self._outputs(flt.process(item), "process")
                 self.counters.busy_s += monotonic() - t0
+                if flt.holds_stream:
+                    self.slots.release(item)  # the element copied what it keeps
                 for out in outs:
                     self._emit(out)
             elif isinstance(item, Packet):
@@ -426,11 +428,7 @@ class ElementRunner:
             elif isinstance(item, Eos):
                 self._eos_in = True
                 if self.started:
-                    t0 = monotonic()
-                    outs = self._outputs(flt.flush(), "flush")
-                    self.counters.busy_s += monotonic() - t0
-                    for out in outs:
-                        self._emit(out)
+                    self._drain_flush(flt)
                     if self._next_out != self._next_in:
                         raise ElementError(
                             self.name, f"must emit every frame it receives, emitted {self._next_out} of {self._next_in}"
@@ -438,6 +436,23 @@ class ElementRunner:
                 self._put(Eos())
                 return
             self._tick()
+
+    def _drain_flush(self, flt: Filter) -> None:
+        """Emits what ``flush`` gives as it comes: a list, or a generator for a filter that does its
+        real work at the end (offline processing), whose frames then leave and are counted one by one."""
+        t0 = monotonic()
+        outs = flt.flush()
+        if not isinstance(outs, (list, tuple, Iterator)):
+            raise ElementError(self.name, f"flush() must return a list of frames, got {type(outs).__name__}")
+        try:
+            for out in outs:
+                self.counters.busy_s += monotonic() - t0
+                self._emit(out)
+                self._tick()
+                t0 = monotonic()
+            self.counters.busy_s += monotonic() - t0
+        finally:
+            self._close_items(outs if isinstance(outs, Iterator) else None)
 
     def _run_sink(self, sink: Sink) -> None:
         while True:

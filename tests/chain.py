@@ -20,5 +20,5 @@ def run_filters(caps: Caps, frames: list[VideoFrame], elements: list[Filter], co
         out += batch
     tail: list[VideoFrame] = []
     for element in elements:
-        tail = [o for f in tail for o in element.process(f)] + element.flush()
+        tail = [o for f in tail for o in element.process(f)] + list(element.flush())
     return out + tail

@@ -1,26 +1,26 @@
-"""E2FGVI over a whole clip exactly as upstream's test.py does it, without holding the clip on the device.
+"""E2FGVI over a whole clip in memory exactly as upstream's test.py does it: the parity reference.
 
-test.py loads every frame and mask onto the GPU as one tensor; here frames stay on the host and
-only each window's frames (its neighbours and references) are moved, converted and padded, so
-device memory follows the window, not the video. The arithmetic is test.py's, step for step
-(engines/e2fgvi/windows.py holds the schedule, padding and compositing), so outputs match it.
+test.py loads every frame and mask onto the GPU as one tensor; here only each window's frames
+are moved, converted and padded (engines/e2fgvi/sliding.py runs the offline schedule on the
+whole frame), so device memory follows the window, not the clip. The goldens call this, the
+benchmark the general :func:`inpaint_clip`; the ``inpaint`` element runs the same schedules on
+frames streamed through the pipeline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 
-from engines.e2fgvi.windows import Compositor, dilate_mask, offline_windows, pad_by_mirroring
-
-Model = Callable[[torch.Tensor, int], tuple[torch.Tensor, object]]
-"""``model(masked_frames [1, T, 3, H, W] in [-1, 1], num_local_frames) -> (output [T, 3, H, W], flows)``."""
+from engines.e2fgvi.regions import Box, Patch
+from engines.e2fgvi.sliding import SlidingConfig, SlidingInpainter, WindowModel
+from engines.e2fgvi.windows import Window
 
 
 def inpaint_offline(
-    model: Model,
+    model: WindowModel,
     frames: Sequence[np.ndarray],
     masks: Sequence[np.ndarray],
     neighbor_stride: int = 5,
@@ -35,22 +35,32 @@ def inpaint_offline(
     does). ``on_window(center, output)`` sees each window's raw model output (``[T, 3, H, W]``
     float32 in [-1, 1], cropped), for parity checks.
     """
+    config = SlidingConfig("offline", neighbor_stride, ref_step, num_ref, region="full")
+    seen = None if on_window is None else (lambda window, _region, output: on_window(window.center, output))
+    return inpaint_clip(model, frames, masks, config, device, seen)
+
+
+def inpaint_clip(
+    model: WindowModel,
+    frames: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    config: SlidingConfig,
+    device: torch.device | str = "cpu",
+    on_window: Callable[[Window, Box, np.ndarray], None] | None = None,
+) -> list[np.ndarray]:
+    """A clip in memory through either schedule and region mode (the benchmark's and the tests' entry)."""
     if len(frames) != len(masks) or not frames:
         raise ValueError(f"frames and masks must be two equally long, non-empty lists, got {len(frames)} and {len(masks)}")
     height, width = frames[0].shape[:2]
-    dilated = [dilate_mask(m) for m in masks]
-    compositor = Compositor()
-    with torch.no_grad():
-        for window in offline_windows(len(frames), neighbor_stride, ref_step, num_ref):
-            ids = list(window.frames)
-            images = torch.from_numpy(np.stack([frames[i] for i in ids])).permute(0, 3, 1, 2).float().div(255) * 2 - 1
-            holes = torch.from_numpy(np.stack([dilated[i] * 255 for i in ids])[:, None]).float().div(255)
-            masked = (images * (1 - holes)).numpy()
-            padded = torch.from_numpy(np.ascontiguousarray(pad_by_mirroring(masked))).to(device)
-            output, _ = model(padded[None], len(window.neighbors))
-            output = output[:, :, :height, :width].float().cpu().numpy()
-            if on_window is not None:
-                on_window(window.center, output)
-            for row, index in enumerate(window.neighbors):
-                compositor.add(index, output[row].transpose(1, 2, 0), frames[index], dilated[index])
-    return [compositor.pop(i) for i in range(len(frames))]
+    engine = SlidingInpainter(model, config, height, width, device=device, on_window=on_window)
+    out = [np.array(rgb) for rgb in frames]
+
+    def paste(patches: Iterable[Patch]) -> None:
+        for patch in patches:
+            if patch.box is not None:
+                np.copyto(out[patch.index][patch.box.slices], patch.rgb, where=patch.where[..., None])
+
+    for rgb, mask in zip(frames, masks, strict=True):
+        paste(engine.push(rgb, mask))
+    paste(engine.finish())
+    return out

@@ -33,17 +33,27 @@ def add_parser(sub: Any) -> None:
     m.add_argument("--sam", metavar="FILE", help="segment with SAM from this checkpoint (its size is read from the file)")
     m.add_argument("--deaot", metavar="FILE",
                    help="track with DeAOT from this checkpoint (its variant is read from the file)")
+    m.add_argument("--e2fgvi", metavar="FILE", help="inpaint with E2FGVI-HQ from this checkpoint (E2FGVI-HQ-CVPR22.pth)")
     m.add_argument("--models", metavar="DIR",
                    help="folder searched for official checkpoint names (default $CLEANFEED_MODELS or "
-                        "~/.cache/cleanfeed/models); without --sam/--deaot, a model is used when its checkpoint is there")
+                        "~/.cache/cleanfeed/models); without --sam/--deaot/--e2fgvi, a model is used when its "
+                        "checkpoint is there")
     m.add_argument("--classical", action="store_true", help="use the classical engines even when checkpoints are found")
     m.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N for the models (default auto)")
     m.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="model precision (default fp32)")
     m.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt"],
                    help="where the models run (default torch)")
     e = p.add_argument_group("processing")
-    e.add_argument("--window", type=int, default=5, metavar="W", help="inpaint lookahead in frames (latency price; default 5)")
-    e.add_argument("--dilate", type=int, default=8, metavar="PX", help="grow masks by PX pixels before inpainting (default 8)")
+    e.add_argument("--window", type=int, default=5, metavar="W",
+                   help="classical inpaint lookahead in frames (latency price; default 5)")
+    e.add_argument("--inpaint-mode", default="stream", choices=["stream", "offline"],
+                   help="E2FGVI: stream (past references, lookahead of 5 frames) or offline (upstream's test.py: "
+                        "references from the whole clip, output after the end of the input; default stream)")
+    e.add_argument("--region", default="auto", choices=["auto", "full"],
+                   help="E2FGVI: inpaint a crop around the mask (auto) or always the whole frame (default auto)")
+    e.add_argument("--dilate", type=int, default=None, metavar="PX",
+                   help="grow masks by PX pixels before inpainting (default 8 for tracked masks; masks given with "
+                        "--masks are used as they are, as upstream's test.py takes them)")
     e.add_argument("--codec", default="h264", help="h264 | hevc | ffv1 (default h264)")
     e.add_argument("--crf", type=int, default=20, help="quality for h264/hevc, 0..51 (default 20)")
     e.add_argument("--preset", default="veryfast", help="x264/x265 preset (default veryfast)")
@@ -63,28 +73,32 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         raise PromptError("--masks replaces segmenting and tracking: give it without --box/--point/--mask/--prompts")
     if not args.masks and not has_prompt:
         raise PromptError("nothing to remove: give --box, --point, --mask, --prompts or --masks")
+    for flag in ("sam", "deaot", "e2fgvi"):
+        if args.classical and getattr(args, flag):
+            raise PromptError(f"--classical and --{flag} contradict each other: give one")
+    seg: dict[str, Any] = {"frame": args.frame}
+    track: dict[str, Any] = {}
+    inpaint: dict[str, Any] = {"window": args.window}
+    models = {"sam": seg, "deaot": track, "e2fgvi": inpaint}
+    for flag, props in models.items():
+        if args.classical:
+            props["engine"] = "classical"
+            continue
+        if getattr(args, flag):
+            props |= {"engine": flag, "checkpoint": getattr(args, flag)}
+        if args.models:
+            props["models"] = args.models
+        for key, default in (("device", "auto"), ("precision", "fp32"), ("backend", "torch")):
+            if getattr(args, key) != default:
+                props[key] = getattr(args, key)
+    if args.inpaint_mode != "stream":
+        inpaint["mode"] = args.inpaint_mode
+    if args.region != "auto":
+        inpaint["region"] = args.region
     specs: list[tuple[str, dict[str, Any]]] = [("filesrc", {"location": args.input})]
     if args.masks:
         specs.append(("loadmask", {"location": args.masks}))
     else:
-        seg: dict[str, Any] = {"frame": args.frame}
-        track: dict[str, Any] = {}
-        for flag in ("sam", "deaot"):
-            if args.classical and getattr(args, flag):
-                raise PromptError(f"--classical and --{flag} contradict each other: give one")
-        if args.classical:
-            seg["engine"] = track["engine"] = "classical"
-        else:
-            if args.sam:
-                seg |= {"engine": "sam", "checkpoint": args.sam}
-            if args.deaot:
-                track |= {"engine": "deaot", "checkpoint": args.deaot}
-            for props in (seg, track):
-                if args.models:
-                    props["models"] = args.models
-                for key, default in (("device", "auto"), ("precision", "fp32"), ("backend", "torch")):
-                    if getattr(args, key) != default:
-                        props[key] = getattr(args, key)
         if args.box:
             seg["box"] = parse_box(args.box).as_tuple()
         if args.point:
@@ -97,9 +111,10 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         specs += [("segment", seg), ("track", track)]
     if args.save_masks:
         specs.append(("savemask", {"location": args.save_masks}))
-    if args.dilate:
-        specs.append(("dilate", {"pixels": args.dilate}))
-    specs.append(("inpaint", {"window": args.window}))
+    dilate = args.dilate if args.dilate is not None else (0 if args.masks else 8)
+    if dilate:
+        specs.append(("dilate", {"pixels": dilate}))
+    specs.append(("inpaint", inpaint))
     if args.output == "-":
         specs.append(("stdoutsink", {}))
     else:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections import deque
+from collections.abc import Iterator
 from typing import ClassVar
 
 from engines.classical.inpainter import METHODS, Filled, FlowInpainter, InpaintConfig
 from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
+from stream.elements.inpaint_e2fgvi import MODES, VARIANTS, E2fgviEngine, E2fgviSettings, choose
 from stream.errors import ElementError
 from stream.properties import Property
 from stream.registry import register
 
-ENGINES = ("classical", "auto")
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "e2fgvi", "classical")
 
 
 @register
@@ -20,8 +25,22 @@ class Inpaint(Filter):
     factory: ClassVar[str] = "inpaint"
     klass: ClassVar[str] = "Filter/Video/Inpaint"
     description: ClassVar[str] = (
-        "Removes every masked object, filling it from neighbouring frames (flow-guided), else spatially.\n\n"
-        "method=propagate pulls each hidden pixel from the nearest of the `window` frames before and "
+        "Removes every masked object, filling it from neighbouring frames (E2FGVI-HQ, or flow-guided).\n\n"
+        "engine=auto uses E2FGVI-HQ when a checkpoint is found (checkpoint=PATH, or E2FGVI-HQ-CVPR22.pth "
+        "in the models folder: models=DIR, $CLEANFEED_MODELS, ~/.cache/cleanfeed/models) and the "
+        "classical engine otherwise, and says which and why.\n\n"
+        "E2FGVI runs windows of 2*neighbor_stride+1 frames centred every neighbor_stride frames, "
+        "with reference frames every ref_step frames. mode=stream (live input) takes references "
+        "from the past only (num_ref of them; -1 = 3) and emits each frame neighbor_stride frames "
+        "after it came in (the lookahead); memory stays constant. mode=offline is upstream's "
+        "test.py, frame for frame: references from the whole clip (num_ref=-1: every ref_step-th "
+        "frame), every frame averaged over all its windows; it keeps the clip in a spill file on "
+        "disk and emits after the end of the stream (refused for live input). region=auto "
+        "inpaints a crop around the masks (margin pixels of context, grown to the model's "
+        "60x108 multiples), so a small logo in HD costs what a 432x240 frame costs; it takes the "
+        "whole frame when the crop would cover half of it; region=full always does. Only mask "
+        "pixels are written.\n\n"
+        "The classical engine: method=propagate pulls each hidden pixel from the nearest of the `window` frames before and "
         "after that shows it (motion estimated around the mask, never from the logo itself), then "
         "from the previous output, then fills the rest with cv2.inpaint (Telea). It holds `window` "
         "frames (the lookahead: window/rate seconds of latency) and emits in order. window=0, "
@@ -34,42 +53,100 @@ class Inpaint(Filter):
         "! inpaint window=5 ! filesink location=out.mp4"
     )
     properties: ClassVar[tuple[Property, ...]] = (
-        Property.enum("engine", "Inpainting engine (auto picks the best available)", ENGINES, "auto"),
-        Property.int("window", "Frames used before and after each frame (= lookahead); 0 = spatial only", 5, 0, 30),
-        Property.enum("method", "propagate: flow-guided from neighbour frames; telea / ns: per-frame cv2.inpaint",
-                      METHODS, "propagate"),
-        Property.int("margin", "Known pixels kept around the mask as context (pixels)", 16, 4, 256),
-        Property.int("radius", "cv2.inpaint neighbourhood radius (pixels)", 5, 1, 32),
-        Property.int("flow_margin", "Ring around the mask whose motion guides propagation (pixels)", 32, 8, 256),
+        Property.enum("engine", "Inpainting engine: auto (E2FGVI when a checkpoint is found), e2fgvi, classical",
+                      ENGINES, "auto"),
+        Property.enum("model", "E2FGVI variant (auto: read from the checkpoint)", ("auto", *VARIANTS), "auto"),
+        Property.string("checkpoint", "E2FGVI checkpoint file (E2FGVI-HQ-CVPR22.pth)", None),
+        Property.string("models", "Folder searched for official checkpoint names (default $CLEANFEED_MODELS "
+                        "or ~/.cache/cleanfeed/models)", None),
+        Property.enum("backend", "Where E2FGVI runs", ("torch", "onnxruntime", "tensorrt"), "torch"),
+        Property.string("device", "auto, cpu, cuda or cuda:N", "auto"),
+        Property.enum("precision", "E2FGVI's compute precision (autocast)", ("fp32", "fp16", "bf16"), "fp32"),
+        Property.bool("compile", "E2FGVI on torch: run the generator through torch.compile", False),
+        Property.enum("mode", "E2FGVI: stream (past references, constant memory) or offline (test.py, whole clip)",
+                      MODES, "stream"),
+        Property.int("neighbor_stride", "E2FGVI: window half-width and step (frames); the stream lookahead", 5, 1, 30),
+        Property.int("ref_step", "E2FGVI: frames between reference frames", 10, 1, 1000),
+        Property.int("num_ref", "E2FGVI: reference frames per window (-1: offline all, stream 3)", -1, -1, 64),
+        Property.enum("region", "E2FGVI: auto (a crop around the masks when small) or full (whole frame)",
+                      ("auto", "full"), "auto"),
+        Property.int("margin", "Context kept around the mask (pixels; classical default 16, E2FGVI 64)", 0, 0, 1024),
+        Property.string("spill", "E2FGVI offline: folder for the spill file (default: the system's temp folder)", None),
+        Property.int("window", "Classical: frames used before and after each frame (= lookahead); 0 = spatial only",
+                     5, 0, 30),
+        Property.enum("method", "Classical: propagate (flow-guided from neighbour frames); telea / ns: per-frame "
+                      "cv2.inpaint", METHODS, "propagate"),
+        Property.int("radius", "Classical: cv2.inpaint neighbourhood radius (pixels)", 5, 1, 32),
+        Property.int("flow_margin", "Classical: ring around the mask whose motion guides propagation (pixels)",
+                     32, 8, 256),
     )
 
     engine: str
+    model: str
+    checkpoint: str | None
+    models: str | None
+    backend: str
+    device: str
+    precision: str
+    compile: bool
+    mode: str
+    neighbor_stride: int
+    ref_step: int
+    num_ref: int
+    region: str
+    margin: int
+    spill: str | None
     window: int
     method: str
-    margin: int
     radius: int
     flow_margin: int
 
+    def configure(self) -> None:
+        self._choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
+        self._e2fgvi: E2fgviEngine | None = None
+        if self._choice is not None:
+            self._e2fgvi = E2fgviEngine(self._choice, E2fgviSettings(
+                self.backend, self.device, self.precision, self.compile, self.mode, self.neighbor_stride,
+                self.ref_step, self.num_ref, self.region, self.margin or 64, self.spill))
+
     def _config(self, align: int = 1) -> InpaintConfig:
-        return InpaintConfig(window=self.window, method=self.method, margin=self.margin, radius=self.radius,
-                             flow_margin=self.flow_margin, align=align)
+        return InpaintConfig(window=self.window, method=self.method, margin=max(4, self.margin or 16),
+                             radius=self.radius, flow_margin=self.flow_margin, align=align)
 
     @property
     def lookahead(self) -> int:
+        if self._e2fgvi is not None:
+            return self._e2fgvi.lookahead
         return self._config().lookahead
 
+    @property
+    def holds_stream(self) -> bool:
+        return self._e2fgvi is not None and self.mode == "offline"
+
     def start(self, caps: Caps) -> Caps:
+        if self._e2fgvi is not None:
+            log.info("%s: using %s (%s)", self.name, self._why, self._e2fgvi.open(caps))
+            return caps
+        log.info("%s: using the classical engine (flow-guided propagation): %s", self.name, self._why)
         self._engine = FlowInpainter(self._config(align=2 if caps.pix_fmt == "yuv420p" else 1))
         self._held: deque[VideoFrame] = deque()
         self._emitted = 0
         return caps
 
+    def stop(self) -> None:
+        if self._e2fgvi is not None:
+            self._e2fgvi.close()
+
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        if self._e2fgvi is not None:
+            return self._e2fgvi.process(frame)
         results = self._engine.push(frame.picture.luma(), frame.picture.rgb, frame.mask)
         self._held.append(frame)
         return [self._write(r) for r in results]
 
-    def flush(self) -> list[VideoFrame]:
+    def flush(self) -> list[VideoFrame] | Iterator[VideoFrame]:
+        if self._e2fgvi is not None:
+            return self._e2fgvi.flush()
         return [self._write(r) for r in self._engine.flush()]
 
     def _write(self, result: Filled) -> VideoFrame:
