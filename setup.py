@@ -34,9 +34,14 @@ setup(
         "onnx": ONNX + ["onnxruntime>=1.18"],
         "onnx-gpu": ONNX + ["onnxruntime-gpu>=1.18"],
         "trt": ONNX + ["tensorrt>=10"],
-        "gui": ["gradio>=4"],
+        # the web app (`cleanfeed gui`)
+        "gui": ["gradio>=6,<7"],
+        # --metrics-port: a Prometheus endpoint with the run's live figures (stream.metrics)
+        "metrics": ["prometheus-client>=0.20"],
         # the tests run every model path that can run on a CPU machine
-        "dev": ["pytest>=8", "ruff==0.17.6", "hypothesis>=6", *TORCH, *ONNX, "onnxruntime>=1.18"],
+        # (and the web app's end-to-end test: playwright brings its driver; Chromium comes from apt, see .ci/run)
+        "dev": ["pytest>=8", "ruff==0.17.6", "hypothesis>=6", "prometheus-client>=0.20", *TORCH, *ONNX, "onnxruntime>=1.18",
+                "gradio>=6,<7", "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["cleanfeed=stream.cli.main:main"]},
 )

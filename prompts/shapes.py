@@ -91,8 +91,11 @@ class ObjectPrompt:
             points = tuple(
                 Point(float(p[0]), float(p[1]), bool(int(p[2])) if len(p) > 2 else True) for p in data.get("points", [])
             )
-            return cls(int(data.get("id", 1)), int(data.get("frame", 0)), box, points, data.get("mask"))
-        except (TypeError, ValueError, KeyError, IndexError) as err:
+            mask = data.get("mask")
+            if mask is not None and not isinstance(mask, str):
+                raise TypeError(f"mask must be a file path, got {type(mask).__name__}")
+            return cls(int(data.get("id", 1)), int(data.get("frame", 0)), box, points, mask)
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError) as err:
             raise PromptError(f"prompt must be {{id, frame, box: [x0,y0,x1,y1], points: [[x,y,label]], mask}}, got {data!r} ({err})") from None
 
 

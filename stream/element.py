@@ -84,6 +84,22 @@ class Element:
     def stop(self) -> None:
         """Releases resources; called after flush, also after an error."""
 
+    def count(self, counter: str, n: int = 1) -> None:
+        """Adds ``n`` to one of this element's named counters (``reconnects``, ``repeated``, ...).
+
+        Counters are totals since the run began. The runner sends them with its statistics,
+        so they show up without further wiring: per stage in ``--stats``
+        (``stages[name]["counters"]``), summed over the stages in ``counters``, and on the
+        Prometheus endpoint; ``reconnects`` is also a top-level figure. Plain dict, not a
+        property table entry: an element may count things nobody declared up front.
+        """
+        counts: dict[str, int] = self.__dict__.setdefault("_counts", {})
+        counts[counter] = counts.get(counter, 0) + n
+
+    def counted(self) -> dict[str, int]:
+        """A copy of the named counters (see :meth:`count`)."""
+        return dict(self.__dict__.get("_counts", {}))
+
 
 class Source(Element):
     role: ClassVar[str] = "source"

@@ -203,9 +203,14 @@ class Pipeline:
         return " ! ".join(parts)
 
     def run(
-        self, mode: str = "process", progress: Callable[[Progress], None] | None = None, stats_every_s: float = 0.5
+        self, mode: str = "process", progress: Callable[[Progress], None] | None = None, stats_every_s: float = 0.5,
+        monitor: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunReport:
         """Runs to the end of stream and returns the report.
+
+        ``monitor`` gets the live stats document (stream.stats) every ``stats_every_s`` from
+        the calling thread, and the final one (``RunReport.to_json()``, ``final`` true) once
+        the run ended, also when it failed or was interrupted.
 
         Raises, after every output was finalized and nothing is left running: the element's
         own CleanfeedError (a MediaError stays a MediaError), ElementError(name, message) for
@@ -220,7 +225,8 @@ class Pipeline:
         start = monotonic()
         with SignalTrap() as trap:
             supervisor = Supervisor(
-                crew, collector, trap=trap, progress=progress, stats_every_s=stats_every_s, deadlines=self.deadlines
+                crew, collector, trap=trap, progress=progress, stats_every_s=stats_every_s, deadlines=self.deadlines,
+                monitor=monitor,
             )
             supervisor.run()
         wall = monotonic() - start
@@ -236,6 +242,12 @@ class Pipeline:
             mode=mode, wall_s=wall, lookahead=self.lookahead, interrupted=supervisor.interrupted_by is not None,
             error=str(exc) if exc is not None and not isinstance(exc, Interrupted) else None,
         )
+        if monitor is not None:
+            try:
+                monitor(report.to_json())
+            except Exception:
+                if exc is None:
+                    raise  # else the run's own failure is the one to report
         if exc is not None:
             exc.report = report  # type: ignore[attr-defined]
             raise exc

@@ -13,6 +13,10 @@ What it guarantees, whatever the element does:
   keeps draining its input (returning slots) until upstream's EOS: nothing deadlocks;
 - on abort every runner leaves at its next wait; a sink still calls ``finish()``.
 
+Statistics (stream.stats) go out every ``stats_every_s`` and at exit: frames, busy time, the
+sink's per-frame latencies and degraded count (frames whose ``meta["degraded"]`` is true),
+and the element's own named counters (``Element.count``).
+
 A source that may wait a long time for input (a network receiver) can declare a
 ``stop_check`` attribute; the runner sets it to a function to call while waiting, which
 raises (StopRequested, Aborted) when the run wants the source to stop.
@@ -268,7 +272,7 @@ class ElementRunner:
                 self._call_safely(el.stop)
             self.slots.release_held()
         finally:
-            self.reporter.send(self.counters.message(self.name, "done") | {"aborted": self.aborted})
+            self.reporter.send(self.counters.message(self.name, "done", self.element.counted()) | {"aborted": self.aborted})
 
     def _call_safely(self, hook: Any) -> None:
         try:
@@ -297,7 +301,7 @@ class ElementRunner:
         now = monotonic()
         if force or now - self._last_report >= self.every:
             self._last_report = now
-            self.reporter.send(self.counters.message(self.name))
+            self.reporter.send(self.counters.message(self.name, counters=self.element.counted()))
 
     # -- errors ---------------------------------------------------------------------------
     def _report_error(self, culprit: str, exc: BaseException) -> None:
@@ -459,6 +463,8 @@ class ElementRunner:
             item = self._get()
             if isinstance(item, VideoFrame):
                 self._accept(item)
+                if item.meta.get("degraded"):
+                    self.counters.degraded += 1
                 t0 = monotonic()
                 sink.render(item)
                 done = monotonic()

@@ -6,12 +6,27 @@ latency: ``monotonic()`` after ``render`` minus ``frame.born`` (CLOCK_MONOTONIC 
 every process of a host). Reports are plain msgpack-able maps, sent every
 ``stats_every_s`` and once more at exit, over a ZeroMQ PUSH socket (processes) or a queue
 (threads). Peak memory is each process's ``ru_maxrss``.
+
+Elements may count things of their own (``Element.count("reconnects")``): the totals travel
+in the same reports (``counters``) and are summed per name over the stages. The sink also
+counts frames whose ``meta["degraded"]`` is true (the fast fallback fill was used).
+
+The stats document (:meth:`Collector.snapshot` while running, :meth:`RunReport.to_json` at
+the end) has the same figures in both: ``state``, ``final``, ``frames_in``, ``frames_out``,
+``in_flight``, ``degraded``, ``late``, ``dropped``, ``reconnects``, ``fps``, ``latency_ms``
+{p50, p95, p99, max}, ``counters`` {name: total} and ``stages`` {name: {fps, frames_in,
+frames_out, busy_s, busy_fps, load, rss_mb, counters}}. ``dropped`` is frames in minus
+frames out once the run ended (0 for a completed run; 0 while running, when the difference
+is ``in_flight``).
 """
 
 from __future__ import annotations
 
 import resource
+from array import array
+from collections import deque
 from dataclasses import asdict, dataclass, field
+from time import monotonic
 from typing import Any
 
 import numpy as np
@@ -53,10 +68,23 @@ class RunReport:
     lookahead: int
     latency_budget_ms: float | None = None
     late_frames: int = 0
+    degraded: int = 0
+    reconnects: int = 0
+    dropped: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        """done, failed or interrupted (a failure wins over the signal that may have followed it)."""
+        return "failed" if self.error else "interrupted" if self.interrupted else "done"
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON types: caps as numbers and "num/den" strings."""
+        """Plain JSON types: caps as numbers and "num/den" strings. Also the final stats
+        document: the live document's keys (see the module doc) with ``final`` true."""
         out = asdict(self)
+        out["state"], out["final"], out["late"] = self.state, True, self.late_frames
+        out["in_flight"] = 0
         out["latency_ms"] = {k: round(v, 3) for k, v in self.latency_ms.items()}
         out["caps"] = None if self.caps is None else {
             "width": self.caps.width, "height": self.caps.height, "rate": str(self.caps.rate),
@@ -67,9 +95,9 @@ class RunReport:
         return out
 
 
-def latency_summary(values_ms: list[float]) -> dict[str, float]:
-    """p50/p95/p99/max of per-frame latencies in milliseconds (empty for an empty list)."""
-    if not values_ms:
+def latency_summary(values_ms: Any) -> dict[str, float]:
+    """p50/p95/p99/max of per-frame latencies in milliseconds (empty for an empty sequence)."""
+    if not len(values_ms):
         return {}
     arr = np.asarray(values_ms, np.float64)
     p50, p95, p99 = np.percentile(arr, [50, 95, 99])
@@ -91,13 +119,16 @@ class ElementCounters:
     busy_s: float = 0.0
     first_born: float | None = None
     last_render: float | None = None
+    degraded: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
-    def message(self, element: str, kind: str = "stats") -> dict[str, Any]:
+    def message(self, element: str, kind: str = "stats", counters: dict[str, int] | None = None) -> dict[str, Any]:
+        """The report; ``counters`` are the element's own named totals (Element.count)."""
         msg = {
             "kind": kind, "element": element, "frames_in": self.frames_in, "frames_out": self.frames_out,
             "packets": self.packets, "busy_s": self.busy_s, "rss_mb": peak_rss_mb(),
             "first_born": self.first_born, "last_render": self.last_render, "lat": self.latencies_ms,
+            "degraded": self.degraded, "counters": dict(counters or {}),
         }
         self.latencies_ms = []
         return msg
@@ -127,20 +158,27 @@ class ErrorRecord:
         )
 
 
+RATE_WINDOW_S = 5.0
+"""Live per-stage fps is measured over the reports of about this many seconds."""
+
+
 class Collector:
-    """Folds runner reports into live progress and the final :class:`RunReport`."""
+    """Folds runner reports into live progress, the live stats document and the final
+    :class:`RunReport`. Latencies are kept as 8-byte floats (a day at 25 fps is ~17 MB)."""
 
     def __init__(self, names: list[str], latency_budget_ms: float | None = None) -> None:
         self.names = list(names)
         self.source, self.sink = names[0], names[-1]
         self.latest: dict[str, dict[str, Any]] = {}
-        self.latencies: list[float] = []
+        self.latencies: array[float] = array("d")
         self.errors: list[ErrorRecord] = []
         self.done: set[str] = set()
         self.ready: set[str] = set()
         self.caps: Caps | None = None
         self.budget = latency_budget_ms
         self.late = 0
+        self.started = monotonic()
+        self._history: dict[str, deque[tuple[float, int]]] = {n: deque() for n in self.names}
 
     def add(self, msg: dict[str, Any]) -> None:
         kind, name = msg.get("kind"), str(msg.get("element"))
@@ -150,6 +188,7 @@ class Collector:
             self.latencies.extend(lat)
             if self.budget is not None:
                 self.late += sum(1 for v in lat if v > self.budget)
+            self._remember(name, msg)
             if kind == "done":
                 self.done.add(name)
         elif kind == "error":
@@ -158,6 +197,19 @@ class Collector:
             self.ready.add(name)
         elif kind == "caps" and name == self.source:
             self.caps = caps_from_dict(msg["caps"])
+
+    def _remember(self, name: str, msg: dict[str, Any]) -> None:
+        """(arrival time, frames) of recent reports, for a stage's live rate."""
+        history = self._history.setdefault(name, deque())
+        now = monotonic()
+        history.append((now, self._frames(name, msg)))
+        while len(history) > 2 and now - history[1][0] >= RATE_WINDOW_S:
+            history.popleft()
+
+    def _frames(self, name: str, msg: dict[str, Any]) -> int:
+        """Frames a stage handled: a source's out, everyone else's in (a sink emits none)."""
+        key = "frames_out" if name == self.source else "frames_in"
+        return int(msg.get(key) or 0)
 
     def fail(self, element: str, message: str) -> None:
         """An error the supervisor saw itself (a process that died)."""
@@ -186,6 +238,65 @@ class Collector:
             latency_ms=self.latencies[-1] if self.latencies else None,
         )
 
+    # -- figures shared by the live document and the report -------------------------------
+    def counters(self) -> dict[str, int]:
+        """Every element's named counters, summed per name over the stages."""
+        total: dict[str, int] = {}
+        for name in self.names:
+            for key, value in (self._get(name, "counters", {}) or {}).items():
+                total[str(key)] = total.get(str(key), 0) + int(value)
+        return total
+
+    def _stage_rate(self, name: str, final: bool) -> float:
+        if final:  # the whole stream: every stage saw the frames over the sink's streaming time
+            first = self._get(self.sink, "first_born", None)
+            last = self._get(self.sink, "last_render", None)
+            frames = self._frames(name, self.latest.get(name, {}))
+            return frames / (last - first) if first is not None and last is not None and last > first else 0.0
+        history = self._history.get(name) or deque()
+        if len(history) < 2 or history[-1][0] <= history[0][0]:
+            return 0.0
+        return (history[-1][1] - history[0][1]) / (history[-1][0] - history[0][0])
+
+    def stages(self, now: float, final: bool = False) -> dict[str, dict[str, Any]]:
+        """Per stage: ``fps`` (frames per second handled: live over the last few seconds,
+        at the end over the streaming time), ``frames_in``/``frames_out`` (a source's in is
+        what it read, a sink's out what it rendered), ``busy_s``, ``busy_fps`` (frames per
+        busy second: what the stage could do alone), ``load`` (busy share of the run so far),
+        ``rss_mb`` (peak), ``counters``."""
+        elapsed = max(now - self.started, 1e-9)
+        out: dict[str, dict[str, Any]] = {}
+        for name in self.names:
+            msg = self.latest.get(name, {})
+            frames = self._frames(name, msg)
+            busy = float(msg.get("busy_s") or 0.0)
+            frames_in = frames if name == self.source else int(msg.get("frames_in") or 0)
+            frames_out = frames if name == self.sink else int(msg.get("frames_out") or 0)
+            out[name] = {
+                "fps": round(self._stage_rate(name, final), 3),
+                "frames_in": frames_in, "frames_out": frames_out, "busy_s": round(busy, 6),
+                "busy_fps": round(frames / busy, 3) if busy > 0 else 0.0,
+                "load": round(min(busy / elapsed, 1.0), 4), "rss_mb": round(float(msg.get("rss_mb") or 0.0), 1),
+                "counters": {str(k): int(v) for k, v in (msg.get("counters") or {}).items()},
+            }
+        return out
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """The live stats document (see the module doc): same keys as the final one."""
+        counters = self.counters()
+        frames_out = int(self._get(self.sink, "frames_in"))
+        # reports arrive at different times: the source's may be older than a later stage's,
+        # and a frame that reached any stage was read
+        frames_in = max(self._frames(name, self.latest.get(name, {})) for name in self.names)
+        return {
+            "state": "running", "final": False, "elapsed_s": round(now - self.started, 3),
+            "frames_in": frames_in, "frames_out": frames_out, "in_flight": max(frames_in - frames_out, 0),
+            "degraded": int(self._get(self.sink, "degraded")), "late": self.late, "dropped": 0,
+            "reconnects": counters.get("reconnects", 0), "fps": round(self.fps(now), 3),
+            "latency_ms": {k: round(v, 3) for k, v in latency_summary(self.latencies).items()},
+            "latency_budget_ms": self.budget, "counters": counters, "stages": self.stages(now),
+        }
+
     def report(self, *, mode: str, wall_s: float, lookahead: int, interrupted: bool, error: str | None) -> RunReport:
         elements: dict[str, dict[str, Any]] = {}
         for name in self.names:
@@ -198,9 +309,11 @@ class Collector:
                 "peak_rss_mb": round(float(self._get(name, "rss_mb", 0.0)), 1),
             }
         rss = [e["peak_rss_mb"] for e in elements.values()] + [round(peak_rss_mb(), 1)]
+        counters = self.counters()
+        frames_in, frames_out = int(self._get(self.source, "frames_out")), int(self._get(self.sink, "frames_in"))
         return RunReport(
-            frames_in=int(self._get(self.source, "frames_out")),
-            frames_out=int(self._get(self.sink, "frames_in")),
+            frames_in=frames_in,
+            frames_out=frames_out,
             packets_out=int(self._get(self.sink, "packets")),
             wall_s=wall_s,
             fps=self.fps(),
@@ -214,4 +327,9 @@ class Collector:
             lookahead=lookahead,
             latency_budget_ms=self.budget,
             late_frames=self.late,
+            degraded=int(self._get(self.sink, "degraded")),
+            reconnects=counters.get("reconnects", 0),
+            dropped=frames_in - frames_out,
+            counters=counters,
+            stages=self.stages(monotonic(), final=True),
         )

@@ -217,6 +217,8 @@ class Supervisor:
     progress: Callable[[Progress], None] | None = None
     stats_every_s: float = 0.5
     deadlines: Deadlines = field(default_factory=Deadlines)
+    monitor: Callable[[dict[str, Any]], None] | None = None
+    """Gets the live stats document (Collector.snapshot) every ``stats_every_s``."""
     interrupted_by: str | None = field(default=None, init=False)
     unfinished: list[str] = field(default_factory=list, init=False)
     stopped_at: float | None = field(default=None, init=False)
@@ -247,9 +249,12 @@ class Supervisor:
                 now = monotonic()
                 if self._escalate(now):
                     break
-                if self.progress is not None and now >= next_progress:
+                if now >= next_progress:
                     next_progress = now + self.stats_every_s
-                    self.progress(self.collector.progress(now))
+                    if self.progress is not None:
+                        self.progress(self.collector.progress(now))
+                    if self.monitor is not None:
+                        self.monitor(self.collector.snapshot(now))
             self._absorb_tail()
             if self.progress is not None:
                 self.progress(self.collector.progress(monotonic()))

@@ -1,4 +1,5 @@
-"""Builds a pipeline from specs and runs it with a progress bar, a summary and optional stats JSON.
+"""Builds a pipeline from specs and runs it with a progress bar, a summary, live stats JSON and
+an optional Prometheus endpoint.
 
 Shared by `run`, `launch` and `bench` so the three report a run the same way.
 """
@@ -6,11 +7,14 @@ Shared by `run`, `launch` and `bench` so the three report a run the same way.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from stream import registry
 from stream.cli.progress import ProgressBar
-from stream.cli.report import summary_line, write_json
+from stream.cli.report import LiveStatsFile, summary_line
+
+DEFAULT_METRICS_HOST = "127.0.0.1"
 
 
 def build(specs: list[tuple[str, dict[str, Any]]]) -> Any:
@@ -19,25 +23,55 @@ def build(specs: list[tuple[str, dict[str, Any]]]) -> Any:
     return Pipeline([registry.create(name, props) for name, props in specs])
 
 
-def execute(pipeline: Any, mode: str = "process", stats: str | None = None, quiet: bool = False) -> Any:
-    """Runs the pipeline; the report is written to ``stats`` even when the run fails or is interrupted."""
+def add_reporting_arguments(group: Any) -> None:
+    """--stats, --metrics-port and --metrics-host, the same for run and launch."""
+    group.add_argument("--stats", metavar="FILE",
+                       help="write the run's statistics as JSON, updated every second while it runs and final at the end")
+    group.add_argument("--metrics-port", type=int, metavar="PORT",
+                       help="serve the same figures for Prometheus on http://HOST:PORT/metrics (needs prometheus-client)")
+    group.add_argument("--metrics-host", default=DEFAULT_METRICS_HOST, metavar="HOST",
+                       help=f"address the metrics endpoint binds to (default {DEFAULT_METRICS_HOST}: this machine only)")
+
+
+def execute(
+    pipeline: Any, mode: str = "process", stats: str | None = None, quiet: bool = False,
+    metrics_port: int | None = None, metrics_host: str = DEFAULT_METRICS_HOST,
+) -> Any:
+    """Runs the pipeline. ``stats``: a JSON file kept up to date while it runs and final at the
+    end, also when the run fails or is interrupted. ``metrics_port``: a Prometheus endpoint
+    (stream.metrics) for the run's duration."""
+    monitors: list[Callable[[dict[str, Any]], None]] = []
+    if stats:
+        monitors.append(LiveStatsFile(stats))
+    server = None
+    if metrics_port is not None:
+        from stream.metrics import MetricsServer
+
+        server = MetricsServer(metrics_port, metrics_host)
+        monitors.append(server)
+        if not quiet:
+            print(f"metrics on {server.url}", file=sys.stderr)
+
+    def monitor(doc: dict[str, Any]) -> None:
+        for each in monitors:
+            each(doc)
+
     bar = ProgressBar(quiet=quiet)
     try:
-        report = pipeline.run(mode=mode, progress=bar)
+        report = pipeline.run(mode=mode, progress=bar, monitor=monitor if monitors else None)
     except Exception as err:
         bar.close()
-        _report(getattr(err, "report", None), stats, quiet)
+        _summary(getattr(err, "report", None), quiet)
         raise
+    finally:
+        if server is not None:
+            server.close()
     bar.close()
-    _report(report, stats, quiet)
+    _summary(report, quiet)
     return report
 
 
-def _report(report: Any, stats: str | None, quiet: bool) -> None:
+def _summary(report: Any, quiet: bool) -> None:
     """Frames in and out are said for every run, also a failed or interrupted one: nothing is lost silently."""
-    if report is None:
-        return
-    if stats:
-        write_json(stats, report.to_json())
-    if not quiet:
+    if report is not None and not quiet:
         print(summary_line(report), file=sys.stderr)

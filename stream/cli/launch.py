@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from stream.cli.execute import add_reporting_arguments
 from stream.launch import join_argv
 
 
@@ -14,7 +15,7 @@ def add_parser(sub: Any) -> None:
                                    "The pipeline may be one quoted argument or separate tokens.")
     p.add_argument("pipeline", nargs="+", metavar="PIPELINE")
     p.add_argument("--mode", default="process", choices=["process", "thread"])
-    p.add_argument("--stats", metavar="FILE", help="write the run's statistics as JSON")
+    add_reporting_arguments(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=main)
 
@@ -24,5 +25,6 @@ def main(args: argparse.Namespace) -> int:
     from stream.pipeline import Pipeline
 
     text = args.pipeline[0] if len(args.pipeline) == 1 else join_argv(args.pipeline)
-    execute(Pipeline.from_launch(text), mode=args.mode, stats=args.stats, quiet=args.quiet)
+    execute(Pipeline.from_launch(text), mode=args.mode, stats=args.stats, quiet=args.quiet,
+            metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     return 0

@@ -16,7 +16,7 @@ INTERNAL_ERROR = 70
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from stream.cli import bench, demo, export, inspect, launch, run
+    from stream.cli import bench, demo, export, gui, inspect, keys, launch, run
 
     parser = argparse.ArgumentParser(
         prog="cleanfeed",
@@ -25,7 +25,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
                         help="how much to log on stderr (default: info; warning with --quiet)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, launch, inspect, demo, bench, export):
+    for module in (run, launch, inspect, demo, bench, export, keys, gui):
         module.add_parser(sub)
     return parser
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from time import monotonic
 from typing import Any
+
+from stream.errors import MediaError
 
 
 def summary_line(report: Any) -> str:
@@ -27,7 +31,39 @@ def element_table(report: Any) -> str:
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    """Atomically (a temporary file renamed over the old one): a reader polling the file while
+    a run updates it never sees half a document."""
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as err:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # its folder is not there: nothing was left behind
+        raise MediaError(f"stats file {str(path)!r} must be writable, got {err.strerror or err}") from None
+
+
+class LiveStatsFile:
+    """A pipeline monitor (``Pipeline.run(monitor=...)``) that keeps ``path`` up to date.
+
+    The live document is rewritten at most every ``every_s`` seconds, the final one at once;
+    a first document (``state`` "starting") is written when it is created, so an unwritable
+    path fails before anything runs.
+    """
+
+    def __init__(self, path: str | Path, every_s: float = 1.0) -> None:
+        self.path = Path(path)
+        self.every_s = every_s
+        self._last = monotonic()
+        write_json(self.path, {"state": "starting", "final": False})
+
+    def __call__(self, doc: dict[str, Any]) -> None:
+        now = monotonic()
+        if doc.get("final") or now - self._last >= self.every_s:
+            self._last = now
+            write_json(self.path, doc)

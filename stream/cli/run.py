@@ -60,7 +60,9 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--mode", default="process", choices=["process", "thread"],
                    help="one process per element (default) or threads in one process (debugging)")
     o = p.add_argument_group("reporting")
-    o.add_argument("--stats", metavar="FILE", help="write the run's statistics as JSON")
+    from stream.cli.execute import add_reporting_arguments  # --stats, --metrics-port, --metrics-host
+
+    add_reporting_arguments(o)
     o.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     o.add_argument("--print-pipeline", action="store_true", help="print the equivalent launch line and exit")
     p.set_defaults(func=main)
@@ -138,5 +140,6 @@ def main(args: argparse.Namespace) -> int:
         print(launch_line(specs))
         return 0
     pipeline = build(specs)
-    execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet)
+    execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
+            metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     return 0

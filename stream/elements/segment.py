@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 
 from engines.classical import regions
 from engines.classical.segmenter import SegmenterConfig, segment
+from prompts.promptfile import load_prompts
 from prompts.shapes import Box, ObjectPrompt, load_mask, parse_point
 from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
@@ -27,36 +27,6 @@ ENGINES = ("auto", "sam", "classical")
 def parse_points(text: str) -> tuple[Any, ...]:
     """``"x,y,l;x,y,l"`` -> Points (label 1 = object, 0 = not object; default 1)."""
     return tuple(parse_point(part.strip()) for part in text.split(";") if part.strip())
-
-
-def read_prompts_file(path: str) -> list[ObjectPrompt]:
-    """Reads ``{"version": 1, "objects": [{"id", "frame", "box", "points", "mask"}, ...]}``.
-
-    Mask paths are taken relative to the prompt file's folder.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise PromptError(f"prompts file {path!r} does not exist")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise PromptError(f"prompts file {path!r} must be JSON, got an unreadable file ({err})") from None
-    if not isinstance(data, dict) or data.get("version") != 1:
-        version = data.get("version") if isinstance(data, dict) else None
-        raise PromptError(f"prompts file {path!r} must have \"version\": 1, got {version!r}")
-    objects = data.get("objects")
-    if not isinstance(objects, list) or not objects:
-        raise PromptError(f"prompts file {path!r} must list at least one object under \"objects\", got {objects!r}")
-    prompts = []
-    for item in objects:
-        if not isinstance(item, dict):
-            raise PromptError(f"prompts file {path!r}: each object must be a JSON object, got {item!r}")
-        prompt = ObjectPrompt.from_dict(item)
-        if prompt.mask is not None and not Path(prompt.mask).is_absolute():
-            prompt = ObjectPrompt(prompt.obj_id, prompt.frame, prompt.box, prompt.points,
-                                  str(file.parent / prompt.mask), prompt.extra)
-        prompts.append(prompt)
-    return prompts
 
 
 @register
@@ -127,7 +97,7 @@ class Segment(Filter):
             box = Box(*self.box) if self.box is not None else None
             prompts.append(ObjectPrompt(self.object_id, self.frame, box, pts, self.mask_file or None))
         if self.prompts_file:
-            prompts += read_prompts_file(self.prompts_file)
+            prompts += load_prompts(self.prompts_file)
         if not prompts:
             raise PromptError(
                 "segment needs a prompt: box=X0,Y0,X1,Y1, points=X,Y,L;..., mask_file=PATH or prompts_file=PATH"
@@ -221,6 +191,7 @@ class Segment(Filter):
         points = [(pt.x - x0, pt.y - y0, int(pt.positive)) for pt in prompt.points]
         seed = None if given is None else regions.crop(given, crop)
         config = SegmenterConfig(iterations=self.iterations, point_reach=reach)
+        cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's RNG: each object's mask must not depend on the ones before
         result = segment(rgb, box=box, points=points, mask=seed, config=config)
         if result.fallback:
             log.info("segment: object %d on frame %d: %s; using the %s", prompt.obj_id, frame.seq,

@@ -11,6 +11,17 @@ buffers hold, and the sender closes only once EOS was acknowledged (ZeroMQ drops
 receiver had not yet taken in when its peer disconnects). By default the sink binds and
 the source connects. Binding to anything but loopback (0.0.0.0, a LAN address) exposes
 frames to the network and must be asked for with ``public=true``.
+
+A dead peer is noticed within seconds (stream.links.LinkWatch): ZeroMQ heartbeats every
+``heartbeat_s`` drop a connection whose peer froze or whose network vanished, a killed
+peer's connection drops at once, and a peer gone for ``heartbeat_timeout_s`` fails the
+element with "zmqsrc: no heartbeat from tcp://... for N s" (a sink also says how many
+messages were never acknowledged: nothing is lost silently). For a network that is not
+trusted, CurveZMQ encrypts and authenticates the link (``curve_*`` properties, key files
+made by ``cleanfeed keys DIR``):
+
+    zmqsink endpoint=tcp://0.0.0.0:5555 public=true curve_secret_key=keys/server.key_secret curve_authorized=keys/clients
+    zmqsrc endpoint=tcp://studio:5555 curve_server_key=keys/server.key curve_secret_key=keys/client.key_secret
 """
 
 from __future__ import annotations
@@ -22,9 +33,9 @@ import numpy as np
 import zmq
 
 from stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamStart, VideoFrame
-from stream.element import Sink, Source
-from stream.errors import MediaError, SourceTimeoutError, WireError
-from stream.links import check_endpoint
+from stream.element import Element, Sink, Source
+from stream.errors import MediaError, PropertyError, SourceTimeoutError, WireError
+from stream.links import Curve, Heartbeat, NetLink, check_endpoint
 from stream.properties import Property
 from stream.registry import register
 from stream.wire import decode, encode
@@ -41,22 +52,34 @@ def _link_properties(bind_default: bool) -> tuple[Property, ...]:
         Property.bool("bind", "Bind the endpoint (true) or connect to it (false)", bind_default),
         Property.bool("public", "Allow binding to a non-loopback address (frames become reachable from the network)", False),
         Property.float("timeout_s", "Give up after this many seconds without progress on the link (0: wait for ever)", 0.0, 0.0),
+        Property.float("heartbeat_s", "Seconds between ZeroMQ heartbeats on the link", 0.5, 0.05, 60.0),
+        Property.float("heartbeat_timeout_s", "A peer silent or gone this long is dead: the element fails", 2.0, 0.1, 600.0),
+        Property.string("curve_secret_key", "CurveZMQ: this side's secret key file (NAME.key_secret from cleanfeed keys)", None),
+        Property.string("curve_server_key", "CurveZMQ client: the server side's public key file (NAME.key)", None),
+        Property.string("curve_authorized", "CurveZMQ server: folder of the clients' public key files allowed in", None),
     )
 
 
-def _open_socket(endpoint: str, bind: bool) -> tuple[zmq.Context, zmq.Socket]:
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    try:
-        if bind:
-            sock.bind(endpoint)
-        else:
-            sock.connect(endpoint)
-    except zmq.ZMQError as exc:
-        sock.close(linger=0)
-        ctx.term()
-        raise MediaError(f"endpoint {endpoint} must be {'bindable' if bind else 'reachable'}, got {exc}") from None
-    return ctx, sock
+def _check_link(el: Element) -> None:
+    """What zmqsink and zmqsrc check when built: endpoint, heartbeat timings, key files."""
+    check_endpoint(el.endpoint, el.factory, bind=el.bind, public=el.public)
+    if el.heartbeat_timeout_s <= el.heartbeat_s:
+        raise PropertyError(
+            f"{el.factory} property heartbeat_timeout_s must be longer than heartbeat_s ({el.heartbeat_s:g}), "
+            f"got {el.heartbeat_timeout_s:g}"
+        )
+    _curve(el).check(el.factory)
+
+
+def _curve(el: Element) -> Curve:
+    return Curve(el.curve_secret_key or None, el.curve_server_key or None, el.curve_authorized or None)
+
+
+def _open_link(el: Element, error_cls: type[MediaError]) -> NetLink:
+    return NetLink(
+        el.endpoint, bind=el.bind, owner=el.name, curve=_curve(el),
+        heartbeat=Heartbeat(el.heartbeat_s, el.heartbeat_timeout_s), error_cls=error_cls,
+    )
 
 
 @register
@@ -66,7 +89,9 @@ class ZmqSink(Sink):
     description: ClassVar[str] = (
         "Sends the stream to a zmqsrc in another pipeline, process or host.\n\n"
         "Frames travel with their pixels and masks, packets and EOS follow, so the receiving "
-        "pipeline sees exactly this stream. Binds by default; a non-loopback bind needs public=true."
+        "pipeline sees exactly this stream. Binds by default; a non-loopback bind needs public=true. "
+        "A receiver gone for heartbeat_timeout_s fails this element, saying how many messages it never "
+        "acknowledged; curve_* properties encrypt and authenticate the link (keys: cleanfeed keys DIR)."
     )
     example: ClassVar[str] = "filesrc location=in.mp4 ! segment box=410,96,470,150 ! zmqsink endpoint=tcp://127.0.0.1:5555"
     properties: ClassVar[tuple[Property, ...]] = _link_properties(bind_default=True)
@@ -75,23 +100,41 @@ class ZmqSink(Sink):
     bind: bool
     public: bool
     timeout_s: float
+    heartbeat_s: float
+    heartbeat_timeout_s: float
+    curve_secret_key: str | None
+    curve_server_key: str | None
+    curve_authorized: str | None
 
     def configure(self) -> None:
-        check_endpoint(self.endpoint, self.factory, bind=self.bind, public=self.public)
+        _check_link(self)
+        self._net: NetLink | None = None
         self._sock: zmq.Socket | None = None
-        self._ctx: zmq.Context | None = None
 
     def start(self, caps: Caps) -> Caps:
-        self._ctx, self._sock = _open_socket(self.endpoint, self.bind)
+        self._net = _open_link(self, MediaError)
+        self._sock = self._net.sock
         self._unacked = 0
         self._send(StreamStart(caps))
         return caps
 
+    def _check_peer(self) -> None:
+        """MediaError when the receiver is gone, saying what it never acknowledged."""
+        assert self._net is not None
+        try:
+            self._net.check()
+        except MediaError as exc:
+            if self._unacked <= 0:
+                raise
+            raise MediaError(f"{exc} ({self._unacked} message(s) sent were not acknowledged)") from None
+
     def _wait(self, done: Callable[[], bool], limit: float, what: str) -> None:
-        """Takes acknowledgements in until ``done()``; MediaError after ``limit`` s without one."""
+        """Takes acknowledgements in until ``done()``; MediaError after ``limit`` s without one,
+        or when the receiver is gone (see the module doc)."""
         assert self._sock is not None
         idle = 0.0
         while not done():
+            self._check_peer()
             if self._sock.poll(_POLL_MS, zmq.POLLIN):
                 while True:
                     try:
@@ -121,17 +164,15 @@ class ZmqSink(Sink):
         self._send(packet)
 
     def finish(self) -> None:
-        if self._sock is None:
+        if self._net is None:
             return
         try:
-            self._send(Eos())
-            self._wait(lambda: self._unacked <= 0, self.timeout_s or _EOS_WAIT_S, "acknowledge end of stream")
+            if not self._net.dead:  # a receiver known to be gone will not read EOS either
+                self._send(Eos())
+                self._wait(lambda: self._unacked <= 0, self.timeout_s or _EOS_WAIT_S, "acknowledge end of stream")
         finally:
-            self._sock.close(linger=0)
-            self._sock = None
-            if self._ctx is not None:
-                self._ctx.term()
-                self._ctx = None
+            self._net.close(linger=0)
+            self._net = self._sock = None
 
 
 @register
@@ -141,7 +182,9 @@ class ZmqSrc(Source):
     description: ClassVar[str] = (
         "Receives the stream a zmqsink sends, from another pipeline, process or host.\n\n"
         "Caps come with the stream start; EOS from the far side ends this pipeline, and an error "
-        "there fails this one too. Frames are copied into this pipeline's own frame slots."
+        "there fails this one too. Frames are copied into this pipeline's own frame slots. A sender gone for "
+        "heartbeat_timeout_s fails this element (\"no heartbeat from ...\"); curve_* properties encrypt "
+        "and authenticate the link, and a wrong key fails at once with a message saying which."
     )
     example: ClassVar[str] = "zmqsrc endpoint=tcp://127.0.0.1:5555 ! track ! inpaint ! filesink location=out.mp4"
     properties: ClassVar[tuple[Property, ...]] = _link_properties(bind_default=False) + (
@@ -152,12 +195,17 @@ class ZmqSrc(Source):
     bind: bool
     public: bool
     timeout_s: float
+    heartbeat_s: float
+    heartbeat_timeout_s: float
+    curve_secret_key: str | None
+    curve_server_key: str | None
+    curve_authorized: str | None
     keep_stamps: bool
 
     def configure(self) -> None:
-        check_endpoint(self.endpoint, self.factory, bind=self.bind, public=self.public)
+        _check_link(self)
+        self._net: NetLink | None = None
         self._sock: zmq.Socket | None = None
-        self._ctx: zmq.Context | None = None
         self._caps: Caps | None = None
         self.stop_check: Callable[[], None] = lambda: None  # set by the runner
 
@@ -170,6 +218,8 @@ class ZmqSrc(Source):
         waited = 0.0
         while not self._sock.poll(_POLL_MS, zmq.POLLIN):
             self.stop_check()
+            assert self._net is not None
+            self._net.check()
             waited += _POLL_MS / 1000
             if self.timeout_s and waited >= self.timeout_s:
                 raise SourceTimeoutError(
@@ -183,7 +233,8 @@ class ZmqSrc(Source):
         return item
 
     def open(self) -> Caps:
-        self._ctx, self._sock = _open_socket(self.endpoint, self.bind)
+        self._net = _open_link(self, SourceTimeoutError)
+        self._sock = self._net.sock
         item = self._recv()
         if isinstance(item, ErrorEvent):
             raise MediaError(f"{self.name} stream must start cleanly, got an error from {item.element}: {item.message}")
@@ -219,9 +270,6 @@ class ZmqSrc(Source):
                 raise WireError(f"link {self._link}: a second stream start must not arrive mid-stream")
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close(linger=1000)  # the last acknowledgement must still leave
-            self._sock = None
-        if self._ctx is not None:
-            self._ctx.term()
-            self._ctx = None
+        if self._net is not None:
+            self._net.close(linger=0 if self._net.dead else 1000)  # the last acknowledgement must still leave
+            self._net = self._sock = None

@@ -21,7 +21,7 @@ def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert e2fgvi.main(argv) == 0
     report = json.loads((tmp_path / "tiny.json").read_text())
     text = (tmp_path / "tiny.md").read_text()
-    assert "# E2FGVI-HQ offline inpainting" in text and "27 fps fp32, 31 fps fp16" in text
+    assert "# E2FGVI-HQ inpainting, offline schedule, region full" in text and "27 fps fp32, 31 fps fp16" in text
     assert report["command"].startswith("python -m bench.e2fgvi --sizes 216x120")
     assert {"date", "machine", "settings", "baseline", "results", "skipped", "errors"} <= set(report)
     assert report["errors"] == [] and report["settings"]["weights"].startswith("seeded")

@@ -1,0 +1,337 @@
+"""The Gradio page: layout and wiring only; every action is a prompts.gui.session.Session method.
+
+Handlers never raise: a CleanfeedError becomes the status line (in red), anything else an
+"internal error" line with the details in the log, and the session keeps what it had. Each
+browser tab has its own Session (a folder under the app's work directory). A timer polls the
+run's progress; that handler only reads the run's status, so it answers at once whatever
+else is going on.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from prompts.gui.choices import stage_choices
+from prompts.gui.masker import Masker, MaskResult, open_masker
+from prompts.gui.overlay import colour_hex
+from prompts.gui.runjob import CODECS
+from prompts.gui.session import MODES, GuiConfig, Session
+from stream.buffers import Caps, VideoFrame
+from stream.errors import CleanfeedError
+
+log = logging.getLogger(__name__)
+
+MODE_LABELS = {"positive": "+ on the object", "negative": "− not the object", "box": "▭ box (2 clicks)"}
+VIDEO_TYPES = [".mp4", ".mkv", ".mov", ".webm", ".avi", ".ts", ".m4v", ".mpg", ".flv"]
+
+
+@dataclass
+class AppConfig:
+    """`cleanfeed gui`'s options."""
+
+    models: str | None = None
+    max_upload_mb: float = 2048.0
+    workdir: Path | None = None
+    device: str = "auto"
+
+
+class SharedMasker:
+    """One masker (one SAM model in memory) for every tab, used by one click at a time."""
+
+    def __init__(self, masker: Masker) -> None:
+        self._masker = masker
+        self._lock = threading.Lock()
+        self.name = masker.name
+
+    def mask(self, caps: Caps, frame: VideoFrame, prompt: Any) -> MaskResult:
+        with self._lock:
+            forget = getattr(self._masker, "forget", None)
+            if forget is not None:  # tabs may show different videos: never reuse another tab's embedding
+                forget()
+            return self._masker.mask(caps, frame, prompt)
+
+    def close(self) -> None:
+        self._masker.close()
+
+
+def _ok(text: str) -> str:
+    return f"<div class='cf-ok'>{html.escape(text)}</div>"
+
+
+def _bad(text: str) -> str:
+    return f"<div class='cf-error' role='alert'>⚠ {html.escape(text)}</div>"
+
+
+def guarded(n_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Turns errors into the status line (always the last output); other outputs stay unchanged."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except CleanfeedError as err:
+                message = _bad(str(err))
+            except Exception as err:  # a bug: say so in the page, keep the session
+                log.exception("gui: %s failed", fn.__name__)
+                message = _bad(f"internal error: {type(err).__name__}: {err}")
+            skips = tuple(gr.skip() for _ in range(n_outputs - 1))
+            return (*skips, message) if n_outputs > 1 else message
+
+        return run
+
+    return wrap
+
+
+def _objects_html(session: Session) -> str:
+    rows = []
+    for obj, frames in session.objects():
+        mark = "▶ " if obj == session.book.current else ""
+        shown = ("frames " + ", ".join(map(str, frames[:12])) + (" …" if len(frames) > 12 else "")) if frames \
+            else "no prompt yet"
+        rows.append(f"<span class='cf-obj' style='border-color:{colour_hex(obj)}'>{mark}<b style='color:"
+                    f"{colour_hex(obj)}'>■</b> object {obj}: {html.escape(shown)}</span>")
+    return " ".join(rows) or "<i>no objects yet: click the object on the frame</i>"
+
+
+def _ids(session: Session) -> gr.Dropdown:
+    ids = [str(i) for i in session.book.ids]
+    current = str(session.book.current) if session.book.current is not None else None
+    return gr.Dropdown(choices=ids, value=current)
+
+
+CSS = """
+.cf-error { color: #b00020; font-weight: 600; }
+.cf-ok { color: #1b5e20; }
+.cf-obj { border-left: 6px solid; padding: 0 6px; margin-right: 8px; display: inline-block; }
+#cf-progress { height: 14px; background: #ddd; border-radius: 7px; overflow: hidden; }
+#cf-progress > div { height: 100%; background: #2e7d32; transition: width 0.3s; }
+"""
+
+
+def build_app(config: AppConfig) -> gr.Blocks:
+    """The page for ``config``; call ``.launch(...)`` on it."""
+    root = Path(config.workdir or tempfile.mkdtemp(prefix="cleanfeed-gui-"))
+    root.mkdir(parents=True, exist_ok=True)
+    masker, masker_note = open_masker("auto", None, config.models, config.device)
+    shared = SharedMasker(masker)
+    choices = stage_choices(config.models)
+
+    def session_of(state: Session | None) -> Session:
+        if state is not None:
+            return state
+        gui = GuiConfig(workdir=Path(tempfile.mkdtemp(prefix="tab-", dir=root)), models=config.models,
+                        max_upload_mb=config.max_upload_mb, device=config.device)
+        return Session(gui, masker=shared, masker_note=masker_note)  # type: ignore[arg-type]
+
+    with gr.Blocks(title="cleanfeed") as demo:
+        state = gr.State(None)
+        gr.Markdown("# cleanfeed: click what to remove\nLoad a video, click the object on any frame, "
+                    "preview the tracking, then run the whole video.")
+        gr.Markdown(f"**Segmenting with:** {html.escape(masker_note)}", elem_id="cf-engine")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                upload = gr.File(label="Upload a video", file_types=VIDEO_TYPES, type="filepath", elem_id="cf-upload")
+                location = gr.Textbox(label="…or a path / URL on the server (file, frames/%05d.png, rtsp://)",
+                                      elem_id="cf-location")
+                open_btn = gr.Button("Open", elem_id="cf-open")
+                facts = gr.Markdown("No video yet.", elem_id="cf-facts")
+                prompt_in = gr.File(label="Load a prompt file (JSON)", file_types=[".json"], type="filepath",
+                                    elem_id="cf-prompt-in")
+            with gr.Column(scale=3):
+                image = gr.Image(label="Frame: click the object", interactive=False, elem_id="cf-frame", height=480,
+                                 format="png", buttons=[])
+                frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="cf-slider")
+                with gr.Row():
+                    mode = gr.Radio([(MODE_LABELS[m], m) for m in MODES], value="positive", label="A click adds",
+                                    elem_id="cf-mode")
+                    current = gr.Dropdown(choices=[], label="Object", elem_id="cf-object", allow_custom_value=False)
+                with gr.Row():
+                    new_btn = gr.Button("New object", elem_id="cf-new")
+                    undo_btn = gr.Button("Undo", elem_id="cf-undo")
+                    clear_btn = gr.Button("Clear this frame", elem_id="cf-clear")
+                    delete_btn = gr.Button("Delete object", variant="stop", elem_id="cf-delete")
+                objects = gr.HTML("<i>no objects yet: click the object on the frame</i>", elem_id="cf-objects")
+                status = gr.HTML("", elem_id="cf-status")
+        with gr.Row():
+            preview_btn = gr.Button("Preview tracking (next seconds)", elem_id="cf-preview-btn")
+            preview = gr.Video(label="Preview", interactive=False, elem_id="cf-preview", autoplay=True, loop=True)
+        with gr.Accordion("Settings", open=False):
+            with gr.Row():
+                seg_engine = gr.Dropdown(choices[0].options, value="auto", label="Segment engine", info=choices[0].note)
+                track_engine = gr.Dropdown(choices[1].options, value="auto", label="Track engine", info=choices[1].note)
+                inpaint_engine = gr.Dropdown(choices[2].options, value="auto", label="Inpaint engine")
+            with gr.Row():
+                sam_ckpt = gr.Textbox(label="SAM checkpoint (optional path)")
+                deaot_ckpt = gr.Textbox(label="DeAOT checkpoint (optional path)")
+            with gr.Row():
+                window = gr.Slider(0, 30, value=5, step=1, label="Lookahead window (frames)")
+                dilate = gr.Slider(0, 64, value=8, step=1, label="Mask dilation (pixels)")
+                codec = gr.Dropdown(list(CODECS), value="h264", label="Output codec")
+                crf = gr.Slider(0, 51, value=20, step=1, label="Quality (CRF: lower is better)")
+        with gr.Row():
+            run_btn = gr.Button("Run the whole video", variant="primary", elem_id="cf-run")
+            cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cf-cancel")
+        bar = gr.HTML("<div id='cf-progress'><div style='width:0%'></div></div>")
+        progress = gr.Markdown("", elem_id="cf-run-status")
+        with gr.Row():
+            original = gr.Video(label="Original", interactive=False, elem_id="cf-original")
+            result = gr.Video(label="Result", interactive=False, elem_id="cf-result")
+        downloads = gr.File(label="Downloads: result video, masks (zip of PNGs), prompt file", file_count="multiple",
+                            interactive=False, elem_id="cf-downloads")
+        command = gr.Code(label="Reproduce from a shell", language="shell", interactive=False, elem_id="cf-command")
+        timer = gr.Timer(0.5)
+
+        # -- handlers ----------------------------------------------------------------------------
+        def _frame_outputs(s: Session) -> tuple[Any, ...]:
+            return s, s.view(), _objects_html(s), _ids(s)
+
+        def _loaded(s: Session, path: str, uploaded: bool) -> tuple[Any, ...]:
+            f = s.load(path, uploaded=uploaded)
+            slider = gr.Slider(0, max(1, f.frames - 1 if f.frames else 0), value=0, step=1,
+                               interactive=not f.live, label=f"Frame (0..{(f.frames or 1) - 1})")
+            playable = path if not f.live else None
+            return (*_frame_outputs(s), slider, f"**{html.escape(f.shown.split('/')[-1])}**: {f.describe()}",
+                    playable, _ok("loaded: click the object to remove"))
+
+        load_outputs = [state, image, objects, current, frame_slider, facts, original, status]
+
+        @guarded(len(load_outputs))
+        def on_upload(s: Session | None, path: str | None) -> tuple[Any, ...]:
+            s = session_of(s)
+            if not path:
+                return (s, *(gr.skip() for _ in load_outputs[1:-1]), "")
+            return _loaded(s, path, uploaded=True)
+
+        @guarded(len(load_outputs))
+        def on_open(s: Session | None, text: str) -> tuple[Any, ...]:
+            return _loaded(session_of(s), text, uploaded=False)
+
+        upload.upload(on_upload, [state, upload], load_outputs)
+        open_btn.click(on_open, [state, location], load_outputs)
+        location.submit(on_open, [state, location], load_outputs)
+
+        edit_outputs = [state, image, objects, current, status]
+
+        @guarded(len(edit_outputs))
+        def on_click(s: Session | None, how: str, evt: gr.SelectData) -> tuple[Any, ...]:
+            s = session_of(s)
+            x, y = evt.index[0], evt.index[1]
+            said = s.click(float(x), float(y), how)
+            return (*_frame_outputs(s), _ok(said))
+
+        image.select(on_click, [state, mode], edit_outputs)
+
+        @guarded(len(edit_outputs))
+        def on_slide(s: Session | None, index: float) -> tuple[Any, ...]:
+            s = session_of(s)
+            if s.store is None:
+                return (s, gr.skip(), gr.skip(), gr.skip(), "")
+            s.goto(int(index))
+            return (*_frame_outputs(s), "")
+
+        frame_slider.change(on_slide, [state, frame_slider], edit_outputs, trigger_mode="always_last")
+
+        def _action(fn: Callable[[Session], str]) -> Callable[..., Any]:
+            @guarded(len(edit_outputs))
+            def handler(s: Session | None) -> tuple[Any, ...]:
+                s = session_of(s)
+                said = fn(s)
+                view = s.view() if s.store is not None else gr.skip()
+                return s, view, _objects_html(s), _ids(s), _ok(said)
+
+            return handler
+
+        new_btn.click(_action(lambda s: f"object {s.new_object()} is current: click it"), [state], edit_outputs)
+        undo_btn.click(_action(lambda s: "undone" if s.undo() else "nothing to undo"), [state], edit_outputs)
+        clear_btn.click(_action(lambda s: "cleared this frame" if s.clear() else "nothing to clear on this frame"),
+                        [state], edit_outputs)
+
+        def _delete(s: Session) -> str:
+            target = s.book.current
+            s.delete()
+            return f"object {target} deleted (undo brings it back)"
+
+        delete_btn.click(_action(_delete), [state], edit_outputs)
+
+        @guarded(len(edit_outputs))
+        def on_select(s: Session | None, value: str | None) -> tuple[Any, ...]:
+            s = session_of(s)
+            if value:
+                s.select(int(value))
+            return s, gr.skip(), _objects_html(s), gr.skip(), ""
+
+        current.input(on_select, [state, current], edit_outputs)
+
+        @guarded(2)
+        def on_prompt_file(s: Session | None, path: str | None) -> tuple[Any, ...]:
+            s = session_of(s)
+            if not path:
+                return s, ""
+            n = s.load_prompts(path)
+            return s, _ok(f"{n} prompt(s) loaded")
+
+        prompt_in.upload(on_prompt_file, [state, prompt_in], [state, status]).then(
+            _action(lambda s: "prompt file loaded"), [state], edit_outputs)
+
+        @guarded(3)
+        def on_preview(s: Session | None) -> tuple[Any, ...]:
+            s = session_of(s)
+            clip = s.preview()
+            return str(clip), s.view(), _ok("preview ready: tracked masks are shown faintly on the frames too")
+
+        preview_btn.click(on_preview, [state], [preview, image, status])
+
+        settings_inputs = [seg_engine, track_engine, inpaint_engine, sam_ckpt, deaot_ckpt, window, dilate, codec, crf]
+
+        @guarded(4)
+        def on_run(s: Session | None, seg: str, track: str, inpaint: str, sam: str, deaot: str,
+                   win: float, dil: float, cod: str, q: float) -> tuple[Any, ...]:
+            s = session_of(s)
+            st = s.settings
+            st.segment_engine, st.track_engine, st.inpaint_engine = seg, track, inpaint
+            st.sam_checkpoint, st.deaot_checkpoint = (sam or "").strip() or None, (deaot or "").strip() or None
+            st.window, st.dilate, st.codec, st.crf = int(win), int(dil), cod, int(q)
+            run = s.start_run()
+            text = f"{run.command}\n\n# the exact pipeline:\n{run.launch}"
+            return s, text, gr.Timer(active=True), _ok("run started")
+
+        run_btn.click(on_run, [state, *settings_inputs], [state, command, timer, status])
+
+        @guarded(1)
+        def on_cancel(s: Session | None) -> str:
+            s = session_of(s)
+            return _ok("stopping: the output keeps the frames done so far") if s.cancel_run() else _ok("no run to cancel")
+
+        cancel_btn.click(on_cancel, [state], [status])
+
+        def on_tick(s: Session | None) -> tuple[Any, ...]:
+            status_now = s.run_status() if s is not None else None
+            if status_now is None or s is None or s.run is None:
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            pct = round(100 * status_now.fraction)
+            bar_html = f"<div id='cf-progress'><div style='width:{pct}%'></div></div>"
+            text = status_now.describe()
+            run = s.run
+            if status_now.finished and not getattr(run, "shown", False):
+                run.shown = True  # type: ignore[attr-defined]
+                files = [str(p) for p in (run.video, run.job.masks_zip if run.job else None, run.prompts)
+                         if p is not None and Path(p).is_file()]
+                video = str(run.video) if run.video.is_file() else None
+                return bar_html, text, video, files
+            return bar_html, text, gr.skip(), gr.skip()
+
+        timer.tick(on_tick, [state], [bar, progress, result, downloads], show_progress="hidden")
+        demo.load(lambda s: session_of(s), [state], [state])
+    return demo
+

@@ -1,0 +1,257 @@
+"""The full run, started from the page: the `cleanfeed run` chain in a worker process, watched by a thread.
+
+The run is built from the same arguments `cleanfeed run` parses (``run_argv``), so the page
+can show the command line that reproduces it with the downloaded prompt file. It runs in a
+child process (``python -m prompts.gui.worker``) that starts the pipeline's own element
+processes: the page's process only reads progress lines, so clicks stay fast while it runs.
+Cancel sends the worker SIGTERM, which the pipeline treats as a graceful stop (the source
+stops reading, the sink finalizes a playable file); the worker dies with the app (PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stream.cli import run as run_cli
+
+SEGMENT_ENGINES = ("auto", "classical", "sam")
+TRACK_ENGINES = ("auto", "classical", "deaot")
+CODECS = ("h264", "hevc", "ffv1")
+
+
+@dataclass
+class RunSettings:
+    """What the settings panel holds; every field maps to a `cleanfeed run` option or an element property."""
+
+    segment_engine: str = "auto"
+    """auto | classical | sam (sam needs sam_checkpoint or one in the models folder)."""
+    track_engine: str = "auto"
+    """auto | classical | deaot."""
+    inpaint_engine: str = "auto"
+    """One of the inpaint element's engines."""
+    sam_checkpoint: str | None = None
+    deaot_checkpoint: str | None = None
+    models: str | None = None
+    window: int = 5
+    """Inpaint lookahead in frames."""
+    dilate: int = 8
+    """Mask growth in pixels before inpainting."""
+    codec: str = "h264"
+    crf: int = 20
+    """Quality for h264/hevc, 0 (lossless) .. 51."""
+    preset: str = "veryfast"
+
+
+def run_argv(source: str, output: str, prompts_file: str, settings: RunSettings,
+             masks_dir: str | None = None) -> list[str]:
+    """`cleanfeed run` arguments for this run (without the program name)."""
+    argv = ["run", source, "-o", output, "--prompts", prompts_file]
+    if masks_dir:
+        argv += ["--save-masks", masks_dir]
+    if settings.segment_engine == "classical" and settings.track_engine == "classical":
+        argv.append("--classical")
+    if settings.segment_engine == "sam" and settings.sam_checkpoint:
+        argv += ["--sam", settings.sam_checkpoint]
+    if settings.track_engine == "deaot" and settings.deaot_checkpoint:
+        argv += ["--deaot", settings.deaot_checkpoint]
+    if settings.models:
+        argv += ["--models", settings.models]
+    argv += ["--window", str(settings.window), "--dilate", str(settings.dilate), "--codec", settings.codec,
+             "--crf", str(settings.crf), "--preset", settings.preset]
+    return argv
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cleanfeed")
+    sub = parser.add_subparsers(dest="command")
+    run_cli.add_parser(sub)
+    return parser.parse_args(argv)
+
+
+def build_specs(argv: list[str], settings: RunSettings) -> list[tuple[str, dict[str, Any]]]:
+    """The element specs `cleanfeed run` builds for ``argv``, plus the per-stage choices it has no option for."""
+    specs = run_cli.chain(_parse(argv))
+    for name, props in specs:
+        if name == "segment" and settings.segment_engine != "auto":
+            props["engine"] = settings.segment_engine
+        if name == "track" and settings.track_engine != "auto":
+            props["engine"] = settings.track_engine
+        if name == "inpaint" and settings.inpaint_engine != "auto":
+            props["engine"] = settings.inpaint_engine
+    return specs
+
+
+def command_line(argv: list[str]) -> str:
+    return "cleanfeed " + shlex.join(argv)
+
+
+def launch_line(specs: list[tuple[str, dict[str, Any]]]) -> str:
+    """The exact pipeline, as `cleanfeed launch` takes it."""
+    return "cleanfeed launch " + shlex.quote(run_cli.launch_line(specs))
+
+
+@dataclass
+class RunStatus:
+    """What the progress bar shows. state: starting, running, cancelling, done, cancelled, failed."""
+
+    state: str = "starting"
+    frames_out: int = 0
+    frames_total: int | None = None
+    fps: float = 0.0
+    eta_s: float | None = None
+    message: str = ""
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "cancelled", "failed")
+
+    @property
+    def fraction(self) -> float:
+        if self.state == "done":
+            return 1.0
+        if not self.frames_total:
+            return 0.0
+        return min(1.0, self.frames_out / self.frames_total)
+
+    def describe(self) -> str:
+        total = f"/{self.frames_total}" if self.frames_total else ""
+        eta = f", ETA {self.eta_s:.0f} s" if self.eta_s is not None and not self.finished else ""
+        line = f"{self.state}: {self.frames_out}{total} frames, {self.fps:.1f} fps{eta}"
+        return f"{line}. {self.message}" if self.message else line
+
+
+class RunJob:
+    """One run in a worker process (see the module doc); poll :meth:`status`, :meth:`cancel` to stop."""
+
+    def __init__(self, specs: list[tuple[str, dict[str, Any]]], workdir: Path, masks_dir: Path | None = None,
+                 output: Path | None = None) -> None:
+        self.workdir = workdir
+        self.masks_dir = masks_dir
+        self.output = output
+        self.masks_zip: Path | None = None
+        self._status = RunStatus()
+        self._lock = threading.Lock()
+        self._log: list[str] = []
+        workdir.mkdir(parents=True, exist_ok=True)
+        job = workdir / "job.json"
+        job.write_text(json.dumps({"specs": [[n, _plain(p)] for n, p in specs]}), encoding="utf-8")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "prompts.gui.worker", str(job), str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=env, cwd=str(workdir),
+        )
+        self._started = time.monotonic()
+        self._reader = threading.Thread(target=self._read, name="cleanfeed-gui-run", daemon=True)
+        self._errors = threading.Thread(target=self._read_stderr, name="cleanfeed-gui-run-log", daemon=True)
+        self._reader.start()
+        self._errors.start()
+
+    def status(self) -> RunStatus:
+        with self._lock:
+            return RunStatus(**vars(self._status))
+
+    @property
+    def log_tail(self) -> str:
+        with self._lock:
+            return "\n".join(self._log[-20:])
+
+    def cancel(self) -> bool:
+        """Asks for a graceful stop; False when the run already ended."""
+        with self._lock:
+            if self._status.finished:
+                return False
+            self._status.state = "cancelling"
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+        return True
+
+    def wait(self, timeout: float | None = None) -> RunStatus:
+        self._reader.join(timeout)
+        return self.status()
+
+    def _read_stderr(self) -> None:
+        assert self._proc.stderr is not None
+        for line in self._proc.stderr:
+            with self._lock:
+                self._log.append(line.rstrip())
+                del self._log[:-200]
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            try:
+                msg = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            self._absorb(msg)
+        code = self._proc.wait()
+        self._errors.join(timeout=2)
+        self._finish(code)
+
+    def _absorb(self, msg: dict[str, Any]) -> None:
+        with self._lock:
+            s = self._status
+            if "progress" in msg:
+                p = msg["progress"]
+                if s.state == "starting":
+                    s.state = "running"
+                s.frames_out, s.frames_total, s.fps = int(p["frames_out"]), p.get("frames_total"), float(p["fps"])
+                if s.fps > 0 and s.frames_total:
+                    s.eta_s = max(0.0, (s.frames_total - s.frames_out) / s.fps)
+            elif "done" in msg:
+                s.report = msg["done"]
+                s.frames_out = int(s.report.get("frames_out", s.frames_out))
+            elif "error" in msg:
+                s.message = str(msg["error"])
+                s.report = msg.get("report") or {}
+                if msg.get("interrupted"):
+                    s.state = "cancelled"
+                else:
+                    s.state = "failed"
+
+    def _finish(self, code: int) -> None:
+        if code == 0 and self.masks_dir is not None and self.masks_dir.is_dir():
+            self.masks_zip = zip_masks(self.masks_dir, self.workdir / "masks.zip")
+        with self._lock:
+            s = self._status
+            if code == 0 and s.state not in ("failed", "cancelled"):
+                s.state = "done"
+                s.eta_s = 0.0
+                s.message = f"finished in {time.monotonic() - self._started:.1f} s"
+            elif s.state in ("starting", "running", "cancelling"):
+                if s.state == "cancelling":
+                    s.state = "cancelled"
+                else:
+                    s.state = "failed"
+                    tail = self._log[-1] if self._log else f"worker exited with code {code}"
+                    s.message = s.message or tail
+            if s.state == "cancelled" and not s.message:
+                s.message = "stopped; the output holds the frames done so far"
+
+
+def zip_masks(folder: Path, target: Path) -> Path:
+    """The masks folder's PNGs in one zip (stored: PNGs are compressed already)."""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as zf:
+        for png in sorted(folder.glob("*.png")):
+            zf.write(png, png.name)
+    return target
+
+
+def _plain(props: dict[str, Any]) -> dict[str, Any]:
+    """JSON-able property values (tuples become lists; the worker's element coercion takes both)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in props.items()}
