@@ -9,11 +9,17 @@ Life cycle, driven by a runner (threads or one process per element):
 ``start(caps) -> caps`` once, then ``process(frame)`` per frame (a filter may hold up to
 ``lookahead`` frames before emitting them, in order), then ``flush()`` at end of stream,
 then ``stop()``. Pass-through packets (audio) never reach a filter; the runner forwards them.
+
+Live runs with a latency budget: before ``start()`` the runner sets ``element.deadline`` (a
+:class:`Deadline`: when each frame must leave this element); a filter that holds frames
+implements ``expire(now)`` to let overdue ones go on time (see :meth:`Filter.expire`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar
 
@@ -32,8 +38,30 @@ def heap_allocator(caps: Caps) -> tuple[Picture, np.ndarray, None]:
     return Picture.empty(caps.pix_fmt, caps.width, caps.height), np.zeros((caps.height, caps.width), np.uint8), None
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When frames must leave one element of a live run so they reach the output on time.
+
+    ``budget_s`` is the pipeline's latency budget (frame birth at the source to the sink's
+    render); ``margin_s`` is what still comes after this element: the lookahead of later
+    elements and the encoder's delay (frames / rate) plus a few milliseconds per later hop.
+    Set by the runner before ``start()`` (it knows the rate only then).
+    """
+
+    budget_s: float
+    margin_s: float = 0.0
+
+    def due(self, frame: VideoFrame) -> float:
+        """The monotonic time by which ``frame`` must be emitted (inf for an unstamped frame)."""
+        born = frame.born
+        return math.inf if born is None else born + self.budget_s - self.margin_s
+
+
 class Element:
     """Base of every element. Subclasses set the class variables and override the hooks."""
+
+    deadline: Deadline | None = None
+    """Set by the runner in live runs with a latency budget, before ``start()``; else None."""
 
     factory: ClassVar[str] = ""
     klass: ClassVar[str] = ""  # GStreamer-style, e.g. "Filter/Video/Inpaint"
@@ -135,6 +163,17 @@ class Filter(Element):
         """Emits every frame still held, in order."""
         return []
 
+    def expire(self, now: float) -> list[VideoFrame]:
+        """Emits, in order, every held frame that must leave by ``now`` (``self.deadline.due``).
+
+        Called by the runner of a live run with a deadline: while it waits for input (every few
+        milliseconds) and after each ``process``, with ``now`` already moved forward by how long
+        the runner may be busy before its next call. A filter that holds frames (lookahead > 0)
+        emits the overdue ones finished some faster way (and marks them ``meta["degraded"]``);
+        it must never skip one. Frames it emits here are never emitted again.
+        """
+        return []
+
 
 class Sink(Element):
     role: ClassVar[str] = "sink"
@@ -147,3 +186,8 @@ class Sink(Element):
 
     def finish(self) -> None:
         """Finalizes the output (EOS, error or interrupt): it must be playable afterwards."""
+
+    def delay(self) -> tuple[int, str]:
+        """Frames the output holds before they reach it (an encoder's delay) and what holds
+        them, e.g. ``(11, "x264 veryfast")``: part of a live run's latency budget."""
+        return 0, ""

@@ -16,6 +16,8 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from fractions import Fraction
 from time import monotonic
 from typing import Any
 
@@ -26,7 +28,7 @@ from stream.launch import parse
 from stream.links import QueueInlet, QueueOutlet, QueueReporter
 from stream.properties import normalize_name
 from stream.registry import lookup
-from stream.runner import ElementRunner, HeapSlots, ThreadControl, rebuild_error
+from stream.runner import ElementRunner, HeapSlots, LivePlan, ThreadControl, rebuild_error, refuse_short_budget
 from stream.stats import Collector, Progress, RunReport
 from stream.supervisor import Deadlines, ProcessCrew, SignalTrap, Supervisor
 
@@ -85,7 +87,7 @@ def _unique_names(elements: Sequence[Element]) -> None:
 class ThreadCrew:
     """Every runner in a thread of this process; links are bounded queues of objects."""
 
-    def __init__(self, elements: list[Element], stats_every_s: float = 0.5) -> None:
+    def __init__(self, elements: list[Element], stats_every_s: float = 0.5, plans: list[LivePlan] | None = None) -> None:
         self.names = [e.name for e in elements]
         self.control = ThreadControl()
         self._reports: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -98,6 +100,7 @@ class ThreadCrew:
                 inlet=QueueInlet(links[i - 1]) if i > 0 else None,
                 outlet=QueueOutlet(links[i], self.control) if i < len(links) else None,
                 slots=HeapSlots(), control=self.control, reporter=reporter, stats_every_s=stats_every_s,
+                live=plans[i] if plans else None,
             )
             self._threads.append(threading.Thread(target=runner.run, name=f"cleanfeed:{el.name}", daemon=True))
 
@@ -148,15 +151,25 @@ class Pipeline:
     """A chain source ! filter ... ! sink. See the module doc.
 
     ``latency_ms`` is the run's latency budget: frames whose end-to-end latency exceeds it
-    are counted in ``RunReport.late_frames``. ``deadlines`` (stream.supervisor.Deadlines) sets how long a stop may take before the
-    run aborts, and an abort before processes are terminated and killed.
+    are counted in ``RunReport.late_frames``, and every element gets a deadline for each
+    frame (birth + budget, less what comes after it; see stream.runner.LivePlan), so a
+    filter holding frames emits overdue ones on time through ``Filter.expire``. A budget
+    smaller than the chain's lookahead plus the encoder's delay is refused (PropertyError
+    naming ``latency_label``, e.g. "--max-latency", with the numbers): before the run when
+    the source states its rate up front (a ``rate`` property), else in the source's process
+    as soon as ``open()`` told the rate, before any frame is read. ``live``: sources reading a file are paced to its
+    timestamps, as a camera would deliver them. ``deadlines`` (stream.supervisor.Deadlines)
+    sets how long a stop may take before the run aborts, and an abort before processes are
+    terminated and killed.
     """
 
-    def __init__(self, elements: list[Element], latency_ms: float | None = None) -> None:
+    def __init__(self, elements: list[Element], latency_ms: float | None = None, live: bool = False) -> None:
         _check_roles(elements)
         _unique_names(elements)
         self.elements = list(elements)
         self.latency_ms = latency_ms
+        self.live = live
+        self.latency_label = "latency"
         self.deadlines = Deadlines()
 
     @classmethod
@@ -196,6 +209,32 @@ class Pipeline:
         """Frames held inside the pipeline at most (sum of the elements' lookaheads)."""
         return sum(e.lookahead for e in self.elements)
 
+    def live_plans(self) -> list[LivePlan] | None:
+        """What each runner must do in a live run (None: not live, no budget)."""
+        if not self.live and self.latency_ms is None:
+            return None
+        sink = self.elements[-1]
+        encoder_frames, encoder = sink.delay() if isinstance(sink, Sink) else (0, "")
+        n = len(self.elements)
+        plans = []
+        for i in range(n):
+            later = sum(e.lookahead for e in self.elements[i + 1 :])
+            plans.append(LivePlan(
+                pace=self.live and i == 0, budget_ms=self.latency_ms, label=self.latency_label,
+                after_frames=later + encoder_frames, after_hops=n - 1 - i, check=i == 0,
+                chain_frames=self.lookahead, encoder_frames=encoder_frames, encoder=encoder,
+            ))
+        return plans
+
+    def check_budget(self, plans: list[LivePlan] | None) -> None:
+        """Refuses a budget too small before anything runs, when the source's rate is known."""
+        rate = getattr(self.elements[0], "rate", None)
+        if plans is None or self.latency_ms is None or not isinstance(rate, Fraction) or rate <= 0:
+            return
+        first = plans[0]
+        refuse_short_budget(self.latency_ms, self.latency_label, rate, first.chain_frames, first.encoder_frames,
+                            first.encoder)
+
     def describe(self) -> str:
         parts = []
         for el in self.elements:
@@ -220,8 +259,11 @@ class Pipeline:
         if mode not in MODES:
             raise PropertyError(f"run mode must be one of {', '.join(MODES)}, got {mode!r}")
         names = [e.name for e in self.elements]
+        plans = self.live_plans()
+        self.check_budget(plans)
         collector = Collector(names, self.latency_ms)
-        crew = ProcessCrew(self.elements, stats_every_s) if mode == "process" else ThreadCrew(self.elements, stats_every_s)
+        crew = (ProcessCrew(self.elements, stats_every_s, [asdict(p) for p in plans] if plans else None)
+                if mode == "process" else ThreadCrew(self.elements, stats_every_s, plans))
         start = monotonic()
         with SignalTrap() as trap:
             supervisor = Supervisor(

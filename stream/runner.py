@@ -17,6 +17,16 @@ Statistics (stream.stats) go out every ``stats_every_s`` and at exit: frames, bu
 sink's per-frame latencies and degraded count (frames whose ``meta["degraded"]`` is true),
 and the element's own named counters (``Element.count``).
 
+Live runs (:class:`LivePlan`): a source reading a non-live input (a file, testsrc) is
+paced to its timestamps, like a camera; with a latency budget, every later element gets
+``element.deadline`` (stream.element.Deadline: the budget, less the margin of what comes
+after it) before ``start()``, the source's runner refuses a budget smaller than the chain's
+lookahead plus the encoder's delay as soon as ``open()`` told the rate (PropertyError with
+the numbers, before any frame is read), and the runner of a filter holding frames
+(lookahead > 0) waits for input in slices of ``EXPIRE_POLL_S`` and calls
+``Filter.expire(now)`` between them and after every ``process`` (``now`` moved forward by
+how long ``process`` has been taking), so held frames leave on time even when no input comes.
+
 A source that may wait a long time for input (a network receiver) can declare a
 ``stop_check`` attribute; the runner sets it to a function to call while waiting, which
 raises (StopRequested, Aborted) when the run wants the source to stop.
@@ -26,9 +36,11 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from time import monotonic
 from typing import Any, Protocol
 
@@ -36,12 +48,70 @@ import numpy as np
 
 from stream import errors
 from stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamStart, VideoFrame
-from stream.element import Element, Filter, Sink, Source
-from stream.errors import CleanfeedError, ElementError
+from stream.element import Deadline, Element, Filter, Sink, Source
+from stream.errors import CleanfeedError, ElementError, PropertyError
 from stream.stats import ElementCounters, ErrorRecord
 from stream.wire import caps_to_dict
 
 _WAIT_S = 0.1
+EXPIRE_POLL_S = 0.005
+"""How often a filter with a deadline gets ``expire`` called while no input arrives."""
+HOP_MARGIN_S = 0.015
+"""Kept per later hop for passing the frame on (and the sink's own rendering)."""
+DEFAULT_RATE = Fraction(25)
+"""Frames per second assumed where the caps do not say (rate 0)."""
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    """What one runner of a live run must do; plain values, so it travels to a child process.
+
+    ``pace``: a source paces a non-live input to its timestamps. ``budget_ms`` (None: no
+    deadlines) with ``label``, how the user gave it (``--max-latency``). ``after_frames`` and
+    ``after_hops``: frames held after this element (later lookaheads + the encoder's delay)
+    and hops to the sink, from which the runner derives the element's Deadline margin once it
+    knows the rate. ``check`` (the source's runner): refuse a budget smaller than ``chain_frames``
+    (every lookahead) plus ``encoder_frames`` (``encoder`` names it) at the stream's rate.
+    """
+
+    pace: bool = False
+    budget_ms: float | None = None
+    label: str = "latency"
+    after_frames: int = 0
+    after_hops: int = 0
+    check: bool = False
+    chain_frames: int = 0
+    encoder_frames: int = 0
+    encoder: str = ""
+
+    def deadline(self, rate: Fraction) -> Deadline | None:
+        if self.budget_ms is None:
+            return None
+        fps = float(rate if rate > 0 else DEFAULT_RATE)
+        return Deadline(self.budget_ms / 1000, self.after_frames / fps + self.after_hops * HOP_MARGIN_S)
+
+    def refuse_short_budget(self, rate: Fraction) -> None:
+        """PropertyError when the budget cannot hold the lookahead and the encoder's delay."""
+        if self.budget_ms is None:
+            return
+        refuse_short_budget(self.budget_ms, self.label, rate, self.chain_frames, self.encoder_frames, self.encoder)
+
+
+def refuse_short_budget(budget_ms: float, label: str, rate: Fraction, chain_frames: int, encoder_frames: int,
+                        encoder: str) -> None:
+    """The check behind :meth:`LivePlan.refuse_short_budget`, also run before a run when the
+    source's rate is known up front."""
+    fps = rate if rate > 0 else DEFAULT_RATE
+    held_ms = float(chain_frames / fps * 1000)
+    encoder_ms = float(encoder_frames / fps * 1000)
+    if budget_ms >= held_ms + encoder_ms:
+        return
+    parts = f"the chain's lookahead {chain_frames} frames = {held_ms:g} ms at {float(fps):g} fps"
+    if encoder_frames:
+        parts += f" + {encoder}'s {encoder_frames} frames = {encoder_ms:g} ms"
+        if "zerolatency" not in encoder:
+            parts += " (tune=zerolatency holds none)"
+    raise PropertyError(f"{label} {budget_ms:g} ms is less than {parts}")
 
 
 class StopRequested(BaseException):
@@ -200,6 +270,31 @@ def rebuild_error(record: ErrorRecord) -> CleanfeedError:
     return exc
 
 
+# -- live pacing ---------------------------------------------------------------------------
+class Pacer:
+    """Holds a file's frames back until their timestamp comes, as a camera would deliver them
+    (``ffmpeg -re``): the first frame sets the clock; a source that falls behind is not made
+    to catch up (its frames leave as soon as they are read)."""
+
+    def __init__(self) -> None:
+        self._origin: tuple[float, float] | None = None  # (monotonic, stream seconds)
+
+    def wait(self, frame: VideoFrame, check_stop: Any) -> None:
+        if frame.pts is None:
+            return
+        at = float(frame.pts * frame.time_base)
+        if self._origin is None:
+            self._origin = (monotonic(), at)
+            return
+        due = self._origin[0] + at - self._origin[1]
+        while True:
+            left = due - monotonic()
+            if left <= 0:
+                return
+            check_stop()
+            time.sleep(min(left, _WAIT_S))
+
+
 # -- the runner ---------------------------------------------------------------------------
 @dataclass
 class _SeqError(Exception):
@@ -214,9 +309,11 @@ class ElementRunner:
 
     def __init__(
         self, element: Element, *, inlet: Inlet | None, outlet: Outlet | None, slots: Slots, control: Control,
-        reporter: Reporter, stats_every_s: float = 0.5,
+        reporter: Reporter, stats_every_s: float = 0.5, live: LivePlan | None = None,
     ) -> None:
         self.element = element
+        self.live = live or LivePlan()
+        self._process_s = 0.0  # how long process() has been taking (a decaying maximum)
         self.name = element.name
         self.inlet = inlet
         self.outlet = outlet
@@ -297,6 +394,26 @@ class ElementRunner:
                 return item
             self._tick()
 
+    def _get_or_expire(self, flt: Filter) -> Item | None:
+        """Like ``_get`` for a filter with a deadline: waits at most EXPIRE_POLL_S, then lets the
+        filter emit what is due before the next wait ends (None: nothing arrived)."""
+        if self.control.aborting:
+            raise Aborted()
+        item = self.inlet.get(EXPIRE_POLL_S) if self.inlet is not None else None
+        if item is None:
+            self._expire(flt, EXPIRE_POLL_S)
+            self._tick()
+        return item
+
+    def _expire(self, flt: Filter, ahead_s: float) -> None:
+        """Emits what ``flt`` says is due ``ahead_s`` from now (the runner's next chance)."""
+        t0 = monotonic()
+        outs = self._outputs(flt.expire(t0 + ahead_s), "expire")
+        if outs:
+            self.counters.busy_s += monotonic() - t0
+            for out in outs:
+                self._emit(out)
+
     def _tick(self, force: bool = False) -> None:
         now = monotonic()
         if force or now - self._last_report >= self.every:
@@ -369,10 +486,13 @@ class ElementRunner:
             caps = src.open()
             if not isinstance(caps, Caps):
                 raise ElementError(self.name, f"open() must return Caps, got {type(caps).__name__}")
+            if self.live.check:
+                self.live.refuse_short_budget(caps.rate)  # before a single frame is read
             self.slots.prepare_source(caps, src)
             self.started = True
             self.reporter.send({"kind": "caps", "element": self.name, "caps": caps_to_dict(caps)})
             self._put(StreamStart(caps))
+            pacer = Pacer() if self.live.pace and not caps.live else None
             items = src.read()
             while not self.control.stopping:
                 t0, w0 = monotonic(), self.slots.wait_s
@@ -382,6 +502,8 @@ class ElementRunner:
                     break
                 self.counters.busy_s += monotonic() - t0 - (self.slots.wait_s - w0)
                 if isinstance(item, VideoFrame):
+                    if pacer is not None:
+                        pacer.wait(item, self._check_stop)
                     self._emit(item)
                 elif isinstance(item, Packet):
                     self._put(item)
@@ -409,23 +531,32 @@ class ElementRunner:
             close()
 
     def _run_filter(self, flt: Filter) -> None:
+        timed = False  # a deadline, and frames held that may come due: poll, and expire
         while True:
-            item = self._get()
+            item = self._get_or_expire(flt) if timed else self._get()
+            if item is None:
+                continue
             if isinstance(item, VideoFrame):
                 self._accept(item)
                 t0 = monotonic()
                 outs = self._outputs(flt.process(item), "process")
-                self.counters.busy_s += monotonic() - t0
+                took = monotonic() - t0
+                self.counters.busy_s += took
                 if flt.holds_stream:
                     self.slots.release(item)  # the element copied what it keeps
                 for out in outs:
                     self._emit(out)
+                if timed:
+                    self._process_s = max(took, self._process_s * 0.9)
+                    self._expire(flt, self._process_s + EXPIRE_POLL_S)
             elif isinstance(item, Packet):
                 self._put(item)
                 self.counters.packets += 1
             elif isinstance(item, StreamStart):
+                self._live_start(flt, item.caps)
                 caps = flt.start(item.caps)
                 self.started = True
+                timed = flt.deadline is not None and flt.lookahead > 0
                 self._put(StreamStart(caps))
             elif isinstance(item, ErrorEvent):
                 self._put(item)
@@ -440,6 +571,12 @@ class ElementRunner:
                 self._put(Eos())
                 return
             self._tick()
+
+    def _live_start(self, element: Element, caps: Caps) -> None:
+        """Refuses a budget too small for this stream's rate; gives the element its deadline."""
+        if self.live.check:
+            self.live.refuse_short_budget(caps.rate)
+        element.deadline = self.live.deadline(caps.rate)
 
     def _drain_flush(self, flt: Filter) -> None:
         """Emits what ``flush`` gives as it comes: a list, or a generator for a filter that does its
@@ -482,6 +619,7 @@ class ElementRunner:
                 self.counters.busy_s += monotonic() - t0
                 self.counters.packets += 1
             elif isinstance(item, StreamStart):
+                self._live_start(sink, item.caps)
                 sink.start(item.caps)
                 self.started = True
             elif isinstance(item, Eos):

@@ -45,7 +45,7 @@ from stream.element import Element, Sink, Source
 from stream.errors import ElementError
 from stream.links import ZmqInlet, ZmqOutlet, ZmqReporter
 from stream.logs import configure
-from stream.runner import Aborted, ElementRunner, error_record
+from stream.runner import Aborted, ElementRunner, LivePlan, error_record
 from stream.shm import PREFIX, ShmSlots, unlink_segment
 from stream.stats import Collector, Progress
 from stream.wire import pack, unpack
@@ -448,7 +448,7 @@ def _child_body(spec: dict[str, Any], control: FileControl) -> None:
         outlet = ZmqOutlet(ctx, spec["outlet"], spec["out_link"], slots, control, delivered=lambda: control.eos_seen(i))
     runner = ElementRunner(
         element, inlet=inlet, outlet=outlet, slots=slots, control=control, reporter=reporter,
-        stats_every_s=spec["every"],
+        stats_every_s=spec["every"], live=LivePlan(**spec["live"]) if spec.get("live") else None,
     )
     reporter.send({"kind": "ready", "element": name})
     if isinstance(element, Source):
@@ -468,7 +468,11 @@ def _child_body(spec: dict[str, Any], control: FileControl) -> None:
 class ProcessCrew:
     """One spawned process per element, ZeroMQ links in a private directory, one slot pool."""
 
-    def __init__(self, elements: list[Element], stats_every_s: float = 0.5) -> None:
+    def __init__(
+        self, elements: list[Element], stats_every_s: float = 0.5, plans: list[dict[str, Any]] | None = None
+    ) -> None:
+        """``plans``: each runner's stream.runner.LivePlan as a dict (live runs), else None."""
+        self._plans = plans
         for el in elements:
             check_importable(el)
         self.names = [e.name for e in elements]
@@ -505,6 +509,7 @@ class ProcessCrew:
                 "shm": self.shm_name if isinstance(el, Source) else None, "slots": slot_count(elements),
                 "credits": f"ipc://{self._dir}/credits" if isinstance(el, Source) else None,
                 "every": every, "parent": os.getpid(), "log_level": logging.getLogger().getEffectiveLevel(),
+                "live": self._plans[i] if self._plans else None,
             }))
         return specs
 

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from stream.cli.execute import add_reporting_arguments
+from stream.errors import PropertyError
 from stream.launch import join_argv
 
 
@@ -15,6 +16,12 @@ def add_parser(sub: Any) -> None:
                                    "The pipeline may be one quoted argument or separate tokens.")
     p.add_argument("pipeline", nargs="+", metavar="PIPELINE")
     p.add_argument("--mode", default="process", choices=["process", "thread"])
+    p.add_argument("--live", action="store_true",
+                   help="read file inputs at their frame rate, like a camera (live output)")
+    p.add_argument("--latency", type=float, metavar="MS",
+                   help="the pipeline's latency budget: every frame leaves within MS milliseconds of its arrival "
+                        "(filters holding frames emit late ones covered, flagged degraded); refused when smaller than "
+                        "the chain's lookahead plus the encoder's delay (use the sink's tune=zerolatency)")
     add_reporting_arguments(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=main)
@@ -25,6 +32,10 @@ def main(args: argparse.Namespace) -> int:
     from stream.pipeline import Pipeline
 
     text = args.pipeline[0] if len(args.pipeline) == 1 else join_argv(args.pipeline)
-    execute(Pipeline.from_launch(text), mode=args.mode, stats=args.stats, quiet=args.quiet,
+    if args.latency is not None and args.latency <= 0:
+        raise PropertyError(f"--latency must be > 0 ms, got {args.latency:g}")
+    pipeline = Pipeline.from_launch(text)
+    pipeline.live, pipeline.latency_ms, pipeline.latency_label = args.live, args.latency, "--latency"
+    execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
             metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     return 0

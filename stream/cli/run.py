@@ -11,7 +11,7 @@ import shlex
 from typing import Any
 
 from prompts.shapes import parse_box, parse_point
-from stream.errors import PromptError
+from stream.errors import PromptError, PropertyError
 
 
 def add_parser(sub: Any) -> None:
@@ -59,6 +59,16 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--preset", default="veryfast", help="x264/x265 preset (default veryfast)")
     e.add_argument("--mode", default="process", choices=["process", "thread"],
                    help="one process per element (default) or threads in one process (debugging)")
+    lv = p.add_argument_group("live")
+    lv.add_argument("--live", action="store_true",
+                    help="live output: a file input is read at its frame rate like a camera, and the encoder uses "
+                         "tune=zerolatency (no frame delay)")
+    lv.add_argument("--max-latency", type=float, metavar="MS",
+                    help="with --live: every frame leaves within MS milliseconds of its arrival; a frame the inpainter "
+                         "cannot finish in time leaves covered by the fallback fill, flagged degraded. Refused when "
+                         "smaller than the chain's lookahead plus the encoder's delay")
+    lv.add_argument("--fallback", default="inpaint", choices=["inpaint", "blur", "pixelate"],
+                    help="with --max-latency: how a late frame's object is covered (default inpaint: cv2 Telea)")
     o = p.add_argument_group("reporting")
     from stream.cli.execute import add_reporting_arguments  # --stats, --metrics-port, --metrics-host
 
@@ -75,6 +85,10 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         raise PromptError("--masks replaces segmenting and tracking: give it without --box/--point/--mask/--prompts")
     if not args.masks and not has_prompt:
         raise PromptError("nothing to remove: give --box, --point, --mask, --prompts or --masks")
+    if args.max_latency is not None and not args.live:
+        raise PropertyError("--max-latency needs --live (a budget per frame only means something for a live output)")
+    if args.max_latency is not None and args.max_latency <= 0:
+        raise PropertyError(f"--max-latency must be > 0 ms, got {args.max_latency:g}")
     for flag in ("sam", "deaot", "e2fgvi"):
         if args.classical and getattr(args, flag):
             raise PromptError(f"--classical and --{flag} contradict each other: give one")
@@ -97,6 +111,8 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         inpaint["mode"] = args.inpaint_mode
     if args.region != "auto":
         inpaint["region"] = args.region
+    if args.max_latency is not None and args.fallback != "inpaint":
+        inpaint["fallback"] = args.fallback
     specs: list[tuple[str, dict[str, Any]]] = [("filesrc", {"location": args.input})]
     if args.masks:
         specs.append(("loadmask", {"location": args.masks}))
@@ -118,9 +134,12 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         specs.append(("dilate", {"pixels": dilate}))
     specs.append(("inpaint", inpaint))
     if args.output == "-":
-        specs.append(("stdoutsink", {}))
+        specs.append(("stdoutsink", {}))  # tune=zerolatency by default
     else:
-        specs.append(("filesink", {"location": args.output, "codec": args.codec, "crf": args.crf, "preset": args.preset}))
+        sink: dict[str, Any] = {"location": args.output, "codec": args.codec, "crf": args.crf, "preset": args.preset}
+        if args.live and args.codec in ("h264", "hevc"):
+            sink["tune"] = "zerolatency"
+        specs.append(("filesink", sink))
     return specs
 
 
@@ -140,6 +159,9 @@ def main(args: argparse.Namespace) -> int:
         print(launch_line(specs))
         return 0
     pipeline = build(specs)
+    pipeline.live = args.live
+    pipeline.latency_ms = args.max_latency
+    pipeline.latency_label = "--max-latency"
     execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
             metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     return 0

@@ -16,6 +16,7 @@ from stream.media.encode import (
     check_encoder,
     check_size,
     check_tune,
+    encoder_delay,
     resolve_codec,
 )
 from stream.media.naming import Kind, kind_of, local_path
@@ -75,6 +76,13 @@ class FileSink(EncodingSink):
                 check_encoder(self.codec)
         self._writer: MediaWriter | None = None
         self._created: Path | None = None
+
+    def delay(self) -> tuple[int, str]:
+        """The encoder's delay (codec=auto counted as h264, the worst case); images have none."""
+        if self._kind is Kind.SEQUENCE:
+            return 0, ""
+        codec = "h264" if self.codec == "auto" else self.codec
+        return encoder_delay(EncoderSettings(codec=codec, crf=self.crf, preset=self.preset, tune=self.tune))
 
     def start(self, caps: Caps) -> Caps:
         self.finish()

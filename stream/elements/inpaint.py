@@ -7,6 +7,8 @@ from collections import deque
 from collections.abc import Iterator
 from typing import ClassVar
 
+from engines.classical import regions
+from engines.classical.cover import FALLBACKS, fill
 from engines.classical.inpainter import METHODS, Filled, FlowInpainter, InpaintConfig
 from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
@@ -46,7 +48,12 @@ class Inpaint(Filter):
         "frames (the lookahead: window/rate seconds of latency) and emits in order. window=0, "
         "method=telea or method=ns inpaint each frame on its own with no delay. Only mask pixels are "
         "written (for yuv420p, chroma of the 2x2 blocks they touch); frames with an empty mask pass "
-        "through untouched."
+        "through untouched.\n\n"
+        "Live runs with a latency budget (cleanfeed run --live --max-latency MS, launch --latency MS): "
+        "a held frame whose engine answer is not ready when it is due leaves on time with every "
+        "masked pixel covered by the fallback fill (inpaint: cv2.inpaint Telea of the region; blur; "
+        "pixelate: 16-px blocks), flagged meta degraded=true; the engine still uses it as context "
+        "and its late answer is dropped."
     )
     example: ClassVar[str] = (
         "filesrc location=in.mp4 ! segment box=410,96,470,150 ! track ! dilate "
@@ -79,6 +86,9 @@ class Inpaint(Filter):
         Property.int("radius", "Classical: cv2.inpaint neighbourhood radius (pixels)", 5, 1, 32),
         Property.int("flow_margin", "Classical: ring around the mask whose motion guides propagation (pixels)",
                      32, 8, 256),
+        Property.enum("fallback", "Live runs: how a frame the engine cannot finish by its deadline is covered "
+                      "(inpaint: cv2.inpaint Telea, blur: heavy Gaussian, pixelate: 16-px blocks)", FALLBACKS,
+                      "inpaint"),
     )
 
     engine: str
@@ -100,6 +110,7 @@ class Inpaint(Filter):
     method: str
     radius: int
     flow_margin: int
+    fallback: str
 
     def configure(self) -> None:
         self._choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
@@ -140,16 +151,50 @@ class Inpaint(Filter):
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         if self._e2fgvi is not None:
             return self._e2fgvi.process(frame)
-        results = self._engine.push(frame.picture.luma(), frame.picture.rgb, frame.mask)
+        picture, mask = frame.picture, frame.mask
+        if self.deadline is not None and self.lookahead > 0:
+            # the frame may leave (expire) while the engine still reads it for later frames
+            picture, mask = picture.copy(), mask.copy()
+        results = self._engine.push(picture.luma(), picture.rgb, mask)
         self._held.append(frame)
-        return [self._write(r) for r in results]
+        return [f for f in map(self._write, results) if f is not None]
 
     def flush(self) -> list[VideoFrame] | Iterator[VideoFrame]:
         if self._e2fgvi is not None:
             return self._e2fgvi.flush()
-        return [self._write(r) for r in self._engine.flush()]
+        return [f for f in map(self._write, self._engine.flush()) if f is not None]
 
-    def _write(self, result: Filled) -> VideoFrame:
+    def expire(self, now: float) -> list[VideoFrame]:
+        """Held frames due by ``now`` leave covered by the fallback fill (see the description)."""
+        deadline = self.deadline
+        if deadline is None:
+            return []
+        if self._e2fgvi is not None:
+            return self._e2fgvi.expire(lambda f: deadline.due(f) <= now, self._cover)
+        out = []
+        while self._held and deadline.due(self._held[0]) <= now:
+            self._emitted += 1
+            out.append(self._cover(self._held.popleft()))
+        return out
+
+    def _cover(self, frame: VideoFrame) -> VideoFrame:
+        """Paints every masked pixel with the fallback fill and flags the frame degraded."""
+        box = regions.mask_box(frame.mask)
+        if box is None:
+            return frame  # nothing to hide: the engine would have passed it through as it is
+        picture = frame.picture
+        grow = max(8, self.margin or 16) * (3 if self.fallback == "blur" else 1)
+        region = picture.align(regions.grow(box, grow, picture.width, picture.height))
+        hole = regions.crop(frame.mask, region) > 0
+        picture.put_rgb(fill(picture.rgb(region), hole, self.fallback, self.radius), region, where=hole)
+        frame.meta["degraded"] = True
+        frame.meta["inpaint"] = {"fallback": self.fallback, "covered": int(hole.sum())}
+        self.count("fallback_frames")
+        return frame
+
+    def _write(self, result: Filled) -> VideoFrame | None:
+        if result.index < self._emitted:
+            return None  # it left on its deadline, covered by the fallback
         if result.index != self._emitted or not self._held:
             raise ElementError(self.name, f"result for frame {self._emitted} expected, got {result.index}")
         self._emitted += 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +129,7 @@ class E2fgviEngine:
         self.settings = settings
         self.description = ""
         self._engine: Any = None
-        self._held: deque[VideoFrame] = deque()
+        self._held: deque[VideoFrame | None] = deque()  # None: it left early (expire)
         self._spill: FrameSpill | None = None
 
     @property
@@ -181,17 +181,35 @@ class E2fgviEngine:
             engine.push(None, mask)
             return []
         self._held.append(frame)
-        return [self._finish(p) for p in engine.push(frame.picture.rgb(), mask)]
+        return [f for f in map(self._finish, engine.push(frame.picture.rgb(), mask)) if f is not None]
 
     def flush(self) -> Iterator[VideoFrame]:
         for patch in self._engine.finish():
-            yield self._finish(patch)
+            frame = self._finish(patch)
+            if frame is not None:
+                yield frame
 
-    def _finish(self, patch: Any) -> VideoFrame:
+    def expire(self, overdue: Callable[[VideoFrame], bool], cover: Callable[[VideoFrame], VideoFrame]) -> list[VideoFrame]:
+        """Live deadlines: the held frames ``overdue`` says must leave now, in order, each passed
+        through ``cover`` (the element's fallback fill). The engine keeps its own RGB copy and
+        mask of them for later windows; its answer for them is dropped (see :meth:`_finish`)."""
+        out: list[VideoFrame] = []
+        for i, frame in enumerate(self._held):
+            if frame is None:
+                continue
+            if not overdue(frame):
+                break
+            self._held[i] = None
+            out.append(cover(frame))
+        return out
+
+    def _finish(self, patch: Any) -> VideoFrame | None:
         if self._spill is not None:
             frame = self._spill.frame(patch.index)
         else:
             frame = self._held.popleft()
+            if frame is None:
+                return None  # it left on its deadline, covered by the fallback
         if patch.box is not None:
             frame.meta["inpaint"] = {"e2fgvi": write_patch(frame.picture, patch)}
         return frame

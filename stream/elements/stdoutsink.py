@@ -9,7 +9,14 @@ from typing import ClassVar
 from stream.buffers import Caps
 from stream.errors import MediaError
 from stream.media.containers import STREAM_FORMATS, check_codec
-from stream.media.encode import ENCODER_PROPERTIES, EncoderSettings, check_encoder, check_size, check_tune
+from stream.media.encode import (
+    ENCODER_PROPERTIES,
+    EncoderSettings,
+    check_encoder,
+    check_size,
+    check_tune,
+    encoder_delay,
+)
 from stream.media.sink import EncodingSink
 from stream.media.writer import MediaWriter, OutputSpec
 from stream.properties import Property
@@ -41,6 +48,12 @@ class StdoutSink(EncodingSink):
             check_tune(self.factory, self.codec, self.tune)
             check_encoder(self.codec)
         self._writer: MediaWriter | None = None
+
+    def delay(self) -> tuple[int, str]:
+        """The encoder's delay (y4m is raw: none)."""
+        if self.format == "y4m":
+            return 0, ""
+        return encoder_delay(EncoderSettings(codec=self.codec, crf=self.crf, preset=self.preset, tune=self.tune))
 
     def start(self, caps: Caps) -> Caps:
         self.finish()

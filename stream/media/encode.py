@@ -7,11 +7,13 @@ and the encoder's own reformatter converts it once, to the output's pixel format
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import av
+import numpy as np
 
 from stream.buffers import Caps
 from stream.errors import MediaError, PropertyError
@@ -118,12 +120,19 @@ def add_video_stream(container: Any, caps: Caps, settings: EncoderSettings) -> A
     ctx.time_base = caps.time_base
     ctx.framerate = rate
     ctx.thread_count = 0  # let the encoder pick (x264/x265/ffv1 threads: auto)
+    configure_encoder(ctx, name, settings)
+    return stream
+
+
+def configure_encoder(ctx: Any, name: str, settings: EncoderSettings) -> None:
+    """Threads and options of an encoder context (also used to measure its delay)."""
     options: dict[str, str] = {}
     if name in ("libx264", "libx265"):
         # PyAV's default is slice threading, which x264 turns into sliced threads: 1080p veryfast
         # encoded at 82 fps on 2 cores, 133 fps with frame threading (bench/results). Frame threads
-        # add a few frames of encoder delay; tune=zerolatency makes x264 go back to sliced threads.
-        ctx.thread_type = "AUTO"
+        # add frames of encoder delay (veryfast: 17 instead of 11 on 2 cores), and even with
+        # tune=zerolatency they hold 2 frames: zerolatency keeps slice threads (0 frames).
+        ctx.thread_type = "SLICE" if settings.tune == "zerolatency" else "AUTO"
         options.update(crf=str(settings.crf), preset=settings.preset)
         if settings.tune != "none":
             options["tune"] = settings.tune
@@ -133,7 +142,45 @@ def add_video_stream(container: Any, caps: Caps, settings: EncoderSettings) -> A
         options.update(level="3", slicecrc="1")
         ctx.thread_type = "SLICE"
     ctx.options = options
-    return stream
+
+
+PROBE_SIZE = (640, 360)
+"""Frame size at which :func:`encoder_delay` measures: big enough that x264 picks its usual
+thread count (it caps threads by macroblock rows), small enough to take milliseconds."""
+
+
+@functools.lru_cache(maxsize=32)
+def encoder_delay(settings: EncoderSettings) -> tuple[int, str]:
+    """Frames the encoder takes in before its first packet, and its name for messages
+    (``(17, "x264 veryfast")``): part of a live run's latency.
+
+    Measured, not tabulated: it depends on the preset, the tune and the thread count x264
+    picks from the machine's cores (STREAMING-NOTES: veryfast 11 with slice threads, 17 with
+    frame threads on 2 cores; zerolatency 0). Codecs without lookahead (ffv1, raw, images)
+    hold none.
+    """
+    name = ENCODERS.get(settings.codec, settings.codec)
+    if name not in ("libx264", "libx265"):
+        return 0, ""
+    label = f"{name[3:]} {settings.preset}" + (f" tune={settings.tune}" if settings.tune != "none" else "")
+    width, height = PROBE_SIZE
+    try:
+        ctx = av.CodecContext.create(name, "w")
+    except Exception:
+        return 0, label
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+    ctx.thread_count = 0
+    configure_encoder(ctx, name, settings)
+    noise = np.random.default_rng(0).integers(0, 256, (height * 3 // 2, width), np.uint8)
+    held = 0
+    for i in range(250):
+        frame = av.VideoFrame.from_ndarray(noise, format="yuv420p")
+        frame.pts = i
+        if ctx.encode(frame):
+            break
+        held += 1
+    return held, label
 
 
 def frame_from_picture(picture: Picture, pts: int | None, time_base: Fraction) -> av.VideoFrame:

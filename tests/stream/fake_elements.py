@@ -244,3 +244,60 @@ class RecordSink(Sink):
         if self.location:
             with open(self.location, "w") as fh:
                 json.dump(self.record, fh)
+
+
+@register
+class StallFilter(Filter):
+    factory: ClassVar[str] = "t_stall"
+    description: ClassVar[str] = "Test filter: sleeps `ms` before passing on each frame listed in `at` (a slow stage)."
+    properties: ClassVar[tuple[Property, ...]] = (
+        Property.ints("at", "frames that stall", (20,)),
+        Property.float("ms", "how long each stalls", 500.0, 0.0),
+    )
+
+    def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        if frame.seq in self.at:
+            time.sleep(self.ms / 1000)
+        return [frame]
+
+
+@register
+class CoverSink(Sink):
+    factory: ClassVar[str] = "t_coversink"
+    description: ClassVar[str] = (
+        "Test sink for testsrc frames: per frame, its latency, meta degraded, and how far the pixels under "
+        "the true logo are from the logo and from the clean scene; JSON at finish()."
+    )
+    properties: ClassVar[tuple[Property, ...]] = (
+        Property.string("location", "JSON file written at finish()", None),
+        Property.int("width", "testsrc width", 160, 32),
+        Property.int("height", "testsrc height", 96, 32),
+        Property.int("frames", "testsrc frames", 150, 1),
+        Property.fraction("rate", "testsrc rate", Fraction(25)),
+        Property.int("logo_size", "testsrc logo_size", 40, 8),
+        Property.int("seed", "testsrc seed", 0, 0),
+    )
+
+    def start(self, caps: Caps) -> Caps:
+        from stream.testclip import SyntheticClip
+
+        self._clip = SyntheticClip(self.width, self.height, self.frames, float(self.rate), "pan", "fixed",
+                                   self.logo_size, self.seed)
+        self.rows: list[dict[str, Any]] = []
+        return caps
+
+    def render(self, frame: VideoFrame) -> None:
+        latency_ms = (time.monotonic() - frame.born) * 1000 if frame.born is not None else None
+        truth = self._clip.frame(frame.seq)
+        out = frame.picture.rgb().astype(np.int16)
+        where = truth.mask
+        self.rows.append({
+            "seq": frame.seq, "latency_ms": latency_ms, "degraded": bool(frame.meta.get("degraded", False)),
+            "to_logo": float(np.abs(out[where] - truth.image[where].astype(np.int16)).mean()),
+            "to_clean": float(np.abs(out[where] - truth.clean[where].astype(np.int16)).mean()),
+        })
+
+    def finish(self) -> None:
+        if self.location:
+            with open(self.location, "w") as fh:
+                json.dump(getattr(self, "rows", []), fh)
