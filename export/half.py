@@ -191,8 +191,11 @@ def _initializer_to_half(tensor) -> int:
 
 def _retype_attributes(node) -> None:
     """Attributes that name or hold a float32 type: Cast(to=FLOAT), Constant, ConstantOfShape, EyeLike."""
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
 
+    if node.op_type == "ConstantOfShape" and not any(a.name == "value" for a in node.attribute):
+        # no value: ONNX's default, a float32 zero, which must become a float16 one like the rest
+        node.attribute.append(helper.make_attribute("value", numpy_helper.from_array(np.zeros(1, np.float16))))
     for attr in node.attribute:
         if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
             attr.i = TensorProto.FLOAT16

@@ -155,7 +155,14 @@ def _dims(graph: GraphSpec) -> dict[str, Any]:
     dims = {}
     for name in sorted(names):
         lo, hi = bounds.get(name, (1, None))
-        dims[name] = Dim(name, min=lo, max=hi) if hi is not None else Dim(name, min=lo)
+        step = graph.axis_multiples.get(name, 1)
+        if step > 1:  # step x a dynamic count (a derived Dim): the trace may divide the axis by step
+            lo, hi = -(-lo // step), (hi // step if hi is not None else None)
+            name_steps = f"{name}_steps"
+            base = Dim(name_steps, min=lo, max=hi) if hi is not None else Dim(name_steps, min=lo)
+            dims[name] = base * step
+        else:
+            dims[name] = Dim(name, min=lo, max=hi) if hi is not None else Dim(name, min=lo)
     return dims
 
 

@@ -30,6 +30,8 @@ FAMILIES: Mapping[str, tuple[str, str]] = {
     "sam": ("export.sam:sam_spec", "SAM (segment-anything): --model vit_b | vit_l | vit_h"),
     "deaot": ("export.deaot:deaot_spec", "DeAOT (aot-benchmark): --model auto | deaott | deaots | deaotb | deaotl "
                                          "| r50_deaotl | swinb_deaotl, --size WxH of the video, --max-long-term N"),
+    "e2fgvi": ("export.e2fgvi:e2fgvi_spec", "E2FGVI-HQ (one model call): --model e2fgvi_hq, --local N, --refs N, "
+                                            "--size WxH padded to multiples of 108x60 (the TensorRT profile's opt)"),
 }
 """Model family -> (its spec function ``module:function``, one line of help). DeAOT and E2FGVI
 join with one spec module and one line here; imported only when used (they pull in torch)."""
@@ -63,6 +65,10 @@ class GraphSpec:
     keep_fp32: tuple[str, ...] = field(default=())
     """ONNX op types an fp16 export keeps in float32 (e.g. Sin/Cos of large phases), on top of
     the exporter's own list."""
+    axis_multiples: Mapping[str, int] = field(default_factory=dict)
+    """Named axis -> the step its sizes come in (E2FGVI's frames: multiples of 60 and 108). The
+    export traces such an axis as step x a dynamic count, so the model's divisibility checks hold
+    for every size instead of failing the trace; its profile bounds must be multiples too."""
 
     def limits_for(self, precision: str) -> Limits:
         if precision == "fp16" and self.limits_fp16 is not None:

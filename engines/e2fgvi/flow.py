@@ -117,8 +117,10 @@ class SPyNet(nn.Module):
         its components rescaled to the original pixel units.
         """
         height, width = ref.shape[2:4]
-        height_up = -(-height // 32) * 32
-        width_up = -(-width // 32) * 32
+        # (n + 31) // 32 rather than -(-n // 32): the same for sizes, and ONNX exports integer
+        # division of negative sizes as truncation (Div), which would round the wrong way.
+        height_up = (height + 31) // 32 * 32
+        width_up = (width + 31) // 32 * 32
         ref = F.interpolate(ref, size=(height_up, width_up), mode="bilinear", align_corners=False)
         supp = F.interpolate(supp, size=(height_up, width_up), mode="bilinear", align_corners=False)
         flow = F.interpolate(self.compute_flow(ref, supp), size=(height, width), mode="bilinear", align_corners=False)

@@ -81,6 +81,10 @@ class SlidingConfig:
     region: str = "auto"
     margin: int = 64
     """Context pixels around the masks in region mode."""
+    fixed: tuple[int, int] | None = None
+    """(local, references) every model call must have: an exported window's frame counts. Short
+    windows (the clip's first and last) are filled with repeats of their edge frames, whose answers
+    are not used; stream mode only (offline windows change length along the clip)."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -92,6 +96,10 @@ class SlidingConfig:
                 raise ValueError(f"E2FGVI {name} must be at least 1, got {getattr(self, name)}")
         if self.num_ref < -1:
             raise ValueError(f"E2FGVI num_ref must be -1 (the mode's default) or more, got {self.num_ref}")
+        if self.fixed is not None and (self.mode != "stream" or self.fixed != (2 * self.neighbor_stride + 1,
+                                                                              self.stream_refs)):
+            raise ValueError(f"E2FGVI fixed windows must be stream mode's ({2 * self.neighbor_stride + 1} local, "
+                             f"{self.stream_refs} references), got {self.fixed} in {self.mode} mode")
 
     @property
     def stream_refs(self) -> int:
@@ -205,13 +213,28 @@ class SlidingInpainter:
         return self._compositor.pop(index, self._masks[index])
 
     # -- one model call -------------------------------------------------------------------
+    def _call_frames(self, window: Window) -> tuple[list[int], int]:
+        """The frames the model is given and how many repeats lead the local ones (fixed windows only)."""
+        if self.config.fixed is None:
+            return list(window.frames), 0
+        local, refs = self.config.fixed
+        neighbors = list(window.neighbors)
+        lead = 0
+        if window.center - self.config.neighbor_stride < 0:  # the clip's start: repeat its first frame
+            lead = local - len(neighbors)
+            neighbors = [neighbors[0]] * lead + neighbors
+        neighbors += [neighbors[-1]] * (local - len(neighbors))  # the end of the stream: repeat its last
+        references = list(window.references) or [window.neighbors[0]]
+        references = [references[0]] * (refs - len(references)) + references
+        return neighbors + references[:refs], lead
+
     def _run(self, window: Window, outputs: tuple[int, ...]) -> None:
         """Runs ``window`` on its region and adds its answer for the local frames in ``outputs``."""
         region = window_region([self._masks[i] for i in window.neighbors], self.config.margin, self.config.region)
         if region is None:
             self.windows_skipped += 1
             return
-        ids = window.frames
+        ids, lead = self._call_frames(window)
         crops = np.stack([self.store.rgb(i)[region.slices] for i in ids])
         holes = np.stack([self._masks[i].within(region) for i in ids])
         # test.py's arithmetic, step for step: [-1, 1] images, holes from uint8*255/255, zeroed.
@@ -219,13 +242,14 @@ class SlidingInpainter:
         masks = torch.from_numpy(holes * 255)[:, None].float().div(255)
         masked = (images * (1 - masks)).numpy()
         padded = torch.from_numpy(np.ascontiguousarray(pad_by_mirroring(masked, MULTIPLE))).to(self.device)
+        local = len(window.neighbors) if self.config.fixed is None else self.config.fixed[0]
         with torch.no_grad():
-            output, _ = self.model(padded[None], len(window.neighbors))
+            output, _ = self.model(padded[None], local)
         output = output[:, :, : region.height, : region.width].float().cpu().numpy()
         self.windows_run += 1
         self.pixels_run += int(padded.shape[-1] * padded.shape[-2])
         if self.on_window is not None:
             self.on_window(window, region, output)
-        for row, index in enumerate(window.neighbors):
+        for row, index in enumerate(window.neighbors, start=lead):
             if index in outputs:
                 self._compositor.add(index, self._masks[index], output[row].transpose(1, 2, 0), crops[row], region)

@@ -68,11 +68,53 @@ class Patching:
         return F.unfold(x, self.kernel, padding=self.padding, stride=self.stride)
 
     def fold(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """``[N, C * kh * kw, patches]`` back to ``[N, C, h, w]``, summing where patches overlap."""
+        """``[N, C * kh * kw, patches]`` back to ``[N, C, h, w]``, summing where patches overlap.
+
+        While torch.export traces (the ONNX export), :func:`fold_by_phases` stands in: ONNX's
+        Col2Im, which ``F.fold`` becomes, is not in TensorRT's parser. It gives the same bits as
+        ``F.fold`` on CPU, so the exported graph computes what the torch model does.
+        """
+        if torch.compiler.is_exporting():
+            return fold_by_phases(x, size, self.kernel, self.stride, self.padding)
         return F.fold(x, size, self.kernel, padding=self.padding, stride=self.stride)
 
 
 T2T = Patching()
+
+
+def fold_by_phases(
+    x: torch.Tensor, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]
+) -> torch.Tensor:
+    """``F.fold`` from slices, pads, adds and a pixel shuffle: ops every ONNX backend has.
+
+    Kernel row ``ky = sy * qy + ry`` of patch row ``i`` lands on padded output row
+    ``sy * (i + qy) + ry``, so the output rows of phase ``ry`` are a sum, over ``qy``, of the
+    patch maps of the ``ky`` with that phase shifted down by ``qy`` (columns likewise); the
+    ``sy * sx`` phase maps are then interleaved. Each phase adds its terms in increasing kernel
+    index, the order CPU ``col2im`` accumulates them in, and the shifts only add exact zeros, so
+    the result equals CPU ``F.fold`` bit for bit.
+    """
+    (kh, kw), (sy, sx), (py, px) = kernel, stride, padding
+    n = x.shape[0]
+    rows, cols = ((s + 2 * p - k) // st + 1 for s, p, k, st in zip(size, padding, kernel, stride, strict=True))
+    maps = x.view(n, -1, kh, kw, rows, cols)
+    qh, qw = -(-kh // sy), -(-kw // sx)  # kernel rows (columns) per phase, at most
+    phases = []
+    for ry in range(sy):
+        for rx in range(sx):
+            total = None
+            for ky in range(ry, kh, sy):
+                for kx in range(rx, kw, sx):
+                    qy, qx = ky // sy, kx // sx
+                    term = F.pad(maps[:, :, ky, kx], (qx, qw - 1 - qx, qy, qh - 1 - qy))
+                    total = term if total is None else total + term
+            phases.append(total)
+    # [N, C, sy, sx, A, B] -> [N, C, A, sy, B, sx]: padded output row sy * a + ry, column sx * b + rx.
+    stacked = torch.stack(phases, 2).view(n, -1, sy, sx, rows + qh - 1, cols + qw - 1)
+    out = stacked.permute(0, 1, 4, 2, 5, 3).reshape(n, -1, sy * (rows + qh - 1), sx * (cols + qw - 1))
+    # Rows past the last patch get nothing; pad so the crop below always lies inside.
+    out = F.pad(out, (0, max(0, sx - 1 - px), 0, max(0, sy - 1 - py)))
+    return out[:, :, py : py + size[0], px : px + size[1]]
 
 
 def check_grid(grid: tuple[int, int], window: tuple[int, int] = WINDOW) -> None:

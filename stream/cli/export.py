@@ -40,9 +40,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of the random parity inputs (default: fresh)")
     deaot = p.add_argument_group("deaot", "DeAOT's graphs are exported for one video frame size")
     deaot.add_argument("--size", default=None, metavar="WxH",
-                       help="the video's frame size, e.g. 854x480 (required for deaot)")
+                       help="the video's frame size, e.g. 854x480 (required for deaot); e2fgvi: the padded frame "
+                            "size the TensorRT profile is tuned for, multiples of 108x60 (default 432x240)")
     deaot.add_argument("--max-long-term", type=int, default=None, metavar="N",
                        help="long-term memory slots the tracker keeps (default 8)")
+    e2fgvi = p.add_argument_group("e2fgvi", "E2FGVI-HQ is exported as one model call of fixed frame counts")
+    e2fgvi.add_argument("--local", type=int, default=None, metavar="N",
+                        help="neighbouring frames per call, whose outputs are kept (required for e2fgvi)")
+    e2fgvi.add_argument("--refs", type=int, default=None, metavar="N",
+                        help="reference frames per call, context only (required for e2fgvi, may be 0)")
     p.set_defaults(func=main)
 
 
@@ -53,6 +59,10 @@ def family_options(args: argparse.Namespace) -> dict[str, Any]:
         options["size"] = parse_size(args.size)
     if args.max_long_term is not None:
         options["max_long_term"] = args.max_long_term
+    if args.local is not None:
+        options["local"] = args.local
+    if args.refs is not None:
+        options["refs"] = args.refs
     return options
 
 

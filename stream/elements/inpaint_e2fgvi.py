@@ -149,15 +149,20 @@ class E2fgviEngine:
             from engines.e2fgvi.sliding import SlidingConfig, SlidingInpainter
         except ImportError as err:
             raise BackendError(f"E2FGVI needs torch: pip install 'cleanfeed[torch]' ({err})") from None
-        if s.backend != "torch":
-            raise BackendError(
-                f"inpaint backend={s.backend} for E2FGVI needs an exported window (cleanfeed export e2fgvi), "
-                "which the element does not load yet: use backend=torch"
-            )
         device = auto_device(s.device)
-        net, variant = load_e2fgvi(self.choice.checkpoint, self.choice.model or "auto")
-        model = TorchWindow(net, device, s.precision, s.compile)
-        config = SlidingConfig(s.mode, s.neighbor_stride, s.ref_step, s.num_ref, s.region, s.margin)
+        fixed = None
+        if s.backend == "torch":
+            net, variant = load_e2fgvi(self.choice.checkpoint, self.choice.model or "auto")
+            model: Any = TorchWindow(net, device, s.precision, s.compile)
+        else:
+            if s.mode == "offline":
+                raise PropertyError(
+                    f"inpaint mode=offline runs on backend=torch: test.py's windows change length along the clip and an "
+                    f"exported window has fixed frame counts; use mode=stream with backend={s.backend}"
+                )
+            fixed = (2 * s.neighbor_stride + 1, SlidingConfig("stream", num_ref=s.num_ref).stream_refs)
+            model, variant = self._exported(caps, fixed, device)
+        config = SlidingConfig(s.mode, s.neighbor_stride, s.ref_step, s.num_ref, s.region, s.margin, fixed)
         store = None
         if s.mode == "offline":
             self._spill = FrameSpill(caps, s.spill_dir)
@@ -165,13 +170,41 @@ class E2fgviEngine:
         self._engine = SlidingInpainter(model, config, caps.height, caps.width, store=store, device=device)
         refs = (f"every {s.ref_step}th frame of the clip" if s.num_ref == -1 else f"{s.num_ref + 1} around each window"
                 ) if s.mode == "offline" else f"the {config.stream_refs} latest every-{s.ref_step}th past frames"
-        compiled = ", torch.compile" if s.compile else ""
+        compiled = ", torch.compile" if s.compile else (f", exported window of {fixed[0]}+{fixed[1]} frames" if fixed else "")
         self.description = (
             f"{TITLES[variant]} on {s.backend} {device} {s.precision}{compiled}; {s.mode} mode, windows of "
             f"{2 * s.neighbor_stride + 1} frames every {s.neighbor_stride}, references: {refs}; region={s.region}"
             + (f" (margin {s.margin} px)" if s.region == "auto" else "")
         )
         return self.description
+
+    def _exported(self, caps: Caps, fixed: tuple[int, int], device: str) -> tuple[Any, str]:
+        """The exported window for these frame counts, from the engine cache (exported there the first time)."""
+        try:
+            from engines.checkpoints import checkpoint_sha256
+            from engines.e2fgvi.exported import open_exported_window
+            from engines.e2fgvi.windows import padding
+            from engines.runners import engine_cache_dir
+            from engines.runners.base import RunnerConfig
+            from export.e2fgvi import e2fgvi_spec, window_options
+            from export.model_export import ensure_export, find_export
+        except ImportError as err:
+            raise BackendError(
+                f"backend={self.settings.backend} needs onnx and onnxruntime: pip install 'cleanfeed[onnx]' ({err})"
+            ) from None
+        s = self.settings
+        pad_h, pad_w = padding(caps.height, caps.width)
+        size = (min(caps.height + pad_h, 1080), min(caps.width + pad_w, 1944))
+        cache = engine_cache_dir() / "exports"
+        options = window_options(*fixed, size=size)
+        folder = find_export(cache, checkpoint_sha256(self.choice.checkpoint), s.precision, options=options)
+        if folder is None:
+            log.info("inpaint: exporting E2FGVI's window of %d+%d frames to ONNX once for backend %s (minutes on a "
+                     "CPU; kept in %s)", *fixed, s.backend, cache)
+            spec = e2fgvi_spec(self.choice.checkpoint, self.choice.model, local=fixed[0], refs=fixed[1], size=size)
+            folder = ensure_export(spec, cache, s.precision)
+        config = RunnerConfig(backend=s.backend, device=device, precision=s.precision)
+        return open_exported_window(folder, config), "e2fgvi_hq"
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         engine = self._engine

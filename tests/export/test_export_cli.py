@@ -79,8 +79,8 @@ def test_opset_and_family_are_checked_by_the_parser(tmp_path, capsys):
     assert caught.value.code == 2
     assert "argument --opset: invalid choice: 21 (choose from 18, 19, 20)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["export", "e2fgvi", "--checkpoint", "x", "--out", str(tmp_path)])
-    assert "argument FAMILY: invalid choice: 'e2fgvi' (choose from 'deaot', 'sam')" in capsys.readouterr().err
+        main(["export", "propainter", "--checkpoint", "x", "--out", str(tmp_path)])
+    assert "argument FAMILY: invalid choice: 'propainter' (choose from 'deaot', 'e2fgvi', 'sam')" in capsys.readouterr().err
 
 
 def test_parity_failure_prints_the_summary_then_one_error_line(tiny_checkpoint, tmp_path, capsys, monkeypatch):
