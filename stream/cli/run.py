@@ -67,6 +67,10 @@ def add_parser(sub: Any) -> None:
                     help="with --live: every frame leaves within MS milliseconds of its arrival; a frame the inpainter "
                          "cannot finish in time leaves covered by the fallback fill, flagged degraded. Refused when "
                          "smaller than the chain's lookahead plus the encoder's delay")
+    lv.add_argument("--reconnect-timeout", type=float, metavar="S",
+                    help="live network input (rtsp, udp, srt, live http): after the input is lost, keep reconnecting "
+                         "for S seconds (default 30) before ending the stream; meanwhile the output repeats the last "
+                         "frame at the input's rate")
     lv.add_argument("--fallback", default="inpaint", choices=["inpaint", "blur", "pixelate"],
                     help="with --max-latency: how a late frame's object is covered (default inpaint: cv2 Telea)")
     o = p.add_argument_group("reporting")
@@ -113,7 +117,12 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         inpaint["region"] = args.region
     if args.max_latency is not None and args.fallback != "inpaint":
         inpaint["fallback"] = args.fallback
-    specs: list[tuple[str, dict[str, Any]]] = [("filesrc", {"location": args.input})]
+    source: dict[str, Any] = {"location": args.input}
+    if args.reconnect_timeout is not None:
+        if args.reconnect_timeout < 0:
+            raise PropertyError(f"--reconnect-timeout must be >= 0 s, got {args.reconnect_timeout:g}")
+        source["reconnect_timeout"] = args.reconnect_timeout
+    specs: list[tuple[str, dict[str, Any]]] = [("filesrc", source)]
     if args.masks:
         specs.append(("loadmask", {"location": args.masks}))
     else:

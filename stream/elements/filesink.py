@@ -7,9 +7,16 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
-from stream.buffers import Caps
+from stream.buffers import Caps, VideoFrame
 from stream.errors import MediaError, PropertyError
-from stream.media.containers import CONTAINERS, IMAGE_CODECS, check_codec, container_for
+from stream.media.containers import (
+    CONTAINERS,
+    IMAGE_CODECS,
+    NETWORK_OUTPUTS,
+    check_codec,
+    container_for,
+    network_container,
+)
 from stream.media.encode import (
     ENCODER_PROPERTIES,
     EncoderSettings,
@@ -19,7 +26,8 @@ from stream.media.encode import (
     encoder_delay,
     resolve_codec,
 )
-from stream.media.naming import Kind, kind_of, local_path
+from stream.media.naming import Kind, kind_of, local_path, redact
+from stream.media.pacing import FramePacer
 from stream.media.sink import EncodingSink
 from stream.media.writer import MediaWriter, OutputSpec
 from stream.properties import Property
@@ -38,16 +46,22 @@ class FileSink(EncodingSink):
         "sequences) in .mkv/.avi, else h264. A printf pattern (out/%05d.png) writes one lossless RGB image "
         "per frame into a created folder. Audio and subtitle streams are copied without re-encoding; ones "
         "the container cannot hold are dropped with a warning. The file is finalized (playable) on EOS, "
-        "error or interrupt; if no frame ever arrived the empty file is removed."
+        "error or interrupt; if no frame ever arrived the empty file is removed. Live outputs: "
+        "udp://HOST:PORT, srt://HOST:PORT and tcp://HOST:PORT carry MPEG-TS; rtsp://HOST:PORT/PATH pushes "
+        "to an RTSP server over TCP; they are paced to the frames' timestamps (pace=true: never faster "
+        "than real time); use tune=zerolatency for them."
     )
     example: ClassVar[str] = "filesrc location=in.mp4 ! inpaint ! filesink location=out.mp4 crf=18 preset=medium"
     properties: ClassVar[tuple[Property, ...]] = (
-        Property.string("location", "output file (.mp4 .mkv .mov .ts .avi) or image pattern (out/%05d.png)", None),
+        Property.string("location", "output file (.mp4 .mkv .mov .ts .avi), image pattern (out/%05d.png) or live "
+                        "URL (" + " ".join(f"{s}://" for s in NETWORK_OUTPUTS) + ")", None),
         Property.enum("codec", "video codec; auto: ffv1 for lossless inputs in .mkv/.avi, else h264",
                       ("h264", "hevc", "ffv1", "auto"), "h264"),
         *ENCODER_PROPERTIES,
         Property.int("start_number", "image sequences: number of the first file", 0, 0),
         Property.bool("audio", "copy the input's audio and subtitle streams (false: video only)", True),
+        Property.bool("pace", "live URL outputs: send each frame no earlier than its timestamp says (real time); "
+                      "files are never paced", True),
     )
 
     def configure(self) -> None:
@@ -56,9 +70,20 @@ class FileSink(EncodingSink):
         kind = kind_of(self.location)
         if kind is Kind.PIPE:
             raise PropertyError("filesink property location must be a file, got '-' (use stdoutsink to write to stdout)")
-        if kind not in (Kind.FILE, Kind.SEQUENCE):
-            raise PropertyError(f"filesink property location must be a file or image pattern, got {self.location!r}")
         self._kind = kind
+        self._writer: MediaWriter | None = None
+        self._created: Path | None = None
+        self._pacer: FramePacer | None = None
+        if kind not in (Kind.FILE, Kind.SEQUENCE):
+            try:
+                container = network_container(self.location)
+                codec = "h264" if self.codec == "auto" else self.codec
+                check_codec(redact(self.location), container.muxer, container, codec)
+            except MediaError as err:
+                raise PropertyError(f"filesink property location: {err}") from None
+            check_tune(self.factory, codec, self.tune)
+            check_encoder(codec)
+            return
         suffix = local_path(self.location).suffix.lower()
         if kind is Kind.SEQUENCE:
             if suffix not in IMAGE_CODECS:
@@ -74,8 +99,6 @@ class FileSink(EncodingSink):
             check_tune(self.factory, self.codec, self.tune)
             if self.codec != "auto":
                 check_encoder(self.codec)
-        self._writer: MediaWriter | None = None
-        self._created: Path | None = None
 
     def delay(self) -> tuple[int, str]:
         """The encoder's delay (codec=auto counted as h264, the worst case); images have none."""
@@ -86,6 +109,9 @@ class FileSink(EncodingSink):
 
     def start(self, caps: Caps) -> Caps:
         self.finish()
+        if self._kind not in (Kind.FILE, Kind.SEQUENCE):
+            self._start_network(caps)
+            return caps
         path = local_path(self.location)
         shown = self.location
         suffix = path.suffix.lower()
@@ -112,6 +138,24 @@ class FileSink(EncodingSink):
                               rate_time_base=container.rate_time_base, carries=container.carries)
         self._writer = MediaWriter(spec, caps)
         return caps
+
+    def _start_network(self, caps: Caps) -> None:
+        """A live output: MPEG-TS over udp/srt/tcp or an RTSP push; FFmpeg connects here, so an
+        unreachable peer fails before the first frame."""
+        shown = redact(self.location)
+        container = network_container(self.location)
+        codec = "h264" if self.codec == "auto" else self.codec
+        settings = EncoderSettings(codec=codec, crf=self.crf, preset=self.preset, tune=self.tune, pix_fmt=self.pix_fmt)
+        check_size(shown, settings, caps)
+        spec = OutputSpec(url=self.location, shown=shown, muxer=container.muxer, settings=settings,
+                          passthrough=self.audio, container_options=dict(container.options), carries=container.carries)
+        self._writer = MediaWriter(spec, caps)
+        self._pacer = FramePacer() if self.pace else None
+
+    def render(self, frame: VideoFrame) -> None:
+        if self._pacer is not None:
+            self._pacer.wait(frame)
+        super().render(frame)
 
     def _prepare_file(self, path: Path, shown: str) -> None:
         """Creates the file now, so an unusable output fails before the first frame."""

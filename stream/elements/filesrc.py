@@ -8,6 +8,7 @@ from typing import ClassVar
 from stream.buffers import Caps, Packet, VideoFrame
 from stream.element import Source
 from stream.errors import PropertyError
+from stream.media.live import GAP_FILLS, LiveOptions, LiveReader
 from stream.media.naming import Kind, kind_of
 from stream.media.open import InputOptions
 from stream.media.reader import MediaReader, ReaderOptions
@@ -20,6 +21,13 @@ _COMMON = (
     Property.enum("transport", "RTSP lower transport", ("tcp", "udp"), "tcp"),
     Property.fraction("framerate", "image sequences: frames per second (default 25)", None),
     Property.bool("loop", "files only: start again at the end, timestamps continuing (soak tests)", False),
+    Property.bool("reconnect", "live network inputs (rtsp, udp, srt, live http): when the input ends or stops "
+                  "answering, reconnect with backoff instead of ending the stream", True),
+    Property.float("reconnect_timeout", "live inputs: seconds to keep trying to reconnect after a loss before "
+                   "ending the stream (EOS)", 30.0, 0.0, 86400.0),
+    Property.enum("gap_fill", "live inputs: what keeps the output's cadence while the input is gone: the last "
+                  "frame again, or a 'signal lost' slate (counted as repeated, meta gap=true)",
+                  GAP_FILLS, "repeat"),
 )
 
 
@@ -47,6 +55,7 @@ class FileSrc(Source):
         if self.framerate is not None and self.framerate <= 0:
             raise PropertyError(f"{self.factory} property framerate must be > 0, got {self.framerate}")
         self._reader: MediaReader | None = None
+        self._live: LiveReader | None = None
 
     def _key(self) -> str:
         return "location"
@@ -61,20 +70,29 @@ class FileSrc(Source):
             audio=self.audio,
             loop=self.loop,
         )
-        self._reader = MediaReader(self._where(), options)
-        return self._reader.caps
+        reader = MediaReader(self._where(), options)
+        if self.reconnect and reader.caps.live:
+            live = LiveOptions(reconnect_timeout_s=self.reconnect_timeout, gap_fill=self.gap_fill)
+            self._live = LiveReader(reader, live)
+        else:
+            self._reader = reader
+        return reader.caps
 
     def read(self) -> Iterator[VideoFrame | Packet]:
-        if self._reader is None:
+        if self._reader is None and self._live is None:
             self.open()
-        reader = self._reader
-        if reader is not None:
-            yield from reader.items(self.new_frame)
+        if self._live is not None:
+            yield from self._live.items(self.new_frame, self.count)
+        elif self._reader is not None:
+            yield from self._reader.items(self.new_frame)
 
     def close(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()
+        live, self._live = self._live, None
+        if live is not None:
+            live.close()
 
 
 @register

@@ -6,7 +6,11 @@ pass-through and playability are tested. An unknown extension is an error that l
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+
+import av
+import av.error
 
 from stream.errors import MediaError
 
@@ -74,3 +78,40 @@ def check_codec(location: str, suffix: str, container: Container, codec: str) ->
     fits = sorted(ext for ext, c in CONTAINERS.items() if codec in c.codecs)
     where = f"; use {' or '.join(fits)}" if fits else ""
     raise MediaError(f"output {location!r}: {suffix} cannot hold {codec} video{where}")
+
+
+NETWORK_OUTPUTS: dict[str, Container] = {
+    "udp": Container("mpegts", ("h264", "hevc"), carries=TS_CARRIES),
+    "srt": Container("mpegts", ("h264", "hevc"), carries=TS_CARRIES),
+    "tcp": Container("mpegts", ("h264", "hevc"), carries=TS_CARRIES),
+    "rtsp": Container("rtsp", ("h264", "hevc"), (("rtsp_transport", "tcp"),)),
+}
+"""Live outputs by URL scheme: MPEG-TS over udp/srt/tcp, and RTSP push (ANNOUNCE/RECORD) over TCP
+to a server that accepts published streams (``ffmpeg -rtsp_flags listen`` receives one)."""
+
+
+@functools.lru_cache(maxsize=16)
+def protocol_available(scheme: str) -> bool:
+    """Whether PyAV's FFmpeg knows a protocol (its wheels may lack some, e.g. libsrt, that the
+    system's ffmpeg has): an empty URL of a known protocol fails some other way, at once."""
+    try:
+        av.open(f"{scheme}://", "r", timeout=1.0).close()
+    except av.error.ProtocolNotFoundError:
+        return False
+    except Exception:  # noqa: BLE001 - any other failure means the protocol itself exists
+        return True
+    return True
+
+
+def network_container(location: str) -> Container:
+    """The container for a network output URL; raises MediaError naming the known schemes,
+    or saying that this FFmpeg build lacks the protocol."""
+    scheme = location.split("://", 1)[0].lower() if "://" in location else ""
+    found = NETWORK_OUTPUTS.get(scheme)
+    if found is None:
+        known = " ".join(f"{s}://" for s in NETWORK_OUTPUTS)
+        raise MediaError(f"output {location!r} must be a file, an image pattern or a URL starting with one of {known}")
+    if not protocol_available(scheme):
+        raise MediaError(f"output {location!r} needs the {scheme} protocol, which the FFmpeg inside PyAV "
+                         f"{av.__version__} does not have (use udp:// or rtsp://)")
+    return found

@@ -161,6 +161,12 @@ class MediaReader:
     def _looping(self) -> bool:
         return self.options.loop and self._opened is not None and self._opened.kind in (Kind.FILE, Kind.SEQUENCE)
 
+    def decoded(self) -> Iterator[Any]:
+        """One pass over the input as decoded AVFrames (video, the container's timestamps) and
+        Packets (pass-through streams), for a caller that places frames itself (stream.media.live)."""
+        if self._opened is not None:
+            yield from self._pass(self._opened)
+
     def _pass(self, opened: OpenedInput) -> Iterator[Any]:
         """One pass over the container: decoded AVFrames for video, Packets for the rest."""
         container = opened.container

@@ -1,0 +1,58 @@
+"""A tiny RTSP server for the live tests: serves one H.264 Matroska file on 127.0.0.1.
+
+Run with Debian's /usr/bin/python3 (it has python3-gi and GstRtspServer; the project's Python
+does not): ``/usr/bin/python3 rtsp_server.py --port 8554 --file clip.mkv``. Mount point /clip;
+every client gets its own session playing the file from the start, at real time. Prints
+``ready`` once it listens, then ``sent`` for each video frame handed to the RTP payloader (so a
+test knows what was served), and serves until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def _sent(pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+    print("sent", flush=True)
+    return Gst.PadProbeReturn.OK
+
+
+def _count_frames(factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
+    pay = media.get_element().get_by_name("pay0")
+    pay.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, _sent)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--file", required=True, help="an H.264 .mkv file")
+    args = parser.parse_args()
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(
+        f"( filesrc location={args.file} ! matroskademux name=d d.video_0 ! queue ! h264parse "
+        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+    factory.set_shared(False)
+    factory.connect("media-configure", _count_frames)
+    server.get_mount_points().add_factory("/clip", factory)
+    if server.attach(None) == 0:
+        print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr, flush=True)
+        return 1
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
