@@ -12,14 +12,14 @@ from engines.classical.cover import FALLBACKS, fill
 from engines.classical.inpainter import METHODS, Filled, FlowInpainter, InpaintConfig
 from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
-from stream.elements.inpaint_e2fgvi import MODES, VARIANTS, E2fgviEngine, E2fgviSettings, choose
+from stream.elements.inpaint_e2fgvi import E2FGVI, MODES, VARIANTS, E2fgviEngine, E2fgviSettings, choose
+from stream.elements.model_choice import model_properties
 from stream.errors import ElementError
 from stream.properties import Property
 from stream.registry import register
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "e2fgvi", "classical")
 
 
 @register
@@ -60,15 +60,7 @@ class Inpaint(Filter):
         "! inpaint window=5 ! filesink location=out.mp4"
     )
     properties: ClassVar[tuple[Property, ...]] = (
-        Property.enum("engine", "Inpainting engine: auto (E2FGVI when a checkpoint is found), e2fgvi, classical",
-                      ENGINES, "auto"),
-        Property.enum("model", "E2FGVI variant (auto: read from the checkpoint)", ("auto", *VARIANTS), "auto"),
-        Property.string("checkpoint", "E2FGVI checkpoint file (E2FGVI-HQ-CVPR22.pth)", None),
-        Property.string("models", "Folder searched for official checkpoint names (default $CLEANFEED_MODELS "
-                        "or ~/.cache/cleanfeed/models)", None),
-        Property.enum("backend", "Where E2FGVI runs", ("torch", "onnxruntime", "tensorrt"), "torch"),
-        Property.string("device", "auto, cpu, cuda or cuda:N", "auto"),
-        Property.enum("precision", "E2FGVI's compute precision (autocast)", ("fp32", "fp16", "bf16"), "fp32"),
+        *model_properties(E2FGVI, "Inpainting", VARIANTS, "E2FGVI-HQ-CVPR22.pth", precision="compute precision (autocast)"),
         Property.bool("compile", "E2FGVI on torch: run the generator through torch.compile", False),
         Property.enum("mode", "E2FGVI: stream (past references, constant memory) or offline (test.py, whole clip)",
                       MODES, "stream"),

@@ -14,14 +14,14 @@ from prompts.promptfile import load_prompts
 from prompts.shapes import Box, ObjectPrompt, load_mask, parse_point
 from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
-from stream.elements.segment_sam import VARIANTS, SamEngine, choose
+from stream.elements.model_choice import model_properties
+from stream.elements.segment_sam import SAM, VARIANTS, SamEngine, choose
 from stream.errors import PromptError
 from stream.properties import Property
 from stream.registry import register
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "sam", "classical")
 
 
 def parse_points(text: str) -> tuple[Any, ...]:
@@ -59,15 +59,7 @@ class Segment(Filter):
         Property.int("frame", "Frame number (seq, from 0) the box, points and mask_file apply to", 0, 0, None),
         Property.int("object_id", "Id written into the mask for the box/points/mask_file object", 1, 1, 255),
         Property.string("prompts_file", "JSON prompt file with one or more objects", None),
-        Property.enum("engine", "Segmentation engine: auto (SAM when a checkpoint is found), sam, classical",
-                      ENGINES, "auto"),
-        Property.enum("model", "SAM variant (auto: read from the checkpoint)", ("auto", *VARIANTS), "auto"),
-        Property.string("checkpoint", "SAM checkpoint file (sam_vit_b_01ec64.pth, ...)", None),
-        Property.string("models", "Folder searched for official checkpoint names (default $CLEANFEED_MODELS "
-                        "or ~/.cache/cleanfeed/models)", None),
-        Property.enum("backend", "Where SAM runs", ("torch", "onnxruntime", "tensorrt"), "torch"),
-        Property.string("device", "auto, cpu, cuda or cuda:N", "auto"),
-        Property.enum("precision", "SAM's compute precision", ("fp32", "fp16", "bf16"), "fp32"),
+        *model_properties(SAM, "Segmentation", VARIANTS, "sam_vit_b_01ec64.pth, ..."),
         Property.bool("multimask", "SAM: predict three masks and keep the best-scored one", True),
         Property.bool("refine", "SAM: a second pass fed the chosen mask's logits", True),
         Property.int("iterations", "GrabCut iterations", 4, 1, 20),

@@ -11,13 +11,13 @@ from engines.classical import regions
 from engines.classical.tracker import MODELS, MaskTracker, TrackerConfig
 from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
-from stream.elements.track_deaot import VARIANTS, DeaotEngine, DeaotSettings, choose
+from stream.elements.model_choice import model_properties
+from stream.elements.track_deaot import DEAOT, VARIANTS, DeaotEngine, DeaotSettings, choose
 from stream.properties import Property
 from stream.registry import register
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "deaot", "classical")
 
 
 @register
@@ -47,15 +47,7 @@ class Track(Filter):
         "! fakesink"
     )
     properties: ClassVar[tuple[Property, ...]] = (
-        Property.enum("engine", "Tracking engine: auto (DeAOT when a checkpoint is found), deaot, classical",
-                      ENGINES, "auto"),
-        Property.enum("model", "DeAOT variant (auto: read from the checkpoint)", ("auto", *VARIANTS), "auto"),
-        Property.string("checkpoint", "DeAOT checkpoint file (R50_DeAOTL_PRE_YTB_DAV.pth, ...)", None),
-        Property.string("models", "Folder searched for official checkpoint names (default $CLEANFEED_MODELS "
-                        "or ~/.cache/cleanfeed/models)", None),
-        Property.enum("backend", "Where DeAOT runs", ("torch", "onnxruntime", "tensorrt"), "torch"),
-        Property.string("device", "auto, cpu, cuda or cuda:N", "auto"),
-        Property.enum("precision", "DeAOT's compute precision", ("fp32", "fp16", "bf16"), "fp32"),
+        *model_properties(DEAOT, "Tracking", VARIANTS, "R50_DeAOTL_PRE_YTB_DAV.pth, ..."),
         Property.int("long_term_gap", "DeAOT: frames between long-term memory writes (0: the variant's own; "
                      "9999: reference frames only)", 0, 0, 100000),
         Property.int("max_long_term", "DeAOT: long-term memory frames kept, references included", 8, 2, 256),
