@@ -93,6 +93,9 @@ def e2fgvi_spec(checkpoint: Path, model: str | None = None, *, local: int, refs:
     opt = check_size(size)
     checkpoint = Path(checkpoint)
     net, variant = load_e2fgvi(checkpoint, model or "auto")
+    if net.fixed_size is not None:
+        raise OptionError(f"{checkpoint} holds the fixed-432x240 E2FGVI, whose window export is not built (only "
+                          "E2FGVI-HQ's, with dynamic frame sizes): run it on backend=torch")
     inputs, outputs = window_specs(local, refs)
     graph = GraphSpec(
         name=GRAPH_NAME, module=WindowGraph(net, local).eval(), inputs=inputs, outputs=outputs,

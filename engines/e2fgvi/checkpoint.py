@@ -2,8 +2,9 @@
 
 The two releases differ in one tensor: E2FGVI-HQ's soft composition learns its bias with a
 convolution (``sc.bias_conv.*``, any frame size), the fixed-432x240 E2FGVI stores it as a
-``sc.bias`` map of the 60x108 token grid. Only E2FGVI-HQ is ported so far; the 432x240 model is
-recognised and refused by name rather than loaded into the wrong network.
+``sc.bias`` map of the 60x108 feature grid of a 240x432 frame. The variant found builds the
+matching network (the 432x240 one refuses other frame sizes), so neither file is ever loaded
+into the other's layout.
 """
 
 from __future__ import annotations
@@ -32,11 +33,16 @@ def variant_of(state: Mapping[str, torch.Tensor]) -> str:
         return "e2fgvi_hq"
     if "sc.bias" in state:
         return "e2fgvi"
-    raise CheckpointError("checkpoint must hold E2FGVI weights with a soft composition bias (sc.bias_conv or sc.bias), got neither")
+    raise CheckpointError(
+        "checkpoint must hold E2FGVI weights with a soft composition bias (sc.bias_conv or sc.bias), got neither"
+    )
 
 
 def load_e2fgvi(path: str | Path, model: str = "auto") -> tuple[InpaintGenerator, str]:
-    """Our InpaintGenerator (eval, CPU, fp32, no grad) with the weights in ``path``, and the variant."""
+    """Our InpaintGenerator (eval, CPU, fp32, no grad) with the weights in ``path``, and the variant.
+
+    For ``e2fgvi`` the network takes only 240x432 frames (``net.fixed_size``); callers resize.
+    """
     if model != "auto" and model not in VARIANTS:
         raise CheckpointError(f"E2FGVI model must be auto or one of {', '.join(VARIANTS)}, got {model!r}")
     return e2fgvi_from_state_dict(read_state_dict(path), model, source=f"'{path}'")
@@ -46,17 +52,13 @@ def e2fgvi_from_state_dict(
     state: Mapping[str, torch.Tensor], model: str = "auto", source: str = "the checkpoint"
 ) -> tuple[InpaintGenerator, str]:
     """``load_e2fgvi`` for weights already in memory."""
-    from engines.e2fgvi.model import InpaintGenerator
+    from engines.e2fgvi.model import FIXED_FRAME, InpaintGenerator
 
     require_family(state, "E2FGVI", source, None if model == "auto" else model)
     found = variant_of(state)
     if model != "auto" and found != model:
         raise CheckpointError(f"{source} holds {TITLES[found]} weights, expected {TITLES[model]} for model={model}")
-    if found != "e2fgvi_hq":
-        raise CheckpointError(
-            f"{source} holds {TITLES[found]} weights: only E2FGVI-HQ is supported so far (E2FGVI-HQ-CVPR22.pth)"
-        )
-    net = InpaintGenerator()
+    net = InpaintGenerator(FIXED_FRAME if found == "e2fgvi" else None)
     check_layout(net.state_dict(), state, f"the {TITLES[found]} layout", source)
     net.load_state_dict(state, strict=True)
     net.float().eval().requires_grad_(False)

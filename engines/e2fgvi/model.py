@@ -1,7 +1,11 @@
-"""E2FGVI-HQ's generator: encoder, flow completion, feature propagation, transformer, decoder.
+"""E2FGVI's generator: encoder, flow completion, feature propagation, transformer, decoder.
 
 Ported from MCG-NKU/E2FGVI@709cbe3 (CC BY-NC 4.0), model/e2fgvi_hq.py (``InpaintGenerator``,
-``Encoder``, ``deconv``), for inference only. Attribute names equal upstream's — ``encoder``,
+``Encoder``, ``deconv``), for inference only. The fixed-432x240 release (model/e2fgvi.py) is the
+same network but for the soft composition's bias, a learned map of the 240x432 frame's
+features (``sc.bias``): ``InpaintGenerator(fixed_size=FIXED_FRAME)`` builds it, and it refuses
+every other frame size. (Its encoder takes the feature size from the input, HQ's from the stem's
+output: at 240x432 both are 60x108.) Attribute names equal upstream's — ``encoder``,
 ``decoder``, ``feat_prop_module``, ``ss``, ``sc``, ``transformer``, ``update_spynet``, registered in
 upstream's order — so E2FGVI-HQ-CVPR22.pth loads with ``strict=True``. Upstream's weight
 initialisation and training-only discriminator are not ported: weights always come from a checkpoint.
@@ -26,6 +30,8 @@ CHANNELS = 128
 """Width of the quarter-resolution features the encoder makes and the decoder reads (upstream's channel // 2)."""
 MOD_SIZE = (60, 108)
 """Upstream's test.py pads frames to multiples of this (height, width) before the generator."""
+FIXED_FRAME = (240, 432)
+"""The fixed-432x240 E2FGVI's one frame size (height, width); test.py resizes every frame to it."""
 
 
 class Encoder(nn.Module):
@@ -88,16 +94,22 @@ def check_frame_size(height: int, width: int) -> None:
 
 
 class InpaintGenerator(nn.Module):
-    """E2FGVI-HQ: fills the masked parts of a window of frames from what the other frames show.
+    """E2FGVI(-HQ): fills the masked parts of a window of frames from what the other frames show.
 
     The first ``num_local_frames`` frames are consecutive neighbours: flows between them (SPyNet at
     quarter size) guide a bidirectional propagation of their features. The remaining frames are
     sparse references that only the transformer reads. Every frame is decoded; callers keep the
     local ones.
+
+    ``fixed_size=None`` is E2FGVI-HQ (any frame size the module docstring allows);
+    ``fixed_size=FIXED_FRAME`` the fixed-432x240 E2FGVI, which takes frames of exactly that size.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fixed_size: tuple[int, int] | None = None) -> None:
         super().__init__()
+        if fixed_size is not None:
+            check_frame_size(*fixed_size)
+        self.fixed_size = None if fixed_size is None else (int(fixed_size[0]), int(fixed_size[1]))
         self.encoder = Encoder()
         self.decoder = nn.Sequential(
             deconv(CHANNELS, 128, kernel_size=3, padding=1),
@@ -110,7 +122,8 @@ class InpaintGenerator(nn.Module):
         )
         self.feat_prop_module = BidirectionalPropagation(CHANNELS)
         self.ss = SoftSplit(CHANNELS, DIM, T2T)
-        self.sc = SoftComp(CHANNELS, DIM, T2T)
+        features = None if fixed_size is None else (fixed_size[0] // 4, fixed_size[1] // 4)
+        self.sc = SoftComp(CHANNELS, DIM, T2T, fixed_size=features)
         self.transformer = build_blocks()
         self.update_spynet = SPyNet()
 
@@ -137,6 +150,11 @@ class InpaintGenerator(nn.Module):
         ``num_local_frames`` outside 1..T (upstream fails inside the propagation on 0).
         """
         b, t, c, height, width = masked_frames.shape
+        if self.fixed_size is not None and (height, width) != self.fixed_size:
+            raise ValueError(
+                f"E2FGVI (fixed 432x240) frame size must be {self.fixed_size[0]}x{self.fixed_size[1]} "
+                f"(resize frames to it, as test.py does), got {height}x{width}"
+            )
         check_frame_size(height, width)
         if not 1 <= num_local_frames <= t:
             raise ValueError(f"E2FGVI num_local_frames must be 1..{t} (the frames given), got {num_local_frames}")

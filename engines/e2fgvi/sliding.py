@@ -18,6 +18,11 @@ frames within ``neighbor_stride`` of the centre):
 Each window runs on its region (engines/e2fgvi/regions.py): the whole frame, or a crop around its
 local frames' masks. A window whose local frames have no mask is skipped: test.py's compositing
 would give back the untouched frames.
+
+``resize_to`` is for the fixed-432x240 E2FGVI, which takes frames of one size only: every frame
+and mask is resized to it as test.py does (Pillow, bicubic for frames, nearest for masks), the
+schedule runs at that size, and each finished frame is resized back (bicubic) and written only
+inside its own mask, dilated at the frame's size as test.py dilates.
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ class SlidingConfig:
     """(local, references) every model call must have: an exported window's frame counts. Short
     windows (the clip's first and last) are filled with repeats of their edge frames, whose answers
     are not used; stream mode only (offline windows change length along the clip)."""
+    resize_to: tuple[int, int] | None = None
+    """(height, width) every frame is resized to for the model (the fixed-432x240 E2FGVI's 240x432);
+    whole frames only (``region="full"``)."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -100,6 +108,9 @@ class SlidingConfig:
                                                                               self.stream_refs)):
             raise ValueError(f"E2FGVI fixed windows must be stream mode's ({2 * self.neighbor_stride + 1} local, "
                              f"{self.stream_refs} references), got {self.fixed} in {self.mode} mode")
+        if self.resize_to is not None and self.region != "full":
+            raise ValueError(f"E2FGVI resize_to must come with region='full' (the model sees whole resized frames), "
+                             f"got region={self.region!r}")
 
     @property
     def stream_refs(self) -> int:
@@ -120,6 +131,58 @@ def past_references(center: int, stride: int, ref_step: int, num_ref: int) -> tu
     return tuple(range(last, -1, -ref_step))[:num_ref][::-1]
 
 
+class FrameResizer:
+    """test.py's resizing for the fixed-size model: frames through Pillow's default filter
+    (bicubic), masks nearest; answers go back to the frame's size with the same bicubic filter.
+
+    Pillow comes with the torch extra; a frame already at the model's size is left as it is, as
+    Pillow's resize does.
+    """
+
+    def __init__(self, frame: tuple[int, int], model: tuple[int, int]) -> None:
+        from PIL import Image
+
+        self._image = Image
+        self.frame, self.model = (int(frame[0]), int(frame[1])), (int(model[0]), int(model[1]))
+
+    def _resize(self, array: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
+        if array.shape[:2] == size:
+            return array
+        image = self._image.fromarray(np.ascontiguousarray(array))
+        method = self._image.Resampling.NEAREST if nearest else self._image.Resampling.BICUBIC
+        return np.asarray(image.resize((size[1], size[0]), method))
+
+    def rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """An HxWx3 uint8 frame at the model's size."""
+        return self._resize(rgb, self.model, nearest=False)
+
+    def mask(self, mask: np.ndarray) -> np.ndarray:
+        """A mask (non-zero = remove) at the model's size, 0/1, as test.py reads a 0/255 PNG."""
+        return (self._resize((np.asarray(mask) > 0).astype(np.uint8) * 255, self.model, nearest=True) > 0).astype(np.uint8)
+
+    def back(self, rgb: np.ndarray) -> np.ndarray:
+        """A model-size frame at the frame's size."""
+        return self._resize(rgb, self.frame, nearest=False)
+
+
+class ResizedStore:
+    """The caller's store seen at the model's size: frames handed in are kept resized, frames that
+    were already there (an offline spill holds whole frames) are resized as they are read."""
+
+    def __init__(self, store: FrameStore, resizer: FrameResizer) -> None:
+        self.store = store
+        self.resizer = resizer
+
+    def put(self, index: int, rgb: np.ndarray) -> None:
+        self.store.put(index, self.resizer.rgb(rgb))
+
+    def rgb(self, index: int) -> np.ndarray:
+        return self.resizer.rgb(self.store.rgb(index))
+
+    def discard(self, index: int) -> None:
+        self.store.discard(index)
+
+
 class SlidingInpainter:
     """Feeds frames in as they come, runs the windows that can run, hands back finished frames in order."""
 
@@ -130,6 +193,11 @@ class SlidingInpainter:
         self.config = config
         self.height, self.width = height, width
         self.store: FrameStore = store if store is not None else MemoryStore()
+        self._resizer: FrameResizer | None = None
+        self._frame_masks: dict[int, SparseMask] = {}  # resize_to: the masks at the frame's size
+        if config.resize_to is not None:
+            self._resizer = FrameResizer((height, width), config.resize_to)
+            self.store = ResizedStore(self.store, self._resizer)
         self.device = torch.device(device)
         self.on_window = on_window
         self._masks: dict[int, SparseMask] = {}
@@ -156,6 +224,9 @@ class SlidingInpainter:
                              f"got {None if rgb is None else rgb.shape} and {mask.shape}")
         index = self._count
         self._count += 1
+        if self._resizer is not None:
+            self._frame_masks[index] = SparseMask.of(dilate_mask(mask))
+            mask = self._resizer.mask(mask)
         self._masks[index] = SparseMask.of(dilate_mask(mask))
         if rgb is not None:
             self.store.put(index, rgb)
@@ -210,7 +281,18 @@ class SlidingInpainter:
     def _finish_next(self) -> Patch:
         index = self._next_out
         self._next_out += 1
-        return self._compositor.pop(index, self._masks[index])
+        patch = self._compositor.pop(index, self._masks[index])
+        return patch if self._resizer is None else self._resized_back(patch)
+
+    def _resized_back(self, patch: Patch) -> Patch:
+        """A model-size answer as a patch of the frame: the composited model-size frame resized back,
+        kept only inside the frame's own dilated mask (nothing when the model had no hole to fill)."""
+        mask = self._frame_masks.pop(patch.index)
+        if patch.box is None or mask.box is None:
+            return Patch(patch.index, None, None, None)
+        small = np.array(self.store.rgb(patch.index))
+        np.copyto(small[patch.box.slices], patch.rgb, where=patch.where[..., None])
+        return Patch(patch.index, mask.box, self._resizer.back(small)[mask.box.slices], mask.crop.astype(bool))
 
     # -- one model call -------------------------------------------------------------------
     def _call_frames(self, window: Window) -> tuple[list[int], int]:

@@ -1,9 +1,11 @@
-"""E2FGVI-HQ's content hallucination: soft split, temporal focal transformer blocks, soft composition.
+"""E2FGVI's content hallucination: soft split, temporal focal transformer blocks, soft composition.
 
 Ported from MCG-NKU/E2FGVI@709cbe3 (CC BY-NC 4.0), model/modules/tfocal_transformer_hq.py, as
-model/e2fgvi_hq.py's InpaintGenerator builds it, for inference only. Module and parameter names
-equal upstream's (``ss.*``, ``sc.*``, ``transformer.N.*`` of the official checkpoints); the
-arithmetic is upstream's, the layout is ours:
+model/e2fgvi_hq.py's InpaintGenerator builds it, for inference only; the fixed-432x240 release
+(model/modules/tfocal_transformer.py) differs only in :class:`SoftComp`'s bias — its blocks and
+feed-forward build their fold/unfold for one frame size, which computes the same numbers.
+Module and parameter names equal upstream's (``ss.*``, ``sc.*``, ``transformer.N.*`` of the
+official checkpoints); the arithmetic is upstream's, the layout is ours:
 
 - Feature maps are cut into overlapping 7x7 patches every 3 pixels ("soft split", an unfold), so a
   token sees a 7x7 neighbourhood and neighbouring tokens share pixels; "soft composition" folds
@@ -141,23 +143,43 @@ class SoftSplit(nn.Module):
 
 
 class SoftComp(nn.Module):
-    """Tokens back to feature maps: each token projected to its 7x7 patch, overlaps summed, then a 3x3 conv.
+    """Tokens back to feature maps: each token projected to its 7x7 patch, overlaps summed, then a bias.
+
+    The two releases differ only in that bias. E2FGVI-HQ learns it as a 3x3 convolution of the
+    folded map (``bias_conv``), so any frame size works. The fixed-432x240 E2FGVI adds a learned
+    map of one feature size instead (``bias`` [C, h, w], here ``fixed_size`` = 60x108): its
+    weights only mean something at that size, so other sizes are refused rather than broadcast.
 
     Upstream also builds a LeakyReLU here that its forward never calls; it has no weights, so it
     is left out.
     """
 
-    def __init__(self, channels: int, hidden: int, patching: Patching = T2T) -> None:
+    def __init__(
+        self, channels: int, hidden: int, patching: Patching = T2T, fixed_size: tuple[int, int] | None = None
+    ) -> None:
         super().__init__()
         self.patching = patching
+        self.fixed_size = fixed_size
+        if fixed_size is not None:
+            # Registered first, as upstream's own parameter comes before its sub-modules' in state_dict().
+            self.bias = nn.Parameter(torch.zeros(channels, *fixed_size))
         self.embedding = nn.Linear(hidden, channels * patching.area)
-        self.bias_conv = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1)
+        if fixed_size is None:
+            self.bias_conv = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1)
 
     def forward(self, x: torch.Tensor, frames: int, size: tuple[int, int]) -> torch.Tensor:
         """``[B, T, rows, cols, hidden]`` tokens to ``[B*T, C, h, w]`` features of ``size`` (h, w)."""
+        if self.fixed_size is not None and tuple(size) != self.fixed_size:
+            raise ValueError(
+                f"E2FGVI (fixed 432x240) feature size must be {self.fixed_size[0]}x{self.fixed_size[1]}, "
+                f"got {size[0]}x{size[1]}"
+            )
         patches = self.embedding(x.flatten(1, 3))
         patches = patches.view(x.shape[0] * frames, -1, patches.shape[-1]).transpose(1, 2)
-        return self.bias_conv(self.patching.fold(patches, size))
+        folded = self.patching.fold(patches, size)
+        if self.fixed_size is not None:
+            return folded + self.bias[None]
+        return self.bias_conv(folded)
 
 
 class FusionFeedForward(nn.Module):

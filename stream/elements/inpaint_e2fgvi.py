@@ -41,7 +41,7 @@ E2FGVI = Family(
     engine="e2fgvi",
     flag="--e2fgvi",
     files=OFFICIAL_FILES,
-    prefer=("e2fgvi_hq",),
+    prefer=("e2fgvi_hq", "e2fgvi"),
     fallback="the classical engine (flow-guided propagation)",
 )
 
@@ -150,11 +150,20 @@ class E2fgviEngine:
         except ImportError as err:
             raise BackendError(f"E2FGVI needs torch: pip install 'cleanfeed[torch]' ({err})") from None
         device = auto_device(s.device)
-        fixed = None
+        fixed = resize_to = None
+        region = s.region
         if s.backend == "torch":
             net, variant = load_e2fgvi(self.choice.checkpoint, self.choice.model or "auto")
             model: Any = TorchWindow(net, device, s.precision, s.compile)
+            resize_to = net.fixed_size  # the 432x240 E2FGVI: whole frames resized to it, as test.py does
+            if resize_to is not None:
+                region = "full"
+                log.info("inpaint: %s takes %dx%d frames only: frames are resized to it and back, region=full "
+                         "(region=%s does not apply)", TITLES[variant], resize_to[1], resize_to[0], s.region)
         else:
+            if self.choice.model == "e2fgvi":
+                raise PropertyError(f"inpaint model=e2fgvi runs on backend=torch only (the exported window is "
+                                    f"E2FGVI-HQ's), got backend={s.backend}")
             if s.mode == "offline":
                 raise PropertyError(
                     f"inpaint mode=offline runs on backend=torch: test.py's windows change length along the clip and an "
@@ -162,7 +171,7 @@ class E2fgviEngine:
                 )
             fixed = (2 * s.neighbor_stride + 1, SlidingConfig("stream", num_ref=s.num_ref).stream_refs)
             model, variant = self._exported(caps, fixed, device)
-        config = SlidingConfig(s.mode, s.neighbor_stride, s.ref_step, s.num_ref, s.region, s.margin, fixed)
+        config = SlidingConfig(s.mode, s.neighbor_stride, s.ref_step, s.num_ref, region, s.margin, fixed, resize_to)
         store = None
         if s.mode == "offline":
             self._spill = FrameSpill(caps, s.spill_dir)
@@ -173,8 +182,9 @@ class E2fgviEngine:
         compiled = ", torch.compile" if s.compile else (f", exported window of {fixed[0]}+{fixed[1]} frames" if fixed else "")
         self.description = (
             f"{TITLES[variant]} on {s.backend} {device} {s.precision}{compiled}; {s.mode} mode, windows of "
-            f"{2 * s.neighbor_stride + 1} frames every {s.neighbor_stride}, references: {refs}; region={s.region}"
-            + (f" (margin {s.margin} px)" if s.region == "auto" else "")
+            f"{2 * s.neighbor_stride + 1} frames every {s.neighbor_stride}, references: {refs}; region={region}"
+            + (f" (margin {s.margin} px)" if region == "auto" else "")
+            + (f", frames resized to {resize_to[1]}x{resize_to[0]} and back" if resize_to else "")
         )
         return self.description
 

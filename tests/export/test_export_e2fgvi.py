@@ -304,3 +304,11 @@ def test_offline_mode_on_an_exported_backend_is_refused(checkpoint):
     element = create("inpaint", {"checkpoint": str(checkpoint), "backend": "onnxruntime", "mode": "offline"})
     with pytest.raises(PropertyError, match="mode=offline runs on backend=torch: .* use mode=stream with backend=onnxruntime"):
         element.start(Caps(width=216, height=120, rate=Fraction(25), time_base=Fraction(1, 25)))
+
+
+def test_the_fixed_432x240_model_is_not_exported(tmp_path):
+    path = tmp_path / "E2FGVI-CVPR22.pth"
+    torch.save(seeded_state_dict(load_layout("e2fgvi")), path)
+    with pytest.raises(OptionError, match="holds the fixed-432x240 E2FGVI, whose window export is not built .* "
+                                          "run it on backend=torch"):
+        e2fgvi_spec(path, local=LOCAL, refs=REFS)
