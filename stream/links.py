@@ -36,17 +36,18 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+import numpy as np
 import zmq
 import zmq.auth
 from zmq.utils import z85
 
-from stream.buffers import Eos, Item, StreamStart
+from stream.buffers import Eos, Item, StreamStart, VideoFrame
 from stream.errors import MediaError, PropertyError
 from stream.runner import Aborted, Control
-from stream.wire import decode, encode, pack
+from stream.wire import Part, decode, encode, pack
 
 if TYPE_CHECKING:
     from stream.shm import ShmSlots
@@ -109,24 +110,94 @@ class QueueReporter:
 
 
 # -- processes ----------------------------------------------------------------------------
+class Board(Protocol):
+    """A link's restart fields (stream.supervisor.FileControl, see its ``FIELDS``)."""
+
+    def get(self, link: int, field: str) -> int: ...
+
+    def put(self, link: int, field: str, value: int) -> None: ...
+
+
+@dataclass
+class LastFrame:
+    """A copy of the last frame a link delivered: what a restarted upstream element that
+    keeps memory (track) re-seeds from. Kept only on links whose sender asks for it."""
+
+    path: str
+    seq: int = -1
+    picture: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    pix_fmt: str = ""
+
+    def keep(self, frame: VideoFrame) -> None:
+        pic = frame.picture
+        if self.picture is None or self.picture.shape != pic.data.shape or self.pix_fmt != pic.pix_fmt:
+            self.picture, self.mask, self.pix_fmt = np.empty_like(pic.data), np.empty_like(frame.mask), pic.pix_fmt
+        assert self.mask is not None
+        np.copyto(self.picture, pic.data)
+        np.copyto(self.mask, frame.mask)
+        self.seq = frame.seq
+
+    def save(self) -> None:
+        if self.picture is not None and self.mask is not None:
+            with open(self.path, "wb") as fh:
+                np.savez(fh, picture=self.picture, mask=self.mask, seq=self.seq, pix_fmt=self.pix_fmt)
+
+
 class ZmqInlet:
-    """A PULL socket bound to ``endpoint``; decodes items, mapping slot frames through ``slots``."""
+    """A PULL socket bound to ``endpoint``; decodes items, mapping slot frames through ``slots``.
+
+    With a ``board`` (process mode), a reset requested there (its sender died) makes it
+    drop its socket with whatever the dead sender left in it, bind a fresh one, and post
+    the next seq it needs; the restarted sender's repeated stream start is swallowed.
+    """
 
     def __init__(
         self, ctx: zmq.Context, endpoint: str, link: str, slots: ShmSlots | None, control: Control,
-        on_eos: Callable[[], None] | None = None,
+        on_eos: Callable[[], None] | None = None, board: Board | None = None, index: int = -1,
+        keep_last: LastFrame | None = None, next_seq: int = 0,
     ) -> None:
+        """``next_seq``: the first frame expected (a restarted receiver resumes there)."""
         self.link = link
+        self._ctx = ctx
+        self._endpoint = endpoint
         self._slots = slots
         self._control = control
         self._on_eos = on_eos
-        self._sock = ctx.socket(zmq.PULL)
-        self._sock.setsockopt(zmq.RCVHWM, HWM)
-        self._sock.bind(endpoint)
+        self._board = board
+        self._index = index
+        self._gen = board.get(index, "reset_gen") if board is not None else 0
+        self._next = next_seq
+        self._started = False
+        self._swallow_start = False
+        self._last = keep_last
+        self._sock = self._bind()
+
+    def _bind(self) -> zmq.Socket:
+        sock = self._ctx.socket(zmq.PULL)
+        sock.setsockopt(zmq.RCVHWM, HWM)
+        sock.bind(self._endpoint)
+        return sock
+
+    def _check_reset(self) -> None:
+        assert self._board is not None
+        gen = self._board.get(self._index, "reset_gen")
+        if gen == self._gen:
+            return
+        self._gen = gen
+        self._sock.close(linger=0)
+        self._sock = self._bind()
+        self._swallow_start = self._started
+        if self._last is not None:
+            self._last.save()
+        self._board.put(self._index, "resume_seq", self._next)
+        self._board.put(self._index, "reset_ack", gen)
 
     def get(self, timeout: float) -> Item | None:
         if self._control.aborting:
             raise Aborted()
+        if self._board is not None:
+            self._check_reset()
         try:  # take what is waiting without a poll: one system call less per frame
             parts = self._sock.recv_multipart(zmq.NOBLOCK, copy=False)
         except zmq.Again:
@@ -137,8 +208,20 @@ class ZmqInlet:
         item, shm = decode(parts, link=self.link, resolve=resolve)
         if shm is not None and self._slots is not None:
             self._slots.attach(shm)
-        if isinstance(item, Eos) and self._on_eos is not None:
-            self._on_eos()
+        if isinstance(item, VideoFrame):
+            self._next = item.seq + 1
+            if self._last is not None:
+                self._last.keep(item)
+        elif isinstance(item, StreamStart):
+            if self._swallow_start:
+                self._swallow_start = False
+                return None  # the restarted sender's stream start: this side has started already
+            self._started = True
+        elif isinstance(item, Eos):
+            if self._board is not None:
+                self._board.put(self._index, "eos_in", 1)
+            if self._on_eos is not None:
+                self._on_eos()
         return item
 
     def close(self, flush: bool) -> None:
@@ -149,40 +232,132 @@ class ZmqOutlet:
     """A PUSH socket connected to the next element's inlet.
 
     Frames that live in a shared-memory slot travel as their header only. On a normal end
-    the socket stays open until ``delivered()`` says the peer read EOS (see the module
+    the socket stays open until ``delivered()`` says the peer is done (see the module
     doc); on abort it drops what is queued.
+
+    With a ``board`` and ``keep`` > 0 (process mode with restarts) it keeps what it sent
+    since the stream start, up to ``keep`` frames (headers only for slot frames), and when
+    the board asks for a replay (the receiver died and was restarted) it drops its socket,
+    connects a fresh one, and re-sends the stream start and everything after the frame
+    before the requested seq. :meth:`service` lets the runner answer while it waits.
     """
 
     def __init__(
         self, ctx: zmq.Context, endpoint: str, link: str, slots: ShmSlots | None, control: Control,
-        delivered: Callable[[], bool] | None = None,
+        delivered: Callable[[], bool] | None = None, board: Board | None = None, index: int = -1, keep: int = 0,
     ) -> None:
         self.link = link
+        self._ctx = ctx
+        self._endpoint = endpoint
         self._slots = slots
         self._control = control
         self._delivered = delivered
-        self._sock = ctx.socket(zmq.PUSH)
-        self._sock.setsockopt(zmq.SNDHWM, HWM)
-        self._sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
-        self._sock.connect(endpoint)
+        self._board = board if keep > 0 else None
+        self._index = index
+        self._keep = keep
+        self._gen = board.get(index, "replay_gen") if board is not None else 0
+        self._start: list[Part] | None = None
+        self._resend_start = False
+        self._entries: deque[tuple[int | None, list[Part]]] = deque()  # (frame seq or None, parts)
+        self._frames = 0  # frames among the entries
+        self._sent = 0  # entries ever appended (absolute index of the next one)
+        self._cursor = 0  # absolute index of the next entry to send
+        self._sock = self._connect()
+
+    def _connect(self) -> zmq.Socket:
+        sock = self._ctx.socket(zmq.PUSH)
+        sock.setsockopt(zmq.SNDHWM, HWM)
+        sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
+        sock.connect(self._endpoint)
+        return sock
 
     def put(self, item: Item) -> None:
         shm = self._slots.info if self._slots is not None and isinstance(item, StreamStart) else None
         parts = encode(item, link=self.link, by_slot=True, shm=shm)
-        while True:
-            try:  # multipart sends are atomic: on EAGAIN nothing went out
-                self._sock.send_multipart(parts, zmq.NOBLOCK, copy=True)
-                return
-            except zmq.Again:
+        if self._board is None:
+            while not self._send(parts):
                 pass
-            while not self._sock.poll(_POLL_MS, zmq.POLLOUT):
-                if self._control.aborting:
-                    raise Aborted()
+            return
+        if isinstance(item, StreamStart):
+            self._start = parts
+        is_frame = isinstance(item, VideoFrame)
+        if is_frame and item.slot is None:  # type: ignore[union-attr]
+            parts = [bytes(p) for p in parts]  # its arrays may be reused once it has left
+        while self._frames >= self._keep and self._entries:
+            seq, _ = self._entries.popleft()
+            self._frames -= seq is not None
+        self._entries.append((item.seq if is_frame else None, parts))  # type: ignore[union-attr]
+        self._frames += is_frame
+        self._sent += 1
+        self._pump()
+
+    def service(self) -> None:
+        """Answers a replay request and sends what is pending; call it while waiting."""
+        if self._board is not None:
+            self._pump()
+
+    def _send(self, parts: list[Part]) -> bool:
+        """One non-blocking try, then a short wait for room; False: try again."""
+        try:  # multipart sends are atomic: on EAGAIN nothing went out
+            self._sock.send_multipart(parts, zmq.NOBLOCK, copy=True)
+            return True
+        except zmq.Again:
+            pass
+        if not self._sock.poll(_POLL_MS, zmq.POLLOUT) and self._control.aborting:
+            raise Aborted()
+        return False
+
+    def _pump(self) -> None:
+        assert self._board is not None
+        while True:
+            gen = self._board.get(self._index, "replay_gen")
+            if gen != self._gen:
+                self._replay(gen, self._board.get(self._index, "replay_seq"))
+            if self._resend_start and self._start is not None:
+                if self._send(self._start):
+                    self._resend_start = False
+            elif self._cursor < self._sent:
+                if self._send(self._entries[self._cursor - (self._sent - len(self._entries))][1]):
+                    self._cursor += 1
+            else:
+                return
+
+    def _replay(self, gen: int, seq: int) -> None:
+        """Starts over on a fresh socket from the entry after the last frame before ``seq``."""
+        assert self._board is not None
+        self._gen = gen
+        self._sock.close(linger=0)  # what the dead receiver's pipe still held is re-sent below
+        self._sock = self._connect()
+        base = self._sent - len(self._entries)
+        start = base if base == 0 else None
+        first_seq: int | None = None
+        for i, (s, _) in enumerate(self._entries):
+            if s is None:
+                continue
+            if s < seq:
+                start = base + i + 1
+            elif first_seq is None:
+                first_seq = s
+        lost = 0
+        if start is None:  # the frame before ``seq`` left the ring: whatever followed it may be gone
+            start = base
+            lost = (first_seq if first_seq is not None else seq) - seq
+        replayed = sum(1 for s, _ in list(self._entries)[start - base:] if s is not None)
+        self._board.put(self._index, "replayed", replayed)
+        self._board.put(self._index, "lost", lost)
+        self._board.put(self._index, "replay_ack", gen)
+        self._cursor = start
+        self._resend_start = self._start is not None
 
     def close(self, flush: bool) -> None:
         if flush and self._delivered is not None:
             while not self._delivered():
                 if self._control.aborting:
+                    flush = False
+                    break
+                try:
+                    self.service()
+                except Aborted:
                     flush = False
                     break
                 time.sleep(0.002)

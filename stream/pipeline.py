@@ -160,10 +160,16 @@ class Pipeline:
     as soon as ``open()`` told the rate, before any frame is read. ``live``: sources reading a file are paced to its
     timestamps, as a camera would deliver them. ``deadlines`` (stream.supervisor.Deadlines)
     sets how long a stop may take before the run aborts, and an abort before processes are
-    terminated and killed.
+    terminated and killed. ``max_restarts`` (process mode): a filter whose process dies is
+    restarted, the frames that were inside it re-sent, up to that many times in a run, after
+    which the run stops with the element's name and how it died (0, the default: the first
+    death stops the run; ``cleanfeed run/launch --max-restarts`` default to 3). Threads
+    cannot die one by one, so thread mode has nothing to restart.
     """
 
-    def __init__(self, elements: list[Element], latency_ms: float | None = None, live: bool = False) -> None:
+    def __init__(
+        self, elements: list[Element], latency_ms: float | None = None, live: bool = False, max_restarts: int = 0,
+    ) -> None:
         _check_roles(elements)
         _unique_names(elements)
         self.elements = list(elements)
@@ -171,6 +177,9 @@ class Pipeline:
         self.live = live
         self.latency_label = "latency"
         self.deadlines = Deadlines()
+        if max_restarts < 0:
+            raise PropertyError(f"max_restarts must be >= 0, got {max_restarts}")
+        self.max_restarts = max_restarts
 
     @classmethod
     def from_launch(cls, text: str) -> Pipeline:
@@ -262,7 +271,8 @@ class Pipeline:
         plans = self.live_plans()
         self.check_budget(plans)
         collector = Collector(names, self.latency_ms)
-        crew = (ProcessCrew(self.elements, stats_every_s, [asdict(p) for p in plans] if plans else None)
+        crew = (ProcessCrew(self.elements, stats_every_s, [asdict(p) for p in plans] if plans else None,
+                            max_restarts=self.max_restarts)
                 if mode == "process" else ThreadCrew(self.elements, stats_every_s, plans))
         start = monotonic()
         with SignalTrap() as trap:

@@ -30,6 +30,15 @@ how long ``process`` has been taking), so held frames leave on time even when no
 A source that may wait a long time for input (a network receiver) can declare a
 ``stop_check`` attribute; the runner sets it to a function to call while waiting, which
 raises (StopRequested, Aborted) when the run wants the source to stop.
+
+Restarts (process mode, stream.supervisor): the runner of a restarted filter gets a
+:class:`Resume`: it starts at the seq the next stage still needs, and the frames its
+upstream re-sends (those that were inside the dead process) go through the element's
+optional ``recover(frame) -> list[VideoFrame]`` instead of ``process`` (an element that
+needs history covers them, flagged degraded); an element with an optional
+``reseed(frame)`` gets, before them, a copy of the last frame the dead process emitted
+(a tracker takes its masks back as references). A runner whose outlet can replay calls
+its ``service()`` while it waits, so a restarted next stage is answered.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from time import monotonic
@@ -112,6 +121,20 @@ def refuse_short_budget(budget_ms: float, label: str, rate: Fraction, chain_fram
         if "zerolatency" not in encoder:
             parts += " (tune=zerolatency holds none)"
     raise PropertyError(f"{label} {budget_ms:g} ms is less than {parts}")
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a restarted filter's runner picks the stream up (see the module doc).
+
+    ``seq``: the first frame the next stage has not received. ``replayed()``: how many frames
+    upstream re-sends (read once the re-sent stream start arrived). ``previous()``: the last
+    frame the dead process emitted, when it was kept (for ``reseed``), else None.
+    """
+
+    seq: int
+    replayed: Callable[[], int]
+    previous: Callable[[], VideoFrame | None]
 
 
 class StopRequested(BaseException):
@@ -309,7 +332,7 @@ class ElementRunner:
 
     def __init__(
         self, element: Element, *, inlet: Inlet | None, outlet: Outlet | None, slots: Slots, control: Control,
-        reporter: Reporter, stats_every_s: float = 0.5, live: LivePlan | None = None,
+        reporter: Reporter, stats_every_s: float = 0.5, live: LivePlan | None = None, resume: Resume | None = None,
     ) -> None:
         self.element = element
         self.live = live or LivePlan()
@@ -329,6 +352,11 @@ class ElementRunner:
         self._next_in = 0
         self._next_out = 0
         self._last_report = monotonic()
+        self.resume = resume
+        self._recover_until = 0  # frames below this seq were re-sent after a restart
+        if resume is not None:
+            self._next_in = self._next_out = resume.seq
+            self.counters.frames_in = self.counters.frames_out = resume.seq
 
     # -- entry ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -392,6 +420,7 @@ class ElementRunner:
             item = self.inlet.get(_WAIT_S)
             if item is not None:
                 return item
+            self._service()
             self._tick()
 
     def _get_or_expire(self, flt: Filter) -> Item | None:
@@ -402,8 +431,15 @@ class ElementRunner:
         item = self.inlet.get(EXPIRE_POLL_S) if self.inlet is not None else None
         if item is None:
             self._expire(flt, EXPIRE_POLL_S)
+            self._service()
             self._tick()
         return item
+
+    def _service(self) -> None:
+        """Lets an outlet that can replay answer a restarted next stage while this one waits."""
+        service = getattr(self.outlet, "service", None)
+        if service is not None:
+            service()
 
     def _expire(self, flt: Filter, ahead_s: float) -> None:
         """Emits what ``flt`` says is due ``ahead_s`` from now (the runner's next chance)."""
@@ -477,6 +513,7 @@ class ElementRunner:
             raise Aborted()
         if self.control.stopping:
             raise StopRequested()
+        self._service()
 
     def _run_source(self, src: Source) -> None:
         items: Iterator[VideoFrame | Packet] | None = None
@@ -539,7 +576,8 @@ class ElementRunner:
             if isinstance(item, VideoFrame):
                 self._accept(item)
                 t0 = monotonic()
-                outs = self._outputs(flt.process(item), "process")
+                recover = getattr(flt, "recover", None) if item.seq < self._recover_until else None
+                outs = self._outputs(recover(item) if recover is not None else flt.process(item), "process")
                 took = monotonic() - t0
                 self.counters.busy_s += took
                 if flt.holds_stream:
@@ -558,6 +596,8 @@ class ElementRunner:
                 self.started = True
                 timed = flt.deadline is not None and flt.lookahead > 0
                 self._put(StreamStart(caps))
+                if self.resume is not None:
+                    self._resumed(flt)
             elif isinstance(item, ErrorEvent):
                 self._put(item)
             elif isinstance(item, Eos):
@@ -571,6 +611,15 @@ class ElementRunner:
                 self._put(Eos())
                 return
             self._tick()
+
+    def _resumed(self, flt: Filter) -> None:
+        """After a restart: which frames were re-sent, and the dead process's last output."""
+        assert self.resume is not None
+        self._recover_until = self.resume.seq + self.resume.replayed()
+        reseed = getattr(flt, "reseed", None)
+        previous = self.resume.previous() if reseed is not None else None
+        if reseed is not None and previous is not None:
+            reseed(previous)
 
     def _live_start(self, element: Element, caps: Caps) -> None:
         """Refuses a budget too small for this stream's rate; gives the element its deadline."""

@@ -9,7 +9,9 @@ frame, so the slot count bounds the frames in flight and the memory a run uses.
 
 The name is unlinked as soon as every process has mapped it (by the sink, the last to
 attach) and again, if still there, by the supervisor when the run ends: no leftovers in
-/dev/shm after any exit.
+/dev/shm after any exit. Every process keeps its descriptor of the segment open while it
+runs, so a stage restarted after the name is gone still finds the segment, through
+``/proc/PID/fd`` of a running peer (:func:`find_segment`).
 """
 
 from __future__ import annotations
@@ -77,11 +79,12 @@ def segment_path(name: str) -> Path:
 class SlotPool:
     """A mapped segment of ``count`` slots; :meth:`views` gives numpy arrays into slot i."""
 
-    def __init__(self, name: str, layout: SlotLayout, count: int, mm: mmap.mmap) -> None:
+    def __init__(self, name: str, layout: SlotLayout, count: int, mm: mmap.mmap, fd: int | None = None) -> None:
         self.name = name
         self.layout = layout
         self.count = count
         self._mm = mm
+        self._fd = fd  # kept open so a restarted peer can open the segment after its name is gone
         shape = picture_shape(layout.pix_fmt, layout.width, layout.height)
         self._views: list[tuple[np.ndarray, np.ndarray]] = []
         for i in range(count):
@@ -108,14 +111,18 @@ class SlotPool:
                     f"got {exc.strerror}; enlarge it (docker run --shm-size) or run in thread mode"
                 ) from None
             mm = mmap.mmap(fd, size)
-        finally:
+        except BaseException:
             os.close(fd)
-        return cls(name, layout, count, mm)
+            raise
+        return cls(name, layout, count, mm, fd)
 
     @classmethod
-    def attach(cls, name: str, layout: SlotLayout, count: int) -> SlotPool:
-        path = segment_path(name)
-        fd = os.open(path, os.O_RDWR)
+    def attach(cls, name: str, layout: SlotLayout, count: int, peers: tuple[int, ...] = ()) -> SlotPool:
+        """Maps the segment by name, or (once unlinked) through a peer's descriptor."""
+        try:
+            fd = os.open(segment_path(name), os.O_RDWR)
+        except FileNotFoundError:
+            fd = os.open(find_segment(name, peers), os.O_RDWR)
         try:
             size = os.fstat(fd).st_size
             if size != layout.slot_bytes * count:
@@ -123,14 +130,15 @@ class SlotPool:
                     f"shared memory {name} must be {layout.slot_bytes * count} bytes for {count} slots, got {size}"
                 )
             mm = mmap.mmap(fd, size)
-        finally:
+        except BaseException:
             os.close(fd)
-        return cls(name, layout, count, mm)
+            raise
+        return cls(name, layout, count, mm, fd)
 
     @classmethod
-    def from_info(cls, info: dict[str, Any]) -> SlotPool:
+    def from_info(cls, info: dict[str, Any], peers: tuple[int, ...] = ()) -> SlotPool:
         layout = SlotLayout(str(info["pix_fmt"]), int(info["width"]), int(info["height"]))
-        return cls.attach(str(info["name"]), layout, int(info["count"]))
+        return cls.attach(str(info["name"]), layout, int(info["count"]), peers)
 
     def info(self) -> dict[str, Any]:
         """What a start message carries so other processes can attach."""
@@ -149,10 +157,32 @@ class SlotPool:
 
     def close(self) -> None:
         self._views.clear()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         try:
             self._mm.close()
         except BufferError:
             pass  # an element still holds a view; the mapping goes with the process
+
+
+def find_segment(name: str, peers: tuple[int, ...]) -> str:
+    """A ``/proc/PID/fd/N`` path to segment ``name`` held open by one of ``peers`` after its
+    name was unlinked; FileNotFoundError naming the segment when none holds it."""
+    target = f"{segment_path(name)} (deleted)"
+    for pid in peers:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            path = f"/proc/{pid}/fd/{fd}"
+            try:
+                if os.readlink(path) == target:
+                    return path
+            except OSError:
+                continue
+    raise FileNotFoundError(f"shared memory {name} must be open in a running peer ({list(peers)}), got none holding it")
 
 
 def unlink_segment(name: str) -> None:
@@ -244,9 +274,12 @@ class ShmSlots:
 
     def __init__(
         self, ctx: zmq.Context, control: Control, *, name: str | None = None, count: int = 0,
-        credits: str | None = None, unlink_on_attach: bool = False,
+        credits: str | None = None, unlink_on_attach: bool = False, peers: tuple[int, ...] = (),
     ) -> None:
         self._ctx = ctx
+        self._peers = peers
+        self.on_wait: Callable[[], None] | None = None
+        """Called while the source waits for a free slot (its outlet answers replay requests)."""
         self._control = control
         self._name = name
         self._count = count
@@ -273,6 +306,8 @@ class ShmSlots:
             raise Aborted()
         if self._control.stopping:
             raise StopRequested()
+        if self.on_wait is not None:
+            self.on_wait()
 
     def prepare_source(self, caps: Caps, source: Source) -> None:
         if self._name is None or self._credits_endpoint is None:
@@ -287,7 +322,7 @@ class ShmSlots:
         if self._pool is not None:
             return
         try:
-            self._pool = SlotPool.from_info(info)
+            self._pool = SlotPool.from_info(info, self._peers)
             self._sender = CreditSender(self._ctx, str(info["credits"]))
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise WireError(f"shared memory described by a stream start must be attachable, got {info!r} ({exc})") from None

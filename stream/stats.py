@@ -15,7 +15,8 @@ The stats document (:meth:`Collector.snapshot` while running, :meth:`RunReport.t
 the end) has the same figures in both: ``state``, ``final``, ``frames_in``, ``frames_out``,
 ``in_flight``, ``degraded``, ``late``, ``dropped``, ``reconnects``, ``fps``, ``latency_ms``
 {p50, p95, p99, max}, ``counters`` {name: total} and ``stages`` {name: {fps, frames_in,
-frames_out, busy_s, busy_fps, load, rss_mb, counters}}. ``dropped`` is frames in minus
+frames_out, busy_s, busy_fps, load, rss_mb, counters, restarts}}, ``restarts`` (stage processes
+the supervisor brought back after they died, in all). ``dropped`` is frames in minus
 frames out once the run ended (0 for a completed run; 0 while running, when the difference
 is ``in_flight``).
 """
@@ -73,6 +74,7 @@ class RunReport:
     dropped: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    restarts: int = 0
 
     @property
     def state(self) -> str:
@@ -179,6 +181,7 @@ class Collector:
         self.late = 0
         self.started = monotonic()
         self._history: dict[str, deque[tuple[float, int]]] = {n: deque() for n in self.names}
+        self.restarts: dict[str, int] = {}
 
     def add(self, msg: dict[str, Any]) -> None:
         kind, name = msg.get("kind"), str(msg.get("element"))
@@ -210,6 +213,10 @@ class Collector:
         """Frames a stage handled: a source's out, everyone else's in (a sink emits none)."""
         key = "frames_out" if name == self.source else "frames_in"
         return int(msg.get(key) or 0)
+
+    def restarted(self, element: str) -> None:
+        """The supervisor brought a dead stage back (stream.supervisor)."""
+        self.restarts[element] = self.restarts.get(element, 0) + 1
 
     def fail(self, element: str, message: str) -> None:
         """An error the supervisor saw itself (a process that died)."""
@@ -278,6 +285,7 @@ class Collector:
                 "busy_fps": round(frames / busy, 3) if busy > 0 else 0.0,
                 "load": round(min(busy / elapsed, 1.0), 4), "rss_mb": round(float(msg.get("rss_mb") or 0.0), 1),
                 "counters": {str(k): int(v) for k, v in (msg.get("counters") or {}).items()},
+                "restarts": self.restarts.get(name, 0),
             }
         return out
 
@@ -295,6 +303,7 @@ class Collector:
             "reconnects": counters.get("reconnects", 0), "fps": round(self.fps(now), 3),
             "latency_ms": {k: round(v, 3) for k, v in latency_summary(self.latencies).items()},
             "latency_budget_ms": self.budget, "counters": counters, "stages": self.stages(now),
+            "restarts": sum(self.restarts.values()),
         }
 
     def report(self, *, mode: str, wall_s: float, lookahead: int, interrupted: bool, error: str | None) -> RunReport:
@@ -332,4 +341,5 @@ class Collector:
             dropped=frames_in - frames_out,
             counters=counters,
             stages=self.stages(monotonic(), final=True),
+            restarts=sum(self.restarts.values()),
         )

@@ -14,6 +14,47 @@ process group; the supervisor decides), and takes a SIGTERM sent to it directly 
 "stop the pipeline" (a second one, or one during an abort, makes it leave at once).
 The element class travels as module + qualified name (+ file, for modules that are not
 on the child's path), never pickled, so plug-in elements work too.
+
+Restarts (``max_restarts`` > 0, process mode only: threads cannot die one by one). A
+filter's process that dies (a signal, or a non-zero exit without an error report) is
+spawned again from the same spec, on the same endpoints, up to ``max_restarts`` times in a
+run; one more death stops the run ("stage NAME died N times (last: killed by SIGKILL);
+stopping") through the usual abort, so the sink finalizes. Sources and sinks are not
+restarted: a source's position in its input and a sink's muxer state cannot be rebuilt
+from the outside, so their death stops the run as before, saying so.
+
+Why replay and from where: the frames that were inside the dead process (received, not
+yet passed on) would otherwise be lost, and the sink's seq check would stop the run at the
+gap. Their pixels are still in their shared-memory slots (a slot returns to the source only
+after the sink rendered it), so only headers need re-sending, and only the sender before
+the dead stage can do it: each outlet keeps the messages it sent since the stream start,
+up to slot-count frames (every frame not yet at the sink holds a slot, so that is enough).
+The seq to resume from must be exact: re-sending a frame the next stage already has would
+hand the restarted element a slot that may hold another frame by now, and skipping one
+loses it. Messages the dead process had already pushed can still sit in the next stage's
+socket, so that count is not final while that socket lives. Hence the order, driven through
+the restart board in the control file: (1) the next stage drops its input socket (and with
+it whatever the dead process left there), binds a fresh one, and posts the seq it needs
+next; (2) the stage is spawned to resume at that seq; (3) the previous stage drops its
+output socket (and the messages queued for the dead peer), connects a fresh one and
+re-sends the stream start and everything after the frame before that seq. Every frame then
+reaches the next stage exactly once, in order, and the seq checks stay as strict as ever.
+The receiver of a link stays "not done" until its runner ended and its own outlet
+delivered, so a sender keeps its replay for as long as it can be asked for.
+
+The restarted element lost its memory. Frames it gets again go through its optional
+``recover`` (inpaint covers them with its fallback fill and flags them degraded: they are
+late, and the frames it would propagate from are gone); a tracker re-seeds through its
+optional ``reseed`` from a copy of the last frame it emitted, which the next stage keeps
+(only on a link after an element with ``reseed``: one picture and mask copy per frame).
+The shared-memory name is unlinked once every process mapped it, so a restarted process
+opens the segment through a running peer's descriptor (stream.shm.find_segment).
+Limits: pass-through packets next to the crash may be repeated or missed (they have no seq);
+an element that wrote into a frame in place before dying hands the restarted one those
+half-written pixels (idempotent writes such as inpaint fills and masks are unaffected); two
+neighbouring stages dying together are not restarted; if the sender no longer has a frame
+to re-send (frames travelling inline, beyond the kept count) the run stops saying how many
+frames were lost.
 """
 
 from __future__ import annotations
@@ -28,30 +69,49 @@ import os
 import secrets
 import shutil
 import signal
+import struct
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from time import monotonic
 from types import FrameType
 from typing import Any, Protocol
 
+import numpy as np
 import zmq
 
+from stream.buffers import VideoFrame
 from stream.element import Element, Sink, Source
 from stream.errors import ElementError
-from stream.links import ZmqInlet, ZmqOutlet, ZmqReporter
+from stream.links import LastFrame, ZmqInlet, ZmqOutlet, ZmqReporter
 from stream.logs import configure
-from stream.runner import Aborted, ElementRunner, LivePlan, error_record
+from stream.picture import Picture
+from stream.runner import Aborted, ElementRunner, LivePlan, Resume, error_record
 from stream.shm import PREFIX, ShmSlots, unlink_segment
 from stream.stats import Collector, Progress
 from stream.wire import pack, unpack
 
+log = logging.getLogger(__name__)
+
 PR_SET_PDEATHSIG = 1
 EXTRA_SLOTS = 4
+RESTART_TIMEOUT_S = 30.0
+"""How long a restart may wait for the dead stage's receiver to reset its end."""
+
+FIELDS = ("reset_gen", "reset_ack", "resume_seq", "replay_gen", "replay_seq", "replayed", "replay_ack", "lost",
+          "eos_in")
+"""One link's restart board: ``reset_gen`` (supervisor: the receiver must drop its socket),
+``reset_ack`` + ``resume_seq`` (receiver: done, and the next seq it needs), ``replay_gen`` +
+``replay_seq`` (supervisor: the sender must re-send from that seq), ``replayed``,
+``replay_ack`` and ``lost`` (sender: frames re-sent, done, frames it no longer had),
+``eos_in`` (receiver: read EOS on this link)."""
+_FIELD = struct.Struct("<q")
+BOARD = struct.Struct("<" + "q" * len(FIELDS))
 
 
 # -- the shared flags ---------------------------------------------------------------------
@@ -60,21 +120,25 @@ class FileControl:
 
     Byte 0: stop, 1: abort, 2: go (holds the source back until every process is up, so
     start-up does not count as frame latency), 3: a child got SIGTERM (the run counts as
-    interrupted), then one byte per link: "EOS arrived". A
-    sender keeps its end open until its receiver has read EOS, because ZeroMQ drops what a
-    peer had queued but not yet read when that peer disconnects. A mapped file rather than
-    multiprocessing primitives: no semaphores to leak, nothing pickled, and reading a flag
-    is a memory read.
+    interrupted), then one byte per link: "the receiver is done" (it ran to its end and its
+    own outlet delivered). A sender keeps its end open until then, because ZeroMQ drops
+    what a peer had queued but not yet read when that peer disconnects, and because a
+    receiver that dies before it is done needs its sender's replay (see the module doc).
+    Then, per link, the restart board (:data:`BOARD`, little-endian int64 fields). A mapped
+    file rather than multiprocessing primitives: no semaphores to leak, nothing pickled,
+    and reading a flag is a memory read.
     """
 
     HEADER = 4
 
     def __init__(self, mm: mmap.mmap) -> None:
         self._mm = mm
+        self.links = (len(mm) - self.HEADER) // (1 + BOARD.size)
+        self._board = self.HEADER + self.links
 
     @classmethod
     def create(cls, path: Path, links: int = 0) -> FileControl:
-        path.write_bytes(bytes(cls.HEADER + links))
+        path.write_bytes(bytes(cls.HEADER + links * (1 + BOARD.size)))
         return cls.open(path)
 
     @classmethod
@@ -90,6 +154,13 @@ class FileControl:
 
     def eos_seen(self, link: int) -> bool:
         return self._mm[self.HEADER + link] != 0
+
+    # -- the restart board ----------------------------------------------------------------
+    def get(self, link: int, field: str) -> int:
+        return int(_FIELD.unpack_from(self._mm, self._board + link * BOARD.size + 8 * FIELDS.index(field))[0])
+
+    def put(self, link: int, field: str, value: int) -> None:
+        _FIELD.pack_into(self._mm, self._board + link * BOARD.size + 8 * FIELDS.index(field), value)
 
     @property
     def stopping(self) -> bool:
@@ -168,6 +239,16 @@ def describe_exit(code: int) -> str:
     return f"process exited with code {code} before the end of stream"
 
 
+def short_exit(code: int) -> str:
+    """How a process ended, in a few words: "killed by SIGKILL", "exit code 3"."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
 # -- the loop -----------------------------------------------------------------------------
 class Crew(Protocol):
     """The runners of one run, whatever they run in."""
@@ -226,6 +307,7 @@ class Supervisor:
     termed_at: float | None = field(default=None, init=False)
     killed_at: float | None = field(default=None, init=False)
     dead: set[str] = field(default_factory=set, init=False)
+    deaths: dict[str, int] = field(default_factory=dict, init=False)
 
     def run(self) -> None:
         """Returns when every runner has ended (or could not be ended: ``unfinished``)."""
@@ -242,7 +324,9 @@ class Supervisor:
                 for name, code in self.crew.exit_codes().items():
                     if name not in seen:
                         seen.add(name)
-                        self._exited(name, code)
+                        if self._exited(name, code):
+                            seen.discard(name)  # on its way back: its new process is watched again
+                self._advance_restarts()
                 self._react()
                 if self.crew.finished():
                     break
@@ -275,17 +359,43 @@ class Supervisor:
             self._absorb(self.crew.poll(0.05))
         self._absorb(self.crew.poll(0))
 
-    def _exited(self, name: str, code: int) -> None:
+    def _exited(self, name: str, code: int) -> bool:
+        """A runner's process ended; True when it is being restarted (see the module doc)."""
         end = monotonic() + 0.5
         while name not in self.collector.done and monotonic() < end:
             self._absorb(self.crew.poll(0.05))
         if name in self.collector.done:
-            return
-        self.dead.add(name)
+            return False
         if self.killed_at is not None or self.termed_at is not None:
-            return
-        self.collector.fail(name, describe_exit(code))
+            self.dead.add(name)
+            return False
+        message = describe_exit(code)
+        limit = getattr(self.crew, "max_restarts", 0)
+        if limit > 0 and self.aborted_at is None and not self.collector.errors:
+            deaths = self.deaths[name] = self.deaths.get(name, 0) + 1
+            refusal = self.crew.restartable(name)  # type: ignore[attr-defined]
+            if refusal is None and deaths <= limit:
+                log.warning("%s: %s; restarting it (%d of at most %d)", name, message, deaths, limit)
+                self.crew.restart(name)  # type: ignore[attr-defined]
+                self.collector.restarted(name)
+                return True
+            if refusal is None:
+                message = f"stage {name} died {deaths} times (last: {short_exit(code)}); stopping"
+            else:
+                message = f"{message} ({refusal})"
+        self.dead.add(name)
+        self.collector.fail(name, message)
         self._abort()
+        return False
+
+    def _advance_restarts(self) -> None:
+        advance = getattr(self.crew, "advance", None)
+        if advance is None:
+            return
+        for name, message in advance():
+            self.dead.add(name)
+            self.collector.fail(name, message)
+            self._abort()
 
     def _react(self) -> None:
         signals = self.trap.count if self.trap is not None else 0
@@ -438,17 +548,29 @@ def _child_body(spec: dict[str, Any], control: FileControl) -> None:
         sys.exit(3)
     slots = ShmSlots(
         ctx, control, name=spec["shm"], count=spec["slots"], credits=spec["credits"],
-        unlink_on_attach=isinstance(element, Sink),
+        unlink_on_attach=isinstance(element, Sink), peers=tuple(spec.get("peers") or ()),
     )
     i = spec["index"]
+    keep = spec.get("keep", 0)
     inlet = outlet = None
     if spec["inlet"]:
-        inlet = ZmqInlet(ctx, spec["inlet"], spec["in_link"], slots, control, on_eos=lambda: control.mark_eos(i - 1))
+        inlet = ZmqInlet(
+            ctx, spec["inlet"], spec["in_link"], slots, control, board=control, index=i - 1,
+            keep_last=LastFrame(spec["last_frame"]) if spec.get("last_frame") else None,
+            next_seq=spec.get("resume") or 0,
+        )
     if spec["outlet"]:
-        outlet = ZmqOutlet(ctx, spec["outlet"], spec["out_link"], slots, control, delivered=lambda: control.eos_seen(i))
+        outlet = ZmqOutlet(
+            ctx, spec["outlet"], spec["out_link"], slots, control, delivered=lambda: control.eos_seen(i),
+            board=control, index=i, keep=keep,
+        )
+        slots.on_wait = outlet.service
+    resume = None
+    if spec.get("resume") is not None:
+        resume = Resume(spec["resume"], lambda: control.get(i - 1, "replayed"), lambda: _previous(spec.get("reseed")))
     runner = ElementRunner(
         element, inlet=inlet, outlet=outlet, slots=slots, control=control, reporter=reporter,
-        stats_every_s=spec["every"], live=LivePlan(**spec["live"]) if spec.get("live") else None,
+        stats_every_s=spec["every"], live=LivePlan(**spec["live"]) if spec.get("live") else None, resume=resume,
     )
     reporter.send({"kind": "ready", "element": name})
     if isinstance(element, Source):
@@ -459,24 +581,56 @@ def _child_body(spec: dict[str, Any], control: FileControl) -> None:
         inlet.close(flush)
     if outlet is not None:
         outlet.close(flush)
+    if i > 0 and flush:
+        control.mark_eos(i - 1)  # done: the sender may go (it keeps its replay until then)
     slots.close()
     reporter.close()
     ctx.term()
     control.close()
 
 
+def _previous(path: str | None) -> VideoFrame | None:
+    """The last frame a dead stage emitted, as its next stage kept it (stream.links.LastFrame)."""
+    if not path or not os.path.exists(path):
+        return None
+    with np.load(path) as data:
+        pix_fmt = str(data["pix_fmt"])
+        mask = data["mask"]
+        height, width = mask.shape
+        picture = Picture(pix_fmt, width, height, data["picture"])
+        return VideoFrame(int(data["seq"]), None, Fraction(1, 1), picture, mask)
+
+
+@dataclass
+class _Restart:
+    """A dead stage on its way back: waiting for its receiver to reset (see the module doc)."""
+
+    index: int
+    gen: int
+    since: float
+
+
 class ProcessCrew:
-    """One spawned process per element, ZeroMQ links in a private directory, one slot pool."""
+    """One spawned process per element, ZeroMQ links in a private directory, one slot pool.
+
+    With ``max_restarts`` > 0 a filter whose process died can be brought back
+    (:meth:`restartable`, :meth:`restart`, then :meth:`advance` in the supervisor's loop);
+    the links then keep what they need to replay (see the module doc).
+    """
 
     def __init__(
-        self, elements: list[Element], stats_every_s: float = 0.5, plans: list[dict[str, Any]] | None = None
+        self, elements: list[Element], stats_every_s: float = 0.5, plans: list[dict[str, Any]] | None = None,
+        max_restarts: int = 0,
     ) -> None:
         """``plans``: each runner's stream.runner.LivePlan as a dict (live runs), else None."""
         self._plans = plans
+        self.max_restarts = max_restarts
         for el in elements:
             check_importable(el)
         self.names = [e.name for e in elements]
         self._procs: list[Any] = []
+        self._pending: dict[int, _Restart] = {}
+        self._replays: dict[int, int] = {}
         self._dir = Path(tempfile.mkdtemp(prefix="cleanfeed-"))
         if len(str(self._dir)) > 80:  # ipc:// paths must fit a unix socket address
             shutil.rmtree(self._dir)
@@ -495,40 +649,103 @@ class ProcessCrew:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
 
-    def _make_specs(self, elements: list[Element], every: float) -> list[bytes]:
+    def _make_specs(self, elements: list[Element], every: float) -> list[dict[str, Any]]:
         n = len(elements)
         links = [f"ipc://{self._dir}/link{i}" for i in range(n - 1)]
         names = [f"{elements[i].name} -> {elements[i + 1].name}" for i in range(n - 1)]
+        slots = slot_count(elements)
+        restarts = self.max_restarts > 0
         specs = []
         for i, el in enumerate(elements):
-            specs.append(pack({
+            up = elements[i - 1] if i > 0 else None
+            specs.append({
                 "element": element_spec(el),
                 "index": i, "inlet": links[i - 1] if i > 0 else None, "in_link": names[i - 1] if i > 0 else "",
                 "outlet": links[i] if i < n - 1 else None, "out_link": names[i] if i < n - 1 else "",
                 "stats": f"ipc://{self._dir}/stats", "control": str(self._dir / "control"),
-                "shm": self.shm_name if isinstance(el, Source) else None, "slots": slot_count(elements),
+                "shm": self.shm_name if isinstance(el, Source) else None, "slots": slots,
                 "credits": f"ipc://{self._dir}/credits" if isinstance(el, Source) else None,
                 "every": every, "parent": os.getpid(), "log_level": logging.getLogger().getEffectiveLevel(),
                 "live": self._plans[i] if self._plans else None,
-            }))
+                "keep": slots + EXTRA_SLOTS if restarts else 0,
+                "last_frame": str(self._dir / f"last{i - 1}.npz") if restarts and hasattr(up, "reseed") else None,
+            })
         return specs
 
-    def start(self) -> None:
+    def _spawn(self, spec: dict[str, Any]) -> Any:
         ctx = multiprocessing.get_context("spawn")
         main = threading.current_thread() is threading.main_thread()
         saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # children start deaf to Ctrl+C
         try:
-            for name, blob in zip(self.names, self._specs, strict=True):
-                proc = ctx.Process(target=child_main, args=(blob,), name=f"cleanfeed:{name}", daemon=False)
-                proc.start()
-                self._procs.append(proc)
+            proc = ctx.Process(target=child_main, args=(pack(spec),), name=f"cleanfeed:{spec['element']['name']}",
+                               daemon=False)
+            proc.start()
+            return proc
         finally:
             if main:
                 signal.signal(signal.SIGINT, saved)
 
+    def start(self) -> None:
+        for spec in self._specs:
+            self._procs.append(self._spawn(spec))
+
     def release(self) -> None:
         self.control.release()
 
+    # -- restarts ---------------------------------------------------------------------------
+    def restartable(self, name: str) -> str | None:
+        """Why the dead stage ``name`` cannot come back (None: it can)."""
+        i = self.names.index(name)
+        if i == 0 or i == len(self.names) - 1:
+            return "a source or a sink is not restarted"
+        if self.control.get(i, "eos_in"):
+            return "it died after its end of stream"
+        if any(j in self._pending for j in (i - 1, i + 1)) or any(
+            self._procs[j].exitcode is not None for j in (i - 1, i + 1)
+        ):
+            return "a neighbouring stage is gone too"
+        return None
+
+    def restart(self, name: str) -> None:
+        """Asks the dead stage's receiver to reset its input; :meth:`advance` does the rest."""
+        i = self.names.index(name)
+        self._procs[i].join(0)
+        gen = self.control.get(i, "reset_gen") + 1
+        self.control.put(i, "reset_gen", gen)
+        self._pending[i] = _Restart(i, gen, monotonic())
+
+    def advance(self) -> list[tuple[str, str]]:
+        """Moves restarts on; returns (stage, message) for each that failed."""
+        failures: list[tuple[str, str]] = []
+        for i, r in list(self._pending.items()):
+            if self.control.get(i, "reset_ack") == r.gen:
+                del self._pending[i]
+                self._respawn(i, self.control.get(i, "resume_seq"))
+            elif monotonic() - r.since > RESTART_TIMEOUT_S or self._procs[i + 1].exitcode is not None:
+                del self._pending[i]
+                failures.append((self.names[i], f"could not be restarted: {self.names[i + 1]} did not reset its "
+                                                f"input within {RESTART_TIMEOUT_S:g} s"))
+        for i, gen in list(self._replays.items()):
+            if self.control.get(i - 1, "replay_ack") == gen:
+                del self._replays[i]
+                lost = self.control.get(i - 1, "lost")
+                if lost:
+                    failures.append((self.names[i], f"was restarted, but {lost} frames that were in flight are lost "
+                                                    f"({self.names[i - 1]} no longer had them to re-send)"))
+        return failures
+
+    def _respawn(self, i: int, seq: int) -> None:
+        old = self._procs[i]
+        peers = [p.pid for j, p in enumerate(self._procs) if j != i and p.exitcode is None]
+        spec = dict(self._specs[i], resume=seq, peers=peers, reseed=self._specs[i + 1]["last_frame"])
+        self._procs[i] = self._spawn(spec)
+        old.close()
+        gen = self.control.get(i - 1, "replay_gen") + 1
+        self.control.put(i - 1, "replay_seq", seq)  # before the generation: the sender reads them in that order
+        self.control.put(i - 1, "replay_gen", gen)
+        self._replays[i] = gen
+
+    # -- the Crew protocol ----------------------------------------------------------------
     def poll(self, timeout: float) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         if not self._stats.poll(int(timeout * 1000), zmq.POLLIN):
@@ -540,10 +757,13 @@ class ProcessCrew:
                 return out
 
     def exit_codes(self) -> dict[str, int]:
-        return {name: p.exitcode for name, p in zip(self.names, self._procs, strict=True) if p.exitcode is not None}
+        return {
+            name: p.exitcode for i, (name, p) in enumerate(zip(self.names, self._procs, strict=True))
+            if p.exitcode is not None and i not in self._pending
+        }
 
     def finished(self) -> bool:
-        return all(p.exitcode is not None for p in self._procs)
+        return not self._pending and all(p.exitcode is not None for p in self._procs)
 
     def signalled(self) -> str | None:
         """A SIGTERM sent straight to one of the children counts like one sent to us."""
@@ -553,6 +773,7 @@ class ProcessCrew:
         self.control.request_stop()
 
     def request_abort(self) -> None:
+        self._pending.clear()
         self.control.request_abort()
 
     def terminate(self) -> None:

@@ -16,6 +16,10 @@ def add_parser(sub: Any) -> None:
                                    "The pipeline may be one quoted argument or separate tokens.")
     p.add_argument("pipeline", nargs="+", metavar="PIPELINE")
     p.add_argument("--mode", default="process", choices=["process", "thread"])
+    p.add_argument("--max-restarts", type=int, default=3, metavar="N",
+                   help="process mode: a filter whose process dies is restarted and the frames that were inside it "
+                        "re-sent, at most N times in a run, then the run stops naming it (0: the first death stops "
+                        "the run; default 3). Sources and sinks are not restarted")
     p.add_argument("--live", action="store_true",
                    help="read file inputs at their frame rate, like a camera (live output)")
     p.add_argument("--latency", type=float, metavar="MS",
@@ -36,6 +40,9 @@ def main(args: argparse.Namespace) -> int:
         raise PropertyError(f"--latency must be > 0 ms, got {args.latency:g}")
     pipeline = Pipeline.from_launch(text)
     pipeline.live, pipeline.latency_ms, pipeline.latency_label = args.live, args.latency, "--latency"
+    if args.max_restarts < 0:
+        raise PropertyError(f"--max-restarts must be >= 0, got {args.max_restarts}")
+    pipeline.max_restarts = args.max_restarts
     execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
             metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     return 0

@@ -59,6 +59,10 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--preset", default="veryfast", help="x264/x265 preset (default veryfast)")
     e.add_argument("--mode", default="process", choices=["process", "thread"],
                    help="one process per element (default) or threads in one process (debugging)")
+    e.add_argument("--max-restarts", type=int, default=3, metavar="N",
+                   help="process mode: a filter whose process dies is restarted and the frames that were inside it "
+                        "re-sent, at most N times in a run, then the run stops naming it (0: the first death stops "
+                        "the run; default 3). Sources and sinks are not restarted")
     lv = p.add_argument_group("live")
     lv.add_argument("--live", action="store_true",
                     help="live output: a file input is read at its frame rate like a camera, and the encoder uses "
@@ -171,6 +175,9 @@ def main(args: argparse.Namespace) -> int:
     pipeline.live = args.live
     pipeline.latency_ms = args.max_latency
     pipeline.latency_label = "--max-latency"
+    if args.max_restarts < 0:
+        raise PropertyError(f"--max-restarts must be >= 0, got {args.max_restarts}")
+    pipeline.max_restarts = args.max_restarts
     execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
             metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     return 0

@@ -169,6 +169,15 @@ class Inpaint(Filter):
             out.append(self._cover(self._held.popleft()))
         return out
 
+    def recover(self, frame: VideoFrame) -> list[VideoFrame]:
+        """A frame that was inside this stage's previous process when it died (the supervisor
+        restarted it, stream.runner ``Resume``): the frames before it, which the engine would
+        propagate from, died with that process, and the frame is late already, so it leaves at
+        once covered by the fallback fill and flagged degraded, like a frame past its deadline.
+        The engine starts afresh with the frames after it."""
+        self.count("recovered_frames")
+        return [self._cover(frame)]
+
     def _cover(self, frame: VideoFrame) -> VideoFrame:
         """Paints every masked pixel with the fallback fill and flags the frame degraded."""
         box = regions.mask_box(frame.mask)

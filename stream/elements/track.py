@@ -125,6 +125,27 @@ class Track(Filter):
         frame.meta["track"] = modes
         return [frame]
 
+    def reseed(self, previous: VideoFrame) -> None:
+        """Re-seeds a tracker whose process died and was restarted (stream.supervisor).
+
+        ``previous`` is a copy of the last frame the dead process emitted (kept by the next
+        stage): every object id in its mask becomes a reference again, with that frame's
+        pixels, so the frames that follow (the ones that were in flight first) are tracked
+        from where the objects last were, not from their first reference, whose frame is
+        gone. Called after ``start``, before the first frame.
+        """
+        ids = [int(i) for i in np.unique(previous.mask) if i]
+        if not ids:
+            return
+        if self._deaot is not None:
+            self._deaot.track(previous.picture.rgb(), previous.mask, ids)
+        else:
+            luma = previous.picture.luma()
+            for obj_id in ids:
+                self._tracker.add_reference(obj_id, luma, previous.mask == obj_id)
+        self.count("reseeded")
+        log.info("%s: re-seeded objects %s from frame %d after a restart", self.name, ids, previous.seq)
+
     def _process_deaot(self, frame: VideoFrame, deaot: DeaotEngine) -> list[VideoFrame]:
         refs = sorted(int(i) for i in frame.meta.get("reference", []))
         if not deaot.ids and not refs:

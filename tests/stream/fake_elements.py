@@ -301,3 +301,128 @@ class CoverSink(Sink):
         if self.location:
             with open(self.location, "w") as fh:
                 json.dump(getattr(self, "rows", []), fh)
+
+
+# -- crash survival (tests/stream/test_crash_*.py) ------------------------------------------
+def _die_once(marker: str | None) -> bool:
+    """True the first time (the marker file did not exist yet: it does now)."""
+    if not marker:
+        return True
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+@register
+class SlowFilter(Filter):
+    factory: ClassVar[str] = "t_slow"
+    description: ClassVar[str] = "Test filter: sleeps `ms` per frame; appends its pid to `pidfile` at start()."
+    properties: ClassVar[tuple[Property, ...]] = (
+        Property.float("ms", "sleep per frame", 10.0, 0.0),
+        Property.string("pidfile", "file the process appends its pid to", None),
+    )
+
+    def start(self, caps: Caps) -> Caps:
+        if self.pidfile:
+            with open(self.pidfile, "a") as fh:
+                fh.write(f"{os.getpid()}\n")
+        return caps
+
+    def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        time.sleep(self.ms / 1000)
+        return [frame]
+
+
+@register
+class CrashOnceFilter(LookaheadFilter):
+    factory: ClassVar[str] = "t_crashonce"
+    description: ClassVar[str] = (
+        "Test filter: holds `depth` frames; its process SIGKILLs itself on frame `at` the first time "
+        "(a `marker` file remembers; none: every time)."
+    )
+    properties: ClassVar[tuple[Property, ...]] = (
+        Property.int("depth", "frames held", 0, 0),
+        Property.int("at", "frame", 5, 0),
+        Property.string("marker", "file created on the first crash", None),
+        Property.float("ms", "sleep per frame", 0.0, 0.0),
+    )
+
+    def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        if self.ms:
+            time.sleep(self.ms / 1000)
+        if frame.seq == self.at and _die_once(self.marker):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().process(frame)
+
+
+def _write_pid(path: str | None) -> None:
+    if path:
+        with open(path, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+
+def _with_pidfile(props: tuple[Property, ...]) -> tuple[Property, ...]:
+    return (*props, Property.string("pidfile", "file the process appends its pid to at start()", None))
+
+
+def _real(factory: str) -> type:
+    from stream.registry import lookup
+
+    return lookup(factory)
+
+
+@register
+class PidInpaint(_real("inpaint")):  # type: ignore[misc]
+    factory: ClassVar[str] = "t_inpaint"
+    description: ClassVar[str] = "Test filter: the real inpaint element, telling its pid (so a test can kill it)."
+    properties: ClassVar[tuple[Property, ...]] = _with_pidfile(_real("inpaint").properties)
+
+    def start(self, caps: Caps) -> Caps:
+        _write_pid(self.pidfile)
+        return super().start(caps)
+
+
+@register
+class PidTrack(_real("track")):  # type: ignore[misc]
+    factory: ClassVar[str] = "t_track"
+    description: ClassVar[str] = "Test filter: the real track element, telling its pid (so a test can kill it)."
+    properties: ClassVar[tuple[Property, ...]] = _with_pidfile(_real("track").properties)
+
+    def start(self, caps: Caps) -> Caps:
+        _write_pid(self.pidfile)
+        return super().start(caps)
+
+
+@register
+class MaskSink(Sink):
+    factory: ClassVar[str] = "t_masksink"
+    description: ClassVar[str] = (
+        "Test sink: per frame, its seq, mask area, how well the mask's bounding box matches meta logo_box (IoU) "
+        "and meta degraded; JSON at finish()."
+    )
+    properties: ClassVar[tuple[Property, ...]] = (Property.string("location", "JSON file written at finish()", None),)
+
+    def configure(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def render(self, frame: VideoFrame) -> None:
+        ys, xs = np.nonzero(frame.mask)
+        iou = 0.0
+        truth = frame.meta.get("logo_box")
+        if len(xs) and truth:
+            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            ix = max(0, min(box[2], truth[2]) - max(box[0], truth[0]))
+            iy = max(0, min(box[3], truth[3]) - max(box[1], truth[1]))
+            inter = ix * iy
+            area = (box[2] - box[0]) * (box[3] - box[1]) + (truth[2] - truth[0]) * (truth[3] - truth[1]) - inter
+            iou = inter / area if area else 0.0
+        self.rows.append({"seq": frame.seq, "area": int(len(xs)), "iou": iou,
+                          "degraded": bool(frame.meta.get("degraded", False))})
+
+    def finish(self) -> None:
+        if self.location:
+            with open(self.location, "w") as fh:
+                json.dump(self.rows, fh)
