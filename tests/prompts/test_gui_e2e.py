@@ -13,12 +13,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from fractions import Fraction
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
+from logo_clip import write_logo_clip
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,24 +26,7 @@ LOGO = (200, 40, 260, 90)  # x0, y0, x1, y1: a white square with a blue core, fi
 
 def write_clip(path: Path) -> Path:
     """A 2 s 320x180 H.264 clip: a moving gradient with the logo square on top."""
-    y, x = np.mgrid[0:H, 0:W]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=RATE)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.codec_context.options = {"preset": "ultrafast", "crf": "18"}
-        for i in range(FRAMES):
-            rgb = np.zeros((H, W, 3), np.uint8)
-            rgb[..., 0] = (x + 3 * i) % 256 // 3
-            rgb[..., 1] = (y * 2 + i) % 256 // 2 + 60
-            rgb[..., 2] = 70
-            x0, y0, x1, y1 = LOGO
-            rgb[y0:y1, x0:x1] = (250, 250, 250)
-            rgb[y0 + 10:y1 - 10, x0 + 10:x1 - 10] = (40, 60, 220)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, RATE)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
+    return write_logo_clip(path, width=W, height=H, frames=FRAMES, rate=RATE, logo=LOGO, border=10)
 
 
 def _free_port() -> int:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 import zipfile
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
+from logo_clip import write_logo_clip
 
 from prompts.gui.masker import ClassicalMasker
 from prompts.gui.session import GuiConfig, Session
@@ -20,24 +20,7 @@ LOGO = (100, 20, 140, 52)
 
 
 def write_clip(path: Path, frames: int) -> Path:
-    y, x = np.mgrid[0:H, 0:W]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.codec_context.options = {"preset": "ultrafast", "crf": "18"}
-        for i in range(frames):
-            rgb = np.zeros((H, W, 3), np.uint8)
-            rgb[..., 0] = (x * 2 + 5 * i) % 256 // 2
-            rgb[..., 1] = (y * 2 + 3 * i) % 256 // 2 + 40
-            rgb[..., 2] = 60
-            x0, y0, x1, y1 = LOGO
-            rgb[y0:y1, x0:x1] = (250, 250, 250)
-            rgb[y0 + 8:y1 - 8, x0 + 8:x1 - 8] = (40, 60, 220)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 24)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
+    return write_logo_clip(path, width=W, height=H, frames=frames, logo=LOGO)
 
 
 def _count(path: Path) -> int:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from logo_clip import write_logo_clip
 from media import make_video
 
 from prompts.gui.book import PromptBook
@@ -27,31 +27,10 @@ W, H = 160, 96
 LOGO = (100, 20, 140, 52)
 
 
-def write_logo_clip(path: Path, frames: int = 24, gop: int = 8) -> Path:
-    """A 160x96 H.264 clip with B-frames and short GOPs (seeking is exercised) and a fixed logo."""
-    y, x = np.mgrid[0:H, 0:W]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.codec_context.options = {"preset": "ultrafast", "crf": "18", "g": str(gop), "bf": "2"}
-        for i in range(frames):
-            rgb = np.zeros((H, W, 3), np.uint8)
-            rgb[..., 0] = (x * 2 + 5 * i) % 256 // 2
-            rgb[..., 1] = (y * 2 + 3 * i) % 256 // 2 + 40
-            rgb[..., 2] = 60
-            x0, y0, x1, y1 = LOGO
-            rgb[y0:y1, x0:x1] = (250, 250, 250)
-            rgb[y0 + 8:y1 - 8, x0 + 8:x1 - 8] = (40, 60, 220)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 24)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
-
-
 @pytest.fixture()
 def clip(tmp_path: Path) -> Path:
-    return write_logo_clip(tmp_path / "logo.mp4")
+    # short GOPs with B-frames: seeking to any frame is exercised
+    return write_logo_clip(tmp_path / "logo.mp4", width=W, height=H, logo=LOGO, gop=8, bframes=2)
 
 
 @pytest.fixture()
