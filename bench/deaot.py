@@ -71,7 +71,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.host import csv, machine
-from bench.report import record_case, run_and_report
+from bench.report import record_case, run_and_report, torch_header
 from engines.deaot.variants import VARIANTS
 
 if TYPE_CHECKING:
@@ -543,19 +543,8 @@ def line(entry: dict[str, Any]) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    m = report["machine"]
-    where = m.get("gpu") or f"{m['cpu']} ({m['cores']} cores)"
     rows = [
-        f"# DeAOT tracking — {where}",
-        "",
-        f"- date: {report['date']}",
-        f"- command: `{report['command']}`",
-        f"- machine: {m['cpu']}, {m['cores']} cores, {m['system']}; python {m['python']}, torch {m['torch']} "
-        f"({m['torch_threads']} threads), numpy {m['numpy']}, opencv {m['cv2']}"
-        + (f"; GPU {m['gpu']} (sm {m['compute_capability']}, CUDA {m['cuda']}, cuDNN {m['cudnn']})" if m.get("gpu") else ""),
-        f"- load average at start {m['load_average']}, at end {m.get('load_average_end')} "
-        "(other work on a shared machine inflates CPU numbers)",
-        f"- settings: {report['settings']}",
+        *torch_header(report, "DeAOT tracking"),
         "",
         "One frame = `DeaotTracker.track` + `DeaotTracker.update` (the `track` element's loop), device "
         "synchronised around it; warm-up frames excluded. step/memorise = those runner calls inside the "

@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.host import csv, machine
-from bench.report import record_case, run_and_report
+from bench.report import record_case, run_and_report, torch_header
 
 if TYPE_CHECKING:
     import torch
@@ -396,19 +396,8 @@ def line(entry: dict[str, Any]) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    m = report["machine"]
-    where = m.get("gpu") or f"{m['cpu']} ({m['cores']} cores)"
     rows = [
-        f"# E2FGVI-HQ inpainting, {report['settings']['schedule']} schedule, region {report['settings']['region']} — {where}",
-        "",
-        f"- date: {report['date']}",
-        f"- command: `{report['command']}`",
-        f"- machine: {m['cpu']}, {m['cores']} cores, {m['system']}; python {m['python']}, torch {m['torch']} "
-        f"({m['torch_threads']} threads), numpy {m['numpy']}, opencv {m['cv2']}"
-        + (f"; GPU {m['gpu']} (sm {m['compute_capability']}, CUDA {m['cuda']}, cuDNN {m['cudnn']})" if m.get("gpu") else ""),
-        f"- load average at start {m['load_average']}, at end {m.get('load_average_end')} "
-        "(other work on a shared machine inflates CPU numbers)",
-        f"- settings: {report['settings']}",
+        *torch_header(report, f"E2FGVI-HQ inpainting, {report['settings']['schedule']} schedule, region {report['settings']['region']}"),
         f"- baseline to read against: {report['baseline']}",
         "",
         "One pass = `inpaint_clip` over the clip (offline/full: upstream test.py's procedure; host preparation, "

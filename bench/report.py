@@ -59,3 +59,25 @@ def record_case(report: Report, case: Any, measure: Callable[[], Report], line: 
     report["results"].append(entry)
     print(f"  {line(entry)}", flush=True)
     return "measured"
+
+
+def torch_header(report: Report, title: str) -> list[str]:
+    """The Markdown lines every torch model bench opens with: the title and where, when, how and on what it ran.
+
+    The machine is ``bench.host.machine(("numpy", "cv2"))``'s map; the load average is there because
+    other work on a shared machine inflates CPU numbers.
+    """
+    m = report["machine"]
+    where = m.get("gpu") or f"{m['cpu']} ({m['cores']} cores)"
+    return [
+        f"# {title} — {where}",
+        "",
+        f"- date: {report['date']}",
+        f"- command: `{report['command']}`",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['system']}; python {m['python']}, torch {m['torch']} "
+        f"({m['torch_threads']} threads), numpy {m['numpy']}, opencv {m['cv2']}"
+        + (f"; GPU {m['gpu']} (sm {m['compute_capability']}, CUDA {m['cuda']}, cuDNN {m['cudnn']})" if m.get("gpu") else ""),
+        f"- load average at start {m['load_average']}, at end {m.get('load_average_end')} "
+        "(other work on a shared machine inflates CPU numbers)",
+        f"- settings: {report['settings']}",
+    ]
