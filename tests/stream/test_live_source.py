@@ -81,8 +81,8 @@ def frame_number(luma: np.ndarray) -> int:
 class RtspServer:
     """One server process at a time on a fixed port; counts the frames each process sent."""
 
-    def __init__(self, clip: Path, port: int) -> None:
-        self.clip, self.port = clip, port
+    def __init__(self, clip: Path, port: int, once: bool = False) -> None:
+        self.clip, self.port, self.once = clip, port, once
         self.sent: list[int] = []  # frames sent, per server process
         self._proc: subprocess.Popen[str] | None = None
 
@@ -91,8 +91,8 @@ class RtspServer:
         return f"rtsp://127.0.0.1:{self.port}/clip"
 
     def start(self) -> None:
-        proc = subprocess.Popen([SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--file", str(self.clip)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        command = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--file", str(self.clip)]
+        proc = subprocess.Popen(command + ["--once"] * self.once, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
         assert line == "ready", f"server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}"
@@ -106,6 +106,17 @@ class RtspServer:
 
         threading.Thread(target=count, daemon=True).start()
         self._proc = proc
+
+    def wait(self, timeout: float) -> bool:
+        """True when the server process ended by itself (``once``) within ``timeout`` seconds."""
+        if self._proc is None:
+            return True
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        time.sleep(0.1)
+        return True
 
     def kill(self) -> None:
         proc, self._proc = self._proc, None

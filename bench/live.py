@@ -1,0 +1,167 @@
+"""Bench: a live RTSP feed through `cleanfeed run --live`, scored frame by frame; long runs are soaks.
+
+Run from the repository root (needs Debian's GStreamer RTSP server packages, see .ci/run):
+    python -m bench.live --size 1920x1080 --seconds 30 --max-latency 1000 --save 2026-11-25-live-rtsp-cpu
+    python -m bench.live --size 1280x720 --seconds 600 --soak --save 2026-11-25-soak-cpu
+
+It renders a synthetic panning shot with a channel bug (stream.testclip, ground truth known),
+encodes it as H.264 in Matroska, serves it over RTSP on loopback at real time
+(tests/stream/rtsp_server.py), and runs
+
+    cleanfeed run rtsp://127.0.0.1:PORT/clip -o out.ts --box <the bug's box on frame 0>
+        --classical --live --max-latency MS --stats stats.json
+
+Meanwhile it samples the resident memory (VmRSS) of the run's whole process tree every few
+seconds. Afterwards it decodes every output frame and checks the logo never went out uncovered:
+inside the true logo mask the output must be nearer the clean scene than the logo (mean
+absolute difference to the clean frame under half that to the logoed one). With ``--soak`` the
+report also judges the memory flat: the median tree RSS of the last quarter of the run against
+that of the second quarter (after warm-up), with the growth per hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from bench.memory import RssSampler, memory_verdict
+from stream.testclip import SyntheticClip
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path += [str(ROOT / "tests"), str(ROOT / "tests" / "stream")]  # after the root: "stream" is the package
+from test_live_source import RtspServer, free_port  # noqa: E402
+
+RATE = 25
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", default="1920x1080", help="WxH of the served clip")
+    p.add_argument("--seconds", type=float, default=30.0, help="length of the served stream")
+    p.add_argument("--logo-size", type=int, default=0, help="logo width in px (default: 8%% of the width)")
+    p.add_argument("--max-latency", type=float, default=1000.0, metavar="MS")
+    p.add_argument("--fallback", default="inpaint", choices=["inpaint", "blur", "pixelate"])
+    p.add_argument("--preset", default="veryfast", help="x264 preset of the output")
+    p.add_argument("--soak", action="store_true", help="judge the memory: flat or growing")
+    p.add_argument("--sample-s", type=float, default=2.0, help="seconds between RSS samples")
+    p.add_argument("--save", metavar="NAME", help="write bench/results/NAME.json")
+    p.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
+    return p.parse_args(argv)
+
+
+def encode_clip(clip: SyntheticClip, path: Path) -> Path:
+    """H.264 (x264 veryfast, crf 18, a keyframe a second, no B-frames as a live encoder sends)."""
+    with av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream("libx264", rate=RATE)
+        stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
+        stream.codec_context.options = {"preset": "veryfast", "crf": "18", "g": str(RATE), "bf": "0"}
+        for i in range(len(clip)):
+            frame = av.VideoFrame.from_ndarray(clip.frame(i).image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, RATE)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+# -- scoring ------------------------------------------------------------------------------------
+def coverage(clip: SyntheticClip, output: Path) -> dict[str, Any]:
+    """Decodes every output frame; frame i is scored against clip frame i (a live run drops none)."""
+    uncovered, worst, count = [], 0.0, 0
+    with av.open(str(output)) as box:
+        for i, frame in enumerate(box.decode(video=0)):
+            count += 1
+            if i >= len(clip):
+                continue
+            truth = clip.frame(i)
+            if not truth.mask.any():
+                continue
+            got = frame.to_ndarray(format="rgb24").astype(np.int16)[truth.mask]
+            to_clean = float(np.abs(got - truth.clean[truth.mask]).mean())
+            to_logo = float(np.abs(got - truth.image[truth.mask]).mean())
+            ratio = to_clean / max(to_logo, 1e-6)
+            worst = max(worst, ratio)
+            if to_clean >= 0.5 * to_logo:
+                uncovered.append(i)
+    return {"frames_decoded": count, "uncovered_frames": len(uncovered), "first_uncovered": uncovered[:10],
+            "worst_clean_to_logo_ratio": round(worst, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    frames = int(args.seconds * RATE)
+    logo = args.logo_size or max(40, round(0.08 * width))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="live-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    clip = SyntheticClip(width, height, frames=frames, rate=RATE, logo="fixed", logo_size=logo, seed=3)
+    print(f"encoding {frames} frames of {width}x{height} ...", flush=True)
+    source = encode_clip(clip, work / "clip.mkv")
+    x0, y0, x1, y1 = clip.frame(0).box
+    server = RtspServer(source, free_port(), once=True)
+    stats, out = work / "stats.json", work / "out.ts"
+    command = ["cleanfeed", "run", server.url, "-o", str(out), "--box", f"{x0},{y0},{x1},{y1}", "--classical",
+               "--live", "--max-latency", str(args.max_latency), "--fallback", args.fallback,
+               "--preset", args.preset, "--reconnect-timeout", "2", "--stats", str(stats), "--quiet"]
+    load_before = list(os.getloadavg())
+    server.start()
+    started = time.monotonic()
+    run = subprocess.Popen([sys.executable, "-m", "stream.cli.main", *command[1:]])
+    sampler = RssSampler(run.pid, args.sample_s)
+    sampler.start()
+    try:
+        # a live source reconnects when its stream ends: the server sends the clip once and exits
+        # (cleanly, nothing cut in flight); the run then ends after its reconnect timeout (2 s of
+        # repeated frames, counted as such)
+        server.wait(timeout=args.seconds * 3 + 60)
+        code = run.wait(timeout=60)
+    finally:
+        sampler.stop()
+        server.kill()
+        if run.poll() is None:
+            run.kill()
+    wall = time.monotonic() - started
+    doc = json.loads(stats.read_text())
+    print("scoring every output frame ...", flush=True)
+    report: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
+        "command": "python -m bench.live " + " ".join(sys.argv[1:] if argv is None else argv),
+        "run_command": " ".join(command).replace(server.url, "rtsp://127.0.0.1:PORT/clip"),
+        "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(), "av": av.__version__,
+                    "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
+        "clip": {"size": f"{width}x{height}", "rate": RATE, "frames": frames, "logo_size": logo, "box": [x0, y0, x1, y1]},
+        "exit_code": code, "wall_s": round(wall, 1), "frames_sent_by_server": sum(server.sent),
+        **{k: doc.get(k) for k in ("frames_in", "frames_out", "dropped", "degraded", "late", "reconnects", "latency_ms",
+                                   "counters")},
+        "real_frames_received": doc.get("frames_in", 0) - (doc.get("counters") or {}).get("repeated", 0),
+        "degraded_share": round(doc.get("degraded", 0) / max(1, doc.get("frames_out", 0)), 4),
+        "stages": {k: {f: v.get(f) for f in ("fps", "busy_fps", "load", "rss_mb")} for k, v in doc.get("stages", {}).items()},
+        "coverage": coverage(clip, out),
+        "memory": memory_verdict(sampler.samples) if args.soak else
+        {"max_mb": max((s[1] for s in sampler.samples), default=None)},
+        "rss_samples": sampler.samples if args.soak else [],
+    }
+    print(json.dumps({k: v for k, v in report.items() if k != "rss_samples"}, indent=1))
+    if args.save:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        (args.out_dir / f"{args.save}.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.out_dir / args.save}.json")
+    ok = code == 0 and report["dropped"] == 0 and report["coverage"]["uncovered_frames"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
