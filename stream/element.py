@@ -5,8 +5,8 @@ property table) so that ``cleanfeed inspect`` can print it and the launch parser
 ``key=value`` before anything runs. Properties become attributes of the instance
 (``self.location``), validated when the element is built.
 
-Life cycle, driven by a runner (threads or one process per element):
-``start(caps) -> caps`` once, then ``process(frame)`` per frame (a filter may hold up to
+Life cycle, driven by a runner (threads or one process per element): ``prepare()`` once
+before the source reads its first frame, ``start(caps) -> caps`` once, then ``process(frame)`` per frame (a filter may hold up to
 ``lookahead`` frames before emitting them, in order), then ``flush()`` at end of stream,
 then ``stop()``. Pass-through packets (audio) never reach a filter; the runner forwards them.
 
@@ -96,6 +96,12 @@ class Element:
         return 0
 
     @property
+    def held_max(self) -> int:
+        """How many frames this element may hold at once: its lookahead, unless it holds frames
+        while a worker thread computes (the pipeline sizes its shared-memory slots from this)."""
+        return self.lookahead
+
+    @property
     def holds_stream(self) -> bool:
         """True for a filter that keeps every frame until the end of the stream (offline processing).
 
@@ -104,6 +110,14 @@ class Element:
         frames it emits later travel inline. ``lookahead`` stays what the *slots* need (0).
         """
         return False
+
+    def prepare(self) -> None:
+        """Does the slow part of getting ready that needs no caps (loading a model's weights).
+
+        Called in the element's own process (process mode; before the threads start in thread
+        mode), and the source is released only once every element is prepared: a live run's
+        first frames do not wait in the links while a checkpoint loads, and come out on time.
+        """
 
     def start(self, caps: Caps) -> Caps:
         """Called once with the input caps; returns the output caps. Raise to refuse them."""

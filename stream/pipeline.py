@@ -89,6 +89,13 @@ class ThreadCrew:
 
     def __init__(self, elements: list[Element], stats_every_s: float = 0.5, plans: list[LivePlan] | None = None) -> None:
         self.names = [e.name for e in elements]
+        for element in elements:  # before any thread starts, as processes do before the source is released
+            try:
+                element.prepare()
+            except CleanfeedError:
+                raise
+            except Exception as exc:
+                raise ElementError(element.name, f"{type(exc).__name__}: {exc}") from exc
         self.control = ThreadControl()
         self._reports: queue.Queue[dict[str, Any]] = queue.Queue()
         links: list[queue.Queue[Item]] = [queue.Queue(maxsize=QUEUE_SIZE) for _ in elements[1:]]

@@ -450,8 +450,8 @@ class Supervisor:
 
 # -- process mode -------------------------------------------------------------------------
 def slot_count(elements: list[Element]) -> int:
-    """Enough slots that elements holding lookahead frames never starve the source."""
-    return sum(e.lookahead for e in elements[1:]) + 2 * (len(elements) - 1) + EXTRA_SLOTS
+    """Enough slots that elements holding their frames never starve the source."""
+    return sum(e.held_max for e in elements[1:]) + 2 * (len(elements) - 1) + EXTRA_SLOTS
 
 
 def check_importable(element: Element) -> None:
@@ -541,6 +541,7 @@ def _child_body(spec: dict[str, Any], control: FileControl) -> None:
         element = load_class(spec["element"]["module"], spec["element"]["qualname"], spec["element"]["file"])(
             name=name, **spec["element"]["settings"]
         )
+        element.prepare()  # before "ready": the source waits for every element's weights
     except Exception as exc:
         reporter.send(error_record(name, exc).to_message())
         reporter.close()

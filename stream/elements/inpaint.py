@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Iterator
 from typing import ClassVar
@@ -53,7 +54,11 @@ class Inpaint(Filter):
         "a held frame whose engine answer is not ready when it is due leaves on time with every "
         "masked pixel covered by the fallback fill (inpaint: cv2.inpaint Telea of the region; blur; "
         "pixelate: 16-px blocks), flagged meta degraded=true; the engine still uses it as context "
-        "and its late answer is dropped."
+        "and its late answer is dropped. E2FGVI then runs its windows in a thread of its own, so "
+        "frames leave on time even while a window is computing; it holds at most "
+        "2*neighbor_stride+1 frames (older ones leave covered at once), and when it falls hopelessly "
+        "behind (a queue of twice that) it drops the queue and starts afresh (counter "
+        "e2fgvi_resyncs)."
     )
     example: ClassVar[str] = (
         "filesrc location=in.mp4 ! segment box=410,96,470,150 ! track ! dilate "
@@ -123,12 +128,21 @@ class Inpaint(Filter):
         return self._config().lookahead
 
     @property
+    def held_max(self) -> int:
+        return self._e2fgvi.held_max if self._e2fgvi is not None else self.lookahead
+
+    @property
     def holds_stream(self) -> bool:
         return self._e2fgvi is not None and self.mode == "offline"
 
+    def prepare(self) -> None:
+        if self._e2fgvi is not None and self.backend == "torch":
+            self._e2fgvi.load()
+
     def start(self, caps: Caps) -> Caps:
         if self._e2fgvi is not None:
-            log.info("%s: using %s (%s)", self.name, self._why, self._e2fgvi.open(caps))
+            cover = self._cover if self.deadline is not None else None
+            log.info("%s: using %s (%s)", self.name, self._why, self._e2fgvi.open(caps, cover, self.count))
             return caps
         log.info("%s: using the classical engine (flow-guided propagation): %s", self.name, self._why)
         self._engine = FlowInpainter(self._config(align=2 if caps.pix_fmt == "yuv420p" else 1))
@@ -153,7 +167,10 @@ class Inpaint(Filter):
 
     def flush(self) -> list[VideoFrame] | Iterator[VideoFrame]:
         if self._e2fgvi is not None:
-            return self._e2fgvi.flush()
+            deadline = self.deadline
+            if deadline is None:
+                return self._e2fgvi.flush()
+            return self._e2fgvi.flush(lambda f: deadline.due(f) <= time.monotonic())
         return [f for f in map(self._write, self._engine.flush()) if f is not None]
 
     def expire(self, now: float) -> list[VideoFrame]:

@@ -5,7 +5,10 @@ hold frames, one per mode:
 
 - ``stream``: the frames themselves are held (their shared-memory slots count in the element's
   lookahead, ``neighbor_stride`` frames) and RGB copies of the few past frames later windows still
-  use; each frame leaves as soon as its windows have run.
+  use; each frame leaves as soon as its windows have run. With a live deadline the windows run
+  in a thread of their own (stream/elements/inpaint_windows.py), so frames can leave on time,
+  covered by the fallback, while a window is still computing: then up to ``held_max`` frames
+  are held, and a frame beyond that leaves covered at once (the engine is too far behind).
 - ``offline``: every frame is copied to a spill file on disk (stream/spill.py) and its slot given
   back at once; the windows run at the end of the stream, in test.py's order, and frames leave as
   they are finished.
@@ -14,6 +17,7 @@ hold frames, one per mode:
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +30,8 @@ from engines.e2fgvi.checkpoint import VARIANTS as E2FGVI_VARIANTS
 from engines.models import Choice, Family, auto_device
 from engines.models import choose as choose_model
 from stream.buffers import Caps, VideoFrame
-from stream.errors import BackendError, PropertyError
+from stream.elements.inpaint_windows import BackgroundWindows, InlineWindows
+from stream.errors import BackendError, ElementError, PropertyError
 from stream.picture import Picture
 from stream.spill import FrameSpill
 
@@ -121,6 +126,19 @@ def write_patch(picture: Picture, patch: Any) -> int:
     return int(patch.where.sum())
 
 
+@dataclass
+class _Held:
+    """A frame waiting for its windows; ``done`` once its answer is written into it."""
+
+    frame: VideoFrame
+    done: bool = False
+
+
+Cover = Callable[[VideoFrame], VideoFrame]
+FLUSH_POLL_S = 0.005
+"""How often a live flush looks for the last windows' answers and for frames come due."""
+
+
 class E2fgviEngine:
     """One E2FGVI inpainter for the element's lifetime, opened for one frame size."""
 
@@ -128,16 +146,27 @@ class E2fgviEngine:
         self.choice = choice
         self.settings = settings
         self.description = ""
-        self._engine: Any = None
-        self._held: deque[VideoFrame | None] = deque()  # None: it left early (expire)
+        self._engine: Any = None  # offline: the sliding inpainter itself
+        self._windows: InlineWindows | BackgroundWindows | None = None  # stream
+        self._held: deque[_Held] = deque()
+        self._first = 0  # the index of _held[0]
+        self._cover: Cover | None = None
         self._spill: FrameSpill | None = None
+        self._loaded: tuple[TorchWindow, str] | None = None
 
     @property
     def lookahead(self) -> int:
         return self.settings.neighbor_stride if self.settings.mode == "stream" else 0
 
-    def open(self, caps: Caps) -> str:
-        """Loads the checkpoint onto its backend; returns what runs, in words."""
+    @property
+    def held_max(self) -> int:
+        """The lookahead plus one window's worth of frames arriving while it computes."""
+        return 2 * self.settings.neighbor_stride + 1 if self.settings.mode == "stream" else 0
+
+    def open(self, caps: Caps, cover: Cover | None = None, count: Callable[[str], None] | None = None) -> str:
+        """Loads the checkpoint onto its backend; returns what runs, in words. ``cover`` (live
+        runs with a deadline: the element's fallback fill) runs the windows in a thread;
+        ``count`` is told each resync of that thread's engine."""
         s = self.settings
         if s.mode == "offline" and caps.live:
             raise PropertyError(
@@ -145,7 +174,6 @@ class E2fgviEngine:
                 "use mode=stream (reference frames from the past only)"
             )
         try:
-            from engines.e2fgvi.checkpoint import load_e2fgvi
             from engines.e2fgvi.sliding import SlidingConfig, SlidingInpainter
         except ImportError as err:
             raise BackendError(f"E2FGVI needs torch: pip install 'cleanfeed[torch]' ({err})") from None
@@ -153,9 +181,8 @@ class E2fgviEngine:
         fixed = resize_to = None
         region = s.region
         if s.backend == "torch":
-            net, variant = load_e2fgvi(self.choice.checkpoint, self.choice.model or "auto")
-            model: Any = TorchWindow(net, device, s.precision, s.compile)
-            resize_to = net.fixed_size  # the 432x240 E2FGVI: whole frames resized to it, as test.py does
+            model, variant = self.load()
+            resize_to = model.net.fixed_size  # the 432x240 E2FGVI: whole frames resized to it, as test.py does
             if resize_to is not None:
                 region = "full"
                 log.info("inpaint: %s takes %dx%d frames only: frames are resized to it and back, region=full "
@@ -172,11 +199,17 @@ class E2fgviEngine:
             fixed = (2 * s.neighbor_stride + 1, SlidingConfig("stream", num_ref=s.num_ref).stream_refs)
             model, variant = self._exported(caps, fixed, device)
         config = SlidingConfig(s.mode, s.neighbor_stride, s.ref_step, s.num_ref, region, s.margin, fixed, resize_to)
-        store = None
         if s.mode == "offline":
             self._spill = FrameSpill(caps, s.spill_dir)
-            store = SpillStore(self._spill)
-        self._engine = SlidingInpainter(model, config, caps.height, caps.width, store=store, device=device)
+            self._engine = SlidingInpainter(model, config, caps.height, caps.width, store=SpillStore(self._spill),
+                                            device=device)
+        elif cover is not None:
+            self._cover = cover
+            self._windows = BackgroundWindows(
+                lambda: SlidingInpainter(model, config, caps.height, caps.width, device=device), "inpaint",
+                max_backlog=2 * self.held_max, on_resync=count)
+        else:
+            self._windows = InlineWindows(SlidingInpainter(model, config, caps.height, caps.width, device=device))
         refs = (f"every {s.ref_step}th frame of the clip" if s.num_ref == -1 else f"{s.num_ref + 1} around each window"
                 ) if s.mode == "offline" else f"the {config.stream_refs} latest every-{s.ref_step}th past frames"
         compiled = ", torch.compile" if s.compile else (f", exported window of {fixed[0]}+{fixed[1]} frames" if fixed else "")
@@ -185,8 +218,22 @@ class E2fgviEngine:
             f"{2 * s.neighbor_stride + 1} frames every {s.neighbor_stride}, references: {refs}; region={region}"
             + (f" (margin {s.margin} px)" if region == "auto" else "")
             + (f", frames resized to {resize_to[1]}x{resize_to[0]} and back" if resize_to else "")
+            + ("; windows in a background thread (live deadline)" if self._cover is not None else "")
         )
         return self.description
+
+    def load(self) -> tuple[TorchWindow, str]:
+        """The checkpoint on its device (backend=torch; once): no caps needed, so the element
+        can do it in ``prepare`` before the first frame. Returns the window model and variant."""
+        if self._loaded is None:
+            try:
+                from engines.e2fgvi.checkpoint import load_e2fgvi
+            except ImportError as err:
+                raise BackendError(f"E2FGVI needs torch: pip install 'cleanfeed[torch]' ({err})") from None
+            s = self.settings
+            net, variant = load_e2fgvi(self.choice.checkpoint, self.choice.model or "auto")
+            self._loaded = (TorchWindow(net, auto_device(s.device), s.precision, s.compile), variant)
+        return self._loaded
 
     def _exported(self, caps: Caps, fixed: tuple[int, int], device: str) -> tuple[Any, str]:
         """The exported window for these frame counts, from the engine cache (exported there the first time)."""
@@ -217,53 +264,104 @@ class E2fgviEngine:
         return open_exported_window(folder, config), "e2fgvi_hq"
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
-        engine = self._engine
-        mask = frame.mask
         if self._spill is not None:
             self._spill.append(frame)
-            engine.push(None, mask)
+            self._engine.push(None, frame.mask)
             return []
-        self._held.append(frame)
-        return [f for f in map(self._finish, engine.push(frame.picture.rgb(), mask)) if f is not None]
+        assert self._windows is not None
+        index = self._first + len(self._held)
+        self._held.append(_Held(frame))
+        rgb, mask = frame.picture.rgb(), frame.mask
+        if self._cover is not None:  # the frame may leave, its slot reused, while the thread reads these
+            rgb = rgb if rgb.flags.owndata else rgb.copy()
+            mask = mask.copy()
+        self._windows.submit(index, rgb, mask)
+        return self._collect()
 
-    def flush(self) -> Iterator[VideoFrame]:
-        for patch in self._engine.finish():
-            frame = self._finish(patch)
-            if frame is not None:
+    def flush(self, overdue: Callable[[VideoFrame], bool] | None = None) -> Iterator[VideoFrame]:
+        """The frames still held, in order. ``overdue`` (live, with the windows in a thread): the
+        last windows run while held frames leave on their deadlines, covered when not answered
+        by then, so the end of a live stream is as punctual as the rest of it."""
+        if self._spill is not None:
+            for patch in self._engine.finish():
+                frame = self._spill.frame(patch.index)
+                if patch.box is not None:
+                    frame.meta["inpaint"] = {"e2fgvi": write_patch(frame.picture, patch)}
                 yield frame
+            return
+        windows = self._windows
+        assert windows is not None
+        if isinstance(windows, BackgroundWindows) and overdue is not None:
+            windows.request_finish()
+            while self._held and not windows.done:
+                yield from self._collect()
+                while self._held and overdue(self._held[0].frame):
+                    yield self._leave_covered()
+                time.sleep(FLUSH_POLL_S)
+            yield from self._collect()
+        else:
+            for index, patch in windows.finish():
+                self._apply(index, patch)
+                yield from self._leave_done()
+        while self._held:  # frames a resync dropped from the engine (live only): never answered
+            yield self._leave_covered()
 
-    def expire(self, overdue: Callable[[VideoFrame], bool], cover: Callable[[VideoFrame], VideoFrame]) -> list[VideoFrame]:
-        """Live deadlines: the held frames ``overdue`` says must leave now, in order, each passed
-        through ``cover`` (the element's fallback fill). The engine keeps its own RGB copy and
-        mask of them for later windows; its answer for them is dropped (see :meth:`_finish`)."""
-        out: list[VideoFrame] = []
-        for i, frame in enumerate(self._held):
-            if frame is None:
-                continue
-            if not overdue(frame):
-                break
-            self._held[i] = None
-            out.append(cover(frame))
+    def expire(self, overdue: Callable[[VideoFrame], bool], cover: Cover) -> list[VideoFrame]:
+        """Live deadlines: frames whose windows have answered leave, then the held frames
+        ``overdue`` says must leave now, in order, each passed through ``cover`` (the element's
+        fallback fill). The engine keeps its own RGB copy and mask of them for later windows;
+        its answer for them is dropped (see :meth:`_apply`)."""
+        out = self._collect()
+        while self._held and overdue(self._held[0].frame):
+            out.append(self._pop(cover))
         return out
 
-    def _finish(self, patch: Any) -> VideoFrame | None:
-        if self._spill is not None:
-            frame = self._spill.frame(patch.index)
-        else:
-            frame = self._held.popleft()
-            if frame is None:
-                return None  # it left on its deadline, covered by the fallback
+    def _collect(self) -> list[VideoFrame]:
+        """Writes the windows' answers so far; the finished frames at the head leave, and so
+        does the oldest beyond ``held_max``, covered (live: the engine is too far behind)."""
+        assert self._windows is not None
+        for index, patch in self._windows.ready():
+            self._apply(index, patch)
+        out = list(self._leave_done())
+        while self._cover is not None and len(self._held) > self.held_max:
+            out.append(self._leave_covered())
+        return out
+
+    def _apply(self, index: int, patch: Any) -> None:
+        position = index - self._first
+        if position < 0:
+            return  # it left on its deadline, covered by the fallback
+        held = self._held[position]
         if patch.box is not None:
-            frame.meta["inpaint"] = {"e2fgvi": write_patch(frame.picture, patch)}
-        return frame
+            held.frame.meta["inpaint"] = {"e2fgvi": write_patch(held.frame.picture, patch)}
+        held.done = True
+
+    def _leave_done(self) -> Iterator[VideoFrame]:
+        while self._held and self._held[0].done:
+            yield self._pop(None)
+
+    def _leave_covered(self) -> VideoFrame:
+        if self._cover is None:
+            raise ElementError("inpaint", "a frame was left without an answer from E2FGVI")  # a bug, not bad input
+        return self._pop(self._cover)
+
+    def _pop(self, cover: Cover | None) -> VideoFrame:
+        held = self._held.popleft()
+        self._first += 1
+        return held.frame if cover is None or held.done else cover(held.frame)
 
     def statistics(self) -> dict[str, int]:
+        if self._windows is not None:
+            return {**self._windows.statistics(), "resyncs": self._windows.resyncs}
         e = self._engine
         return {} if e is None else {"windows_run": e.windows_run, "windows_skipped": e.windows_skipped}
 
     def close(self) -> None:
-        """Frees the model (and its GPU memory) and the spill file now."""
-        self._engine = None
+        """Frees the model (and its GPU memory), the window thread and the spill file now."""
+        if self._windows is not None:
+            self._windows.close()
+            self._windows = None
+        self._engine = self._loaded = None
         self._held.clear()
         if self._spill is not None:
             self._spill.close()

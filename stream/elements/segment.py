@@ -105,6 +105,17 @@ class Segment(Filter):
         self._sam_choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
         self._sam: SamEngine | None = None
 
+    def _wants_sam(self) -> bool:
+        return self._sam_choice is not None and any(p.box is not None or p.points for p in self._prompts)
+
+    def prepare(self) -> None:
+        if self._wants_sam() and self._sam is None:
+            assert self._sam_choice is not None
+            sam = SamEngine(self._sam_choice, backend=self.backend, device=self.device,
+                            precision=self.precision, multimask=self.multimask, refine=self.refine)
+            sam.open()
+            self._sam = sam
+
     def start(self, caps: Caps) -> Caps:
         self._by_frame = {}
         for p in self._prompts:
@@ -115,10 +126,10 @@ class Segment(Filter):
                     raise PromptError(f"mask file {p.mask!r} of object {p.obj_id} must mark the object, got an empty mask")
                 self._masks[(p.frame, p.obj_id)] = mask
             self._by_frame.setdefault(p.frame, []).append(p)
-        if self._sam_choice is not None and any(p.box is not None or p.points for p in self._prompts):
-            self._sam = SamEngine(self._sam_choice, backend=self.backend, device=self.device,
-                                  precision=self.precision, multimask=self.multimask, refine=self.refine)
-            log.info("%s: using %s (%s)", self.name, self._why, self._sam.open())
+        if self._wants_sam():
+            self.prepare()
+            assert self._sam is not None
+            log.info("%s: using %s (%s)", self.name, self._why, self._sam.description)
         else:
             log.info("%s: using the classical engine (GrabCut): %s", self.name,
                      self._why if self._sam_choice is None else "the prompts are masks only")

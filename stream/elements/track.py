@@ -81,11 +81,21 @@ class Track(Filter):
         self._choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
         self._deaot: DeaotEngine | None = None
 
-    def start(self, caps: Caps) -> Caps:
+    def prepare(self) -> None:
         if self._choice is not None:
+            self._deaot_engine().load()
+
+    def _deaot_engine(self) -> DeaotEngine:
+        if self._deaot is None:
+            assert self._choice is not None
             settings = DeaotSettings(self.backend, self.device, self.precision, self.long_term_gap or None,
                                      self.max_long_term, self.lost_after, self.cuda_graphs, self.compile)
             self._deaot = DeaotEngine(self._choice, settings)
+        return self._deaot
+
+    def start(self, caps: Caps) -> Caps:
+        if self._choice is not None:
+            self._deaot = self._deaot_engine()
             log.info("%s: using %s (%s)", self.name, self._why, self._deaot.open(caps.width, caps.height))
             return caps
         log.info("%s: using the classical engine (optical flow): %s", self.name, self._why)

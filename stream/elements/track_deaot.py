@@ -61,8 +61,27 @@ class DeaotEngine:
         self._tracker: Any = None
         self.description = ""
 
+    def load(self) -> None:
+        """backend=torch needs no frame size to load: the element does it in ``prepare``, before
+        the first frame (an exported backend's graphs are per size, so they wait for ``open``)."""
+        if self.settings.backend == "torch" and self._tracker is None:
+            self._tracker = self._open_tracker(None)
+
     def open(self, width: int, height: int) -> str:
-        """Loads the checkpoint onto its backend; returns what runs, in words."""
+        """Loads the checkpoint onto its backend (unless ``load`` did); returns what runs, in words."""
+        if self._tracker is None:
+            self._tracker = self._open_tracker((width, height))
+        s = self.settings
+        arch = self._tracker.arch
+        gap = "reference frames only" if arch.long_term_gap >= 9999 else f"every {arch.long_term_gap} frames"
+        modes = "".join(f", {m}" for m, on in (("torch.compile", s.compile), ("CUDA graphs", s.cuda_graphs)) if on)
+        self.description = (
+            f"{arch.title} on {s.backend} {auto_device(s.device)} {s.precision}{modes}; long-term memory {gap}, "
+            f"at most {s.max_long_term} frames"
+        )
+        return self.description
+
+    def _open_tracker(self, size: tuple[int, int] | None) -> Any:
         try:
             from engines.deaot.tracker import TrackerConfig, open_tracker
             from engines.runners.base import RunnerConfig
@@ -71,19 +90,10 @@ class DeaotEngine:
         s = self.settings
         config = RunnerConfig(backend=s.backend, device=auto_device(s.device), precision=s.precision,
                               cuda_graphs=s.cuda_graphs, compile=s.compile)
-        onnx_dir = self._exported(width, height) if s.backend != "torch" else None
+        onnx_dir = self._exported(*size) if s.backend != "torch" and size is not None else None
         tracking = TrackerConfig(max_long_term=s.max_long_term, lost_after=s.lost_after)
-        self._tracker = open_tracker(
-            self.choice.checkpoint, self.choice.model or "auto", config, tracking, s.long_term_gap, onnx_dir
-        )
-        arch = self._tracker.arch
-        gap = "reference frames only" if arch.long_term_gap >= 9999 else f"every {arch.long_term_gap} frames"
-        modes = "".join(f", {m}" for m, on in (("torch.compile", s.compile), ("CUDA graphs", s.cuda_graphs)) if on)
-        self.description = (
-            f"{arch.title} on {s.backend} {config.device} {s.precision}{modes}; long-term memory {gap}, "
-            f"at most {s.max_long_term} frames"
-        )
-        return self.description
+        return open_tracker(self.choice.checkpoint, self.choice.model or "auto", config, tracking, s.long_term_gap,
+                            onnx_dir)
 
     def _exported(self, width: int, height: int) -> Path:
         """The ONNX graphs of this checkpoint at this frame size, exported into the engine cache the first time."""

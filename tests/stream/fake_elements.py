@@ -262,6 +262,29 @@ class StallFilter(Filter):
 
 
 @register
+class SlowPrepareFilter(Filter):
+    factory: ClassVar[str] = "t_slowprepare"
+    description: ClassVar[str] = (
+        "Test filter: prepare() sleeps `ms` (a checkpoint loading), then fails with `fail` (bug: a RuntimeError; "
+        "bad: the engine's own CleanfeedError, as for a corrupt checkpoint)."
+    )
+    properties: ClassVar[tuple[Property, ...]] = (
+        Property.float("ms", "how long prepare takes", 1000.0, 0.0),
+        Property.enum("fail", "how prepare fails", ("no", "bug", "bad"), "no"),
+    )
+
+    def prepare(self) -> None:
+        time.sleep(self.ms / 1000)
+        if self.fail == "bug":
+            raise RuntimeError("weights are corrupt")
+        if self.fail == "bad":
+            raise FakeEngineError("checkpoint w.pth is not a fake checkpoint")
+
+    def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        return [frame]
+
+
+@register
 class CoverSink(Sink):
     factory: ClassVar[str] = "t_coversink"
     description: ClassVar[str] = (

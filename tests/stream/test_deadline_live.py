@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import av
+import pytest
 
+from stream.errors import ElementError
 from stream.pipeline import Pipeline
 from tests.stream import fake_elements  # noqa: F401  (registers t_stall, t_coversink)
 
@@ -62,6 +64,33 @@ def test_held_frames_leave_on_time_covered_and_flagged_degraded(tmp_path: Path) 
     # the engine's fill is better than the fallback's (the degraded path is the worse one)
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     assert mean([r["to_clean"] for r in on_time]) < mean([r["to_clean"] for r in rows if r["degraded"]])
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_a_slow_model_load_happens_before_the_first_frame_so_none_is_late(tmp_path: Path, mode: str) -> None:
+    """Elements load their weights in prepare(), and the source reads only once all are ready."""
+    rows_file = tmp_path / "rows.json"
+    line = (f"testsrc width=160 height=96 frames=30 rate=25 logo_size=40 truth_mask=true ! t_slowprepare ms=1500 "
+            f"! inpaint engine=classical window=3 ! t_coversink location={rows_file} frames=30 logo_size=40")
+    report = Pipeline(Pipeline.from_launch(line).elements, latency_ms=BUDGET_MS, live=True).run(mode=mode)
+    rows = json.loads(rows_file.read_text())
+    assert report.frames_out == 30 and [r["seq"] for r in rows] == list(range(30))
+    assert max(r["latency_ms"] for r in rows) <= BUDGET_MS, [round(r["latency_ms"]) for r in rows]
+    assert not any(r["degraded"] for r in rows)
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_a_model_that_fails_to_load_stops_the_run_with_its_own_error(mode: str) -> None:
+    line = "testsrc width=160 height=96 frames=30 ! t_slowprepare ms=0 fail=bad ! fakesink"
+    with pytest.raises(fake_elements.FakeEngineError, match=r"checkpoint w.pth is not a fake checkpoint$"):
+        Pipeline.from_launch(line).run(mode=mode)
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_a_bug_while_loading_names_the_element(mode: str) -> None:
+    line = "testsrc width=160 height=96 frames=30 ! t_slowprepare ms=0 fail=bug ! fakesink"
+    with pytest.raises(ElementError, match=r"^t_slowprepare: .*weights are corrupt"):
+        Pipeline.from_launch(line).run(mode=mode)
 
 
 def test_without_a_budget_the_same_stall_makes_held_frames_late(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from engines.classical.cover import FALLBACKS, fill
 from stream.buffers import VideoFrame
 from stream.element import Deadline
 from stream.elements.inpaint_e2fgvi import E2fgviEngine, E2fgviSettings
+from stream.elements.inpaint_windows import InlineWindows
 from stream.errors import PropertyError
 from stream.media.encode import EncoderSettings, encoder_delay
 from stream.picture import Picture
@@ -108,7 +109,8 @@ class _SlowWindows:
 
 def test_e2fgvi_stream_frames_expire_in_order_and_their_late_answers_are_dropped() -> None:
     engine = E2fgviEngine(None, E2fgviSettings())  # type: ignore[arg-type]
-    windows = engine._engine = _SlowWindows()
+    windows = _SlowWindows()
+    engine._windows = InlineWindows(windows)
     frames = [_frame(i, float(i)) for i in range(4)]
     covered: list[int] = []
 

@@ -4,9 +4,11 @@ offline` on PNG frames and masks gives upstream's own final frames."""
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,8 +24,11 @@ from e2fgvi_weights import golden_clip, load_layout, seeded_state_dict  # noqa: 
 from engines.e2fgvi.model import InpaintGenerator  # noqa: E402
 from engines.e2fgvi.offline import inpaint_offline  # noqa: E402
 from stream.buffers import Caps, VideoFrame  # noqa: E402
+from stream.element import Deadline  # noqa: E402
+from stream.elements.inpaint_windows import BackgroundWindows  # noqa: E402
 from stream.errors import CheckpointError, PropertyError  # noqa: E402
 from stream.picture import Picture  # noqa: E402
+from stream.pipeline import Pipeline  # noqa: E402
 from stream.registry import create  # noqa: E402
 
 GOLDEN = Path(__file__).parents[1] / "engines" / "e2fgvi" / "goldens" / "e2fgvi_hq_20f.npz"
@@ -88,6 +93,35 @@ def test_stream_element_holds_its_lookahead_and_writes_only_the_mask(checkpoint:
     element.stop()
 
 
+def test_live_windows_in_a_thread_paint_what_inline_windows_paint(checkpoint: Path) -> None:
+    """With a deadline the windows run in a thread; frames not overdue get the same pixels."""
+    rgb, masks = golden_clip(9, 120, 216)
+    painted = []
+    for live in (False, True):
+        caps, frames = frames_of(rgb, masks, "yuv420p")
+        element = create("inpaint", {"engine": "e2fgvi", "checkpoint": str(checkpoint), "neighbor_stride": 3,
+                                     "region": "auto", "margin": 8})
+        if live:
+            element.deadline = Deadline(3600.0, 0.0)  # frames without a birth stamp are never overdue
+        element.start(caps)
+        windows = element._e2fgvi._windows
+        assert isinstance(windows, BackgroundWindows) == live
+        out = []
+        for frame in frames:
+            out += element.process(frame)
+            if live:  # a thread that keeps up, as on a GPU: nothing is held beyond held_max
+                end = time.monotonic() + 60
+                while windows.backlog and time.monotonic() < end:
+                    time.sleep(0.01)
+                out += element.expire(time.monotonic())
+        out += list(element.flush())
+        assert [f.seq for f in out] == list(range(9)) and not any(f.meta.get("degraded") for f in out)
+        painted.append([f.picture.rgb() for f in out])
+        element.stop()
+    for i, (inline, threaded) in enumerate(zip(*painted, strict=True)):
+        np.testing.assert_array_equal(threaded, inline, err_msg=f"frame {i}")
+
+
 def test_auto_falls_back_and_e2fgvi_without_a_checkpoint_is_refused(tmp_path: Path) -> None:
     element = create("inpaint", {"models": str(tmp_path)})
     assert element._e2fgvi is None and "no E2FGVI checkpoint" in element._why
@@ -136,3 +170,25 @@ def test_run_offline_on_png_frames_gives_upstreams_frames(checkpoint: Path, gold
     differ = ours[dilated] != golden["final_masked"]
     assert not (differ & ~golden["near_step"][dilated]).any()
     assert (np.abs(ours[dilated].astype(int) - golden["final_masked"].astype(int)) <= 1).all()
+
+
+def test_live_e2fgvi_slower_than_the_stream_still_emits_every_frame_on_time(checkpoint: Path, tmp_path: Path) -> None:
+    """On this CPU a window of the full-size generator takes longer than the frames it covers:
+    with a deadline, frames still leave on time, the overdue ones covered by the fallback."""
+    from tests.stream import fake_elements  # noqa: F401  (registers t_coversink)
+
+    frames, budget_ms, jitter_ms = 50, 500.0, 150.0
+    rows_file = tmp_path / "rows.json"
+    line = (f"testsrc width=160 height=96 frames={frames} rate=25 logo_size=40 truth_mask=true ! "
+            f"inpaint engine=e2fgvi checkpoint={checkpoint} device=cpu neighbor_stride=2 ! "
+            f"t_coversink location={rows_file} frames={frames} logo_size=40")
+    report = Pipeline(Pipeline.from_launch(line).elements, latency_ms=budget_ms, live=True).run(mode="process")
+    rows = json.loads(rows_file.read_text())
+    assert [r["seq"] for r in rows] == list(range(frames))
+    assert report.frames_in == report.frames_out == frames and report.dropped == 0
+    late = [(r["seq"], round(r["latency_ms"])) for r in rows if r["latency_ms"] > budget_ms + jitter_ms]
+    assert not late, late
+    degraded = [r for r in rows if r["degraded"]]
+    assert degraded, "every window kept up: the test did not test the deadline"
+    for r in degraded:  # covered by the fallback: the scene, not the logo
+        assert r["to_clean"] < r["to_logo"] / 3, r
