@@ -3,6 +3,7 @@
 Run from the repository root (needs Debian's GStreamer RTSP server packages, see .ci/run):
     python -m bench.live --size 1920x1080 --seconds 30 --max-latency 1000 --save 2026-11-25-live-rtsp-cpu
     python -m bench.live --size 1280x720 --seconds 600 --soak --save 2026-11-25-soak-cpu
+    python -m bench.live --input file --engines "--models ~/models --device cuda --precision fp16" --save NAME
 
 It renders a synthetic panning shot with a channel bug (stream.testclip, ground truth known),
 encodes it as H.264 in Matroska, serves it over RTSP on loopback at real time
@@ -11,7 +12,9 @@ encodes it as H.264 in Matroska, serves it over RTSP on loopback at real time
     cleanfeed run rtsp://127.0.0.1:PORT/clip -o out.ts --box <the bug's box on frame 0>
         --classical --live --max-latency MS --stats stats.json
 
-Meanwhile it samples the resident memory (VmRSS) of the run's whole process tree every few
+(``--input file``: the clip file itself, read at its frame rate by ``--live``, as a camera would
+deliver it: for machines without GStreamer's RTSP server, such as the GPU machine; ``--engines``
+replaces ``--classical`` with the model options of a neural chain). Meanwhile it samples the resident memory (VmRSS) of the run's whole process tree every few
 seconds. Afterwards it decodes every output frame and checks the logo never went out uncovered:
 inside the true logo mask the output must be nearer the clean scene than the logo (mean
 absolute difference to the clean frame under half that to the logoed one). With ``--soak`` the
@@ -26,6 +29,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -42,7 +46,6 @@ from stream.testclip import SyntheticClip
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path += [str(ROOT / "tests"), str(ROOT / "tests" / "stream")]  # after the root: "stream" is the package
-from test_live_source import RtspServer, free_port  # noqa: E402
 
 RATE = 25
 
@@ -50,6 +53,9 @@ RATE = 25
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="1920x1080", help="WxH of the served clip")
+    p.add_argument("--input", default="rtsp", choices=["rtsp", "file"],
+                   help="served over RTSP on loopback, or the file read at its rate (--live)")
+    p.add_argument("--engines", default="--classical", help="the run's engine options (default: --classical)")
     p.add_argument("--seconds", type=float, default=30.0, help="length of the served stream")
     p.add_argument("--logo-size", type=int, default=0, help="logo width in px (default: 8%% of the width)")
     p.add_argument("--max-latency", type=float, default=1000.0, metavar="MS")
@@ -111,26 +117,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"encoding {frames} frames of {width}x{height} ...", flush=True)
     source = encode_clip(clip, work / "clip.mkv")
     x0, y0, x1, y1 = clip.frame(0).box
-    server = RtspServer(source, free_port(), once=True)
     stats, out = work / "stats.json", work / "out.ts"
-    command = ["cleanfeed", "run", server.url, "-o", str(out), "--box", f"{x0},{y0},{x1},{y1}", "--classical",
+    server = None
+    if args.input == "rtsp":
+        from test_live_source import RtspServer, free_port  # tests/stream: GStreamer's RTSP server
+
+        server = RtspServer(source, free_port(), once=True)
+    url = server.url if server is not None else str(source)
+    command = ["cleanfeed", "run", url, "-o", str(out), "--box", f"{x0},{y0},{x1},{y1}", *shlex.split(args.engines),
                "--live", "--max-latency", str(args.max_latency), "--fallback", args.fallback,
                "--preset", args.preset, "--reconnect-timeout", "2", "--stats", str(stats), "--quiet"]
     load_before = list(os.getloadavg())
-    server.start()
+    if server is not None:
+        server.start()
     started = time.monotonic()
     run = subprocess.Popen([sys.executable, "-m", "stream.cli.main", *command[1:]])
     sampler = RssSampler(run.pid, args.sample_s)
     sampler.start()
     try:
-        # a live source reconnects when its stream ends: the server sends the clip once and exits
-        # (cleanly, nothing cut in flight); the run then ends after its reconnect timeout (2 s of
-        # repeated frames, counted as such)
-        server.wait(timeout=args.seconds * 3 + 60)
-        code = run.wait(timeout=60)
+        if server is not None:
+            # a live source reconnects when its stream ends: the server sends the clip once and
+            # exits (cleanly, nothing cut in flight); the run then ends after its reconnect
+            # timeout (2 s of repeated frames, counted as such)
+            server.wait(timeout=args.seconds * 3 + 60)
+            code = run.wait(timeout=60)
+        else:
+            code = run.wait(timeout=args.seconds * 3 + 120)
     finally:
         sampler.stop()
-        server.kill()
+        if server is not None:
+            server.kill()
         if run.poll() is None:
             run.kill()
     wall = time.monotonic() - started
@@ -139,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "command": "python -m bench.live " + " ".join(sys.argv[1:] if argv is None else argv),
-        "run_command": " ".join(command).replace(server.url, "rtsp://127.0.0.1:PORT/clip"),
+        "run_command": " ".join(command).replace(url, "rtsp://127.0.0.1:PORT/clip" if server else "clip.mkv"),
         "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(), "av": av.__version__,
                     "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
         "clip": {"size": f"{width}x{height}", "rate": RATE, "frames": frames, "logo_size": logo, "box": [x0, y0, x1, y1]},
-        "exit_code": code, "wall_s": round(wall, 1), "frames_sent_by_server": sum(server.sent),
+        "exit_code": code, "wall_s": round(wall, 1), "frames_sent_by_server": sum(server.sent) if server else frames,
         **{k: doc.get(k) for k in ("frames_in", "frames_out", "dropped", "degraded", "late", "reconnects", "latency_ms",
                                    "counters")},
         "real_frames_received": doc.get("frames_in", 0) - (doc.get("counters") or {}).get("repeated", 0),
