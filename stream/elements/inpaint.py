@@ -11,6 +11,7 @@ from typing import ClassVar
 from engines.classical import regions
 from engines.classical.cover import FALLBACKS, fill
 from engines.classical.inpainter import METHODS, Filled, FlowInpainter, InpaintConfig
+from engines.e2fgvi.schedule import SlidingConfig
 from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
 from stream.elements.inpaint_e2fgvi import E2FGVI, MODES, VARIANTS, E2fgviEngine, E2fgviSettings, choose
@@ -113,9 +114,10 @@ class Inpaint(Filter):
         self._choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
         self._e2fgvi: E2fgviEngine | None = None
         if self._choice is not None:
+            sliding = SlidingConfig(self.mode, self.neighbor_stride, self.ref_step, self.num_ref, self.region,
+                                    self.margin or 64)
             self._e2fgvi = E2fgviEngine(self._choice, E2fgviSettings(
-                self.backend, self.device, self.precision, self.compile, self.mode, self.neighbor_stride,
-                self.ref_step, self.num_ref, self.region, self.margin or 64, self.spill))
+                self.backend, self.device, self.precision, self.compile, sliding, self.spill))
 
     def _config(self, align: int = 1) -> InpaintConfig:
         return InpaintConfig(window=self.window, method=self.method, margin=max(4, self.margin or 16),

@@ -20,13 +20,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from engines.e2fgvi.checkpoint import OFFICIAL_FILES, TITLES
 from engines.e2fgvi.checkpoint import VARIANTS as E2FGVI_VARIANTS
+from engines.e2fgvi.schedule import SlidingConfig
 from engines.models import Choice, Family, auto_device
 from engines.models import choose as choose_model
 from stream.buffers import Caps, VideoFrame
@@ -58,16 +59,13 @@ def choose(engine: str, checkpoint: str | None, model: str, models: str | None) 
 
 @dataclass(frozen=True)
 class E2fgviSettings:
+    """Where and how the generator runs; ``sliding`` is the window schedule (checked when built)."""
+
     backend: str = "torch"
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
-    mode: str = "stream"
-    neighbor_stride: int = 5
-    ref_step: int = 10
-    num_ref: int = -1
-    region: str = "auto"
-    margin: int = 64
+    sliding: SlidingConfig = field(default_factory=SlidingConfig)
     spill_dir: str | None = None
 
 
@@ -156,50 +154,52 @@ class E2fgviEngine:
 
     @property
     def lookahead(self) -> int:
-        return self.settings.neighbor_stride if self.settings.mode == "stream" else 0
+        w = self.settings.sliding
+        return w.neighbor_stride if w.mode == "stream" else 0
 
     @property
     def held_max(self) -> int:
         """The lookahead plus one window's worth of frames arriving while it computes."""
-        return 2 * self.settings.neighbor_stride + 1 if self.settings.mode == "stream" else 0
+        w = self.settings.sliding
+        return 2 * w.neighbor_stride + 1 if w.mode == "stream" else 0
 
     def open(self, caps: Caps, cover: Cover | None = None, count: Callable[[str], None] | None = None) -> str:
         """Loads the checkpoint onto its backend; returns what runs, in words. ``cover`` (live
         runs with a deadline: the element's fallback fill) runs the windows in a thread;
         ``count`` is told each resync of that thread's engine."""
-        s = self.settings
-        if s.mode == "offline" and caps.live:
+        s, w = self.settings, self.settings.sliding
+        if w.mode == "offline" and caps.live:
             raise PropertyError(
                 "inpaint mode=offline needs the whole clip before its first frame can leave, got a live input: "
                 "use mode=stream (reference frames from the past only)"
             )
         try:
-            from engines.e2fgvi.sliding import SlidingConfig, SlidingInpainter
+            from engines.e2fgvi.sliding import SlidingInpainter
         except ImportError as err:
             raise BackendError(f"E2FGVI needs torch: pip install 'cleanfeed[torch]' ({err})") from None
         device = auto_device(s.device)
         fixed = resize_to = None
-        region = s.region
+        region = w.region
         if s.backend == "torch":
             model, variant = self.load()
             resize_to = model.net.fixed_size  # the 432x240 E2FGVI: whole frames resized to it, as test.py does
             if resize_to is not None:
                 region = "full"
                 log.info("inpaint: %s takes %dx%d frames only: frames are resized to it and back, region=full "
-                         "(region=%s does not apply)", TITLES[variant], resize_to[1], resize_to[0], s.region)
+                         "(region=%s does not apply)", TITLES[variant], resize_to[1], resize_to[0], w.region)
         else:
             if self.choice.model == "e2fgvi":
                 raise PropertyError(f"inpaint model=e2fgvi runs on backend=torch only (the exported window is "
                                     f"E2FGVI-HQ's), got backend={s.backend}")
-            if s.mode == "offline":
+            if w.mode == "offline":
                 raise PropertyError(
                     f"inpaint mode=offline runs on backend=torch: test.py's windows change length along the clip and an "
                     f"exported window has fixed frame counts; use mode=stream with backend={s.backend}"
                 )
-            fixed = (2 * s.neighbor_stride + 1, SlidingConfig("stream", num_ref=s.num_ref).stream_refs)
+            fixed = (2 * w.neighbor_stride + 1, w.stream_refs)
             model, variant = self._exported(caps, fixed, device)
-        config = SlidingConfig(s.mode, s.neighbor_stride, s.ref_step, s.num_ref, region, s.margin, fixed, resize_to)
-        if s.mode == "offline":
+        config = replace(w, region=region, fixed=fixed, resize_to=resize_to)
+        if w.mode == "offline":
             self._spill = FrameSpill(caps, s.spill_dir)
             self._engine = SlidingInpainter(model, config, caps.height, caps.width, store=SpillStore(self._spill),
                                             device=device)
@@ -210,13 +210,13 @@ class E2fgviEngine:
                 max_backlog=2 * self.held_max, on_resync=count)
         else:
             self._windows = InlineWindows(SlidingInpainter(model, config, caps.height, caps.width, device=device))
-        refs = (f"every {s.ref_step}th frame of the clip" if s.num_ref == -1 else f"{s.num_ref + 1} around each window"
-                ) if s.mode == "offline" else f"the {config.stream_refs} latest every-{s.ref_step}th past frames"
+        refs = (f"every {w.ref_step}th frame of the clip" if w.num_ref == -1 else f"{w.num_ref + 1} around each window"
+                ) if w.mode == "offline" else f"the {config.stream_refs} latest every-{w.ref_step}th past frames"
         compiled = ", torch.compile" if s.compile else (f", exported window of {fixed[0]}+{fixed[1]} frames" if fixed else "")
         self.description = (
-            f"{TITLES[variant]} on {s.backend} {device} {s.precision}{compiled}; {s.mode} mode, windows of "
-            f"{2 * s.neighbor_stride + 1} frames every {s.neighbor_stride}, references: {refs}; region={region}"
-            + (f" (margin {s.margin} px)" if region == "auto" else "")
+            f"{TITLES[variant]} on {s.backend} {device} {s.precision}{compiled}; {w.mode} mode, windows of "
+            f"{2 * w.neighbor_stride + 1} frames every {w.neighbor_stride}, references: {refs}; region={region}"
+            + (f" (margin {w.margin} px)" if region == "auto" else "")
             + (f", frames resized to {resize_to[1]}x{resize_to[0]} and back" if resize_to else "")
             + ("; windows in a background thread (live deadline)" if self._cover is not None else "")
         )

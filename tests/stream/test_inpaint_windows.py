@@ -11,6 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from engines.e2fgvi.schedule import SlidingConfig
 from stream.buffers import VideoFrame
 from stream.elements.inpaint_e2fgvi import E2fgviEngine, E2fgviSettings
 from stream.elements.inpaint_windows import BackgroundWindows, InlineWindows
@@ -61,7 +62,7 @@ def _frame(seq: int) -> VideoFrame:
 
 
 def _engine(windows: InlineWindows | BackgroundWindows, stride: int = 2) -> tuple[E2fgviEngine, list[int]]:
-    engine = E2fgviEngine(None, E2fgviSettings(neighbor_stride=stride))  # type: ignore[arg-type]
+    engine = E2fgviEngine(None, E2fgviSettings(sliding=SlidingConfig(neighbor_stride=stride)))  # type: ignore[arg-type]
     covered: list[int] = []
 
     def cover(frame: VideoFrame) -> VideoFrame:
