@@ -23,7 +23,7 @@ paced to its timestamps, like a camera; with a latency budget, every later eleme
 after it) before ``start()``, the source's runner refuses a budget smaller than the chain's
 lookahead plus the encoder's delay as soon as ``open()`` told the rate (PropertyError with
 the numbers, before any frame is read), and the runner of a filter holding frames
-(lookahead > 0) waits for input in slices of ``EXPIRE_POLL_S`` and calls
+(``held_max > 0``) waits for input in slices of ``EXPIRE_POLL_S`` and calls
 ``Filter.expire(now)`` between them and after every ``process`` (``now`` moved forward by
 how long ``process`` has been taking), so held frames leave on time even when no input comes.
 
@@ -594,7 +594,7 @@ class ElementRunner:
                 self._live_start(flt, item.caps)
                 caps = flt.start(item.caps)
                 self.started = True
-                timed = flt.deadline is not None and flt.lookahead > 0
+                timed = flt.deadline is not None and flt.held_max > 0
                 self._put(StreamStart(caps))
                 if self.resume is not None:
                     self._resumed(flt)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
@@ -13,6 +15,7 @@ from stream.buffers import Caps, VideoFrame
 from stream.element import Filter
 from stream.elements.model_choice import model_properties
 from stream.elements.track_deaot import DEAOT, VARIANTS, DeaotEngine, DeaotSettings, choose
+from stream.elements.track_live import PunctualTracker
 from stream.properties import Property
 from stream.registry import register
 
@@ -40,7 +43,12 @@ class Track(Filter):
         "per ten.\n\n"
         "The classical engine fits each object's motion (DIS optical flow) on its own pixels and "
         "re-aligns it to its reference, on a region around each object: the cost follows the "
-        "objects' size, not the frame's."
+        "objects' size, not the frame's.\n\n"
+        "Live runs with a latency budget: DeAOT runs in a thread of its own and the element holds up "
+        "to 8 frames; a frame whose masks are not back by its deadline leaves on time with the newest "
+        "masks known grown by stale_grow pixels, flagged meta degraded=true (track: stale; counter "
+        "stale_masks). When DeAOT falls further behind, queued frames without a reference are skipped "
+        "(counter track_skipped); reference frames never are."
     )
     example: ClassVar[str] = (
         "filesrc location=in.mp4 ! segment box=410,96,470,150 ! track ! savemask location=masks "
@@ -58,6 +66,8 @@ class Track(Filter):
         Property.int("max_side", "Classical engine: downscale flow regions whose longer side exceeds this (pixels)", 160, 32, 4096),
         Property.float("margin", "Classical engine: search region around each object, as a fraction of its size", 0.5, 0.1, 4.0),
         Property.bool("anchor", "Classical engine: re-align each object to its reference every frame (no drift)", True),
+        Property.int("stale_grow", "DeAOT in live runs: pixels the newest masks grow by on a frame DeAOT could not "
+                     "answer in time", 16, 0, 512),
     )
 
     engine: str
@@ -76,10 +86,19 @@ class Track(Filter):
     max_side: int
     margin: float
     anchor: bool
+    stale_grow: int
+
+    HELD_LIVE = 8
+    """Frames DeAOT may hold under a deadline (the shared-memory slots it may keep)."""
 
     def configure(self) -> None:
         self._choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
         self._deaot: DeaotEngine | None = None
+        self._punctual: PunctualTracker | None = None
+
+    @property
+    def held_max(self) -> int:
+        return self.HELD_LIVE if self._choice is not None else 0
 
     def prepare(self) -> None:
         if self._choice is not None:
@@ -96,7 +115,11 @@ class Track(Filter):
     def start(self, caps: Caps) -> Caps:
         if self._choice is not None:
             self._deaot = self._deaot_engine()
-            log.info("%s: using %s (%s)", self.name, self._why, self._deaot.open(caps.width, caps.height))
+            said = self._deaot.open(caps.width, caps.height)
+            if self.deadline is not None:
+                self._punctual = PunctualTracker(self._deaot, self.name, self.HELD_LIVE, self.stale_grow, self.count)
+                said += "; in a thread of its own (live deadline)"
+            log.info("%s: using %s (%s)", self.name, self._why, said)
             return caps
         log.info("%s: using the classical engine (optical flow): %s", self.name, self._why)
         config = TrackerConfig(model=self.motion, max_side=self.max_side, margin=self.margin, anchor=self.anchor)
@@ -104,11 +127,16 @@ class Track(Filter):
         return caps
 
     def stop(self) -> None:
+        if self._punctual is not None:
+            self._punctual.close()
+            self._punctual = None
         if self._deaot is not None:
             self._deaot.close()
             self._deaot = None
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        if self._punctual is not None:
+            return self._punctual.process(frame)
         if self._deaot is not None:
             return self._process_deaot(frame, self._deaot)
         tracker = self._tracker
@@ -134,6 +162,18 @@ class Track(Filter):
         frame.meta["objects_lost"] = sorted(tracker.lost)
         frame.meta["track"] = modes
         return [frame]
+
+    def expire(self, now: float) -> list[VideoFrame]:
+        deadline = self.deadline
+        if self._punctual is None or deadline is None:
+            return []
+        return self._punctual.expire(lambda f: deadline.due(f) <= now)
+
+    def flush(self) -> list[VideoFrame] | Iterator[VideoFrame]:
+        deadline = self.deadline
+        if self._punctual is None or deadline is None:
+            return []
+        return self._punctual.flush(lambda f: deadline.due(f) <= time.monotonic())
 
     def reseed(self, previous: VideoFrame) -> None:
         """Re-seeds a tracker whose process died and was restarted (stream.supervisor).

@@ -109,12 +109,12 @@ def test_a_hopeless_backlog_drops_the_queue_and_restarts_the_engine() -> None:
         made.append(_GatedWindows(stride=1, gate=gate))
         return made[-1]
 
-    windows = BackgroundWindows(make, "inpaint", max_backlog=3, on_resync=resyncs.append)
+    windows = BackgroundWindows(make, "inpaint", max_backlog=4, on_resync=resyncs.append)
     engine, covered = _engine(windows, stride=1)
     try:
         engine.process(_frame(0))
         _wait_for(lambda: bool(made) and made[0].entered.is_set())  # stuck inside frame 0's window
-        for seq in range(1, 8):  # the queue reaches 3 at frames 4 and 6: dropped, and a fresh engine
+        for seq in range(1, 8):  # 4 not through at frames 4 and 6: the queue is dropped, and a fresh engine
             engine.process(_frame(seq))
         assert windows.resyncs == 2 and resyncs == ["e2fgvi_resyncs"] * 2
         # held_max is 2*1+1 = 3: the oldest frames left covered as soon as more were held
