@@ -4,7 +4,6 @@ offline` on PNG frames and masks gives upstream's own final frames."""
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
@@ -20,6 +19,7 @@ torch = pytest.importorskip("torch")
 
 from chain import run_filters  # noqa: E402
 from e2fgvi_weights import golden_clip, load_layout, seeded_state_dict  # noqa: E402
+from live_run import late_rows, run_live  # noqa: E402
 
 from engines.e2fgvi.model import InpaintGenerator  # noqa: E402
 from engines.e2fgvi.offline import inpaint_offline  # noqa: E402
@@ -28,7 +28,6 @@ from stream.element import Deadline  # noqa: E402
 from stream.elements.inpaint_windows import BackgroundWindows  # noqa: E402
 from stream.errors import CheckpointError, PropertyError  # noqa: E402
 from stream.picture import Picture  # noqa: E402
-from stream.pipeline import Pipeline  # noqa: E402
 from stream.registry import create  # noqa: E402
 
 GOLDEN = Path(__file__).parents[1] / "engines" / "e2fgvi" / "goldens" / "e2fgvi_hq_20f.npz"
@@ -175,19 +174,13 @@ def test_run_offline_on_png_frames_gives_upstreams_frames(checkpoint: Path, gold
 def test_live_e2fgvi_slower_than_the_stream_still_emits_every_frame_on_time(checkpoint: Path, tmp_path: Path) -> None:
     """On this CPU a window of the full-size generator takes longer than the frames it covers:
     with a deadline, frames still leave on time, the overdue ones covered by the fallback."""
-    from tests.stream import fake_elements  # noqa: F401  (registers t_coversink)
-
     frames, budget_ms, jitter_ms = 50, 500.0, 150.0
     rows_file = tmp_path / "rows.json"
     line = (f"testsrc width=160 height=96 frames={frames} rate=25 logo_size=40 truth_mask=true ! "
             f"inpaint engine=e2fgvi checkpoint={checkpoint} device=cpu neighbor_stride=2 ! "
             f"t_coversink location={rows_file} frames={frames} logo_size=40")
-    report = Pipeline(Pipeline.from_launch(line).elements, latency_ms=budget_ms, live=True).run(mode="process")
-    rows = json.loads(rows_file.read_text())
-    assert [r["seq"] for r in rows] == list(range(frames))
-    assert report.frames_in == report.frames_out == frames and report.dropped == 0
-    late = [(r["seq"], round(r["latency_ms"])) for r in rows if r["latency_ms"] > budget_ms + jitter_ms]
-    assert not late, late
+    report, rows = run_live(line, rows_file, budget_ms)
+    assert report.frames_out == frames and not late_rows(rows, budget_ms + jitter_ms), late_rows(rows, budget_ms)
     degraded = [r for r in rows if r["degraded"]]
     assert degraded, "every window kept up: the test did not test the deadline"
     for r in degraded:  # covered by the fallback: the scene, not the logo

@@ -135,20 +135,14 @@ def test_onnxruntime_backend_exports_once_and_agrees_with_torch(checkpoint: Path
 def test_live_deaot_slower_than_the_stream_still_emits_every_frame_on_time(checkpoint: Path, tmp_path: Path) -> None:
     """50 fps is faster than DeAOT runs on this CPU: under a deadline frames still leave on
     time (stale masks when the tracker is late), and every frame comes out once, in order."""
-    import json
-
-    from stream.pipeline import Pipeline
-    from tests.stream import fake_elements  # noqa: F401  (registers t_coversink)
+    from live_run import late_rows, run_live
 
     frames, budget_ms, jitter_ms = 60, 400.0, 150.0
     rows_file = tmp_path / "rows.json"
     line = (f"testsrc width=160 height=96 frames={frames} rate=50 logo_size=40 ! segment box=114,3,157,30 ! "
             f"track checkpoint={checkpoint} device=cpu ! "
             f"t_coversink location={rows_file} frames={frames} rate=50 logo_size=40")
-    report = Pipeline(Pipeline.from_launch(line).elements, latency_ms=budget_ms, live=True).run(mode="process")
-    rows = json.loads(rows_file.read_text())
-    assert [r["seq"] for r in rows] == list(range(frames)) and report.dropped == 0
-    late = [(r["seq"], round(r["latency_ms"])) for r in rows if r["latency_ms"] > budget_ms + jitter_ms]
-    assert not late, late
+    report, rows = run_live(line, rows_file, budget_ms)
+    assert report.frames_out == frames and not late_rows(rows, budget_ms + jitter_ms), late_rows(rows, budget_ms)
     counters = report.stages["track"]["counters"]
     assert report.degraded == counters.get("stale_masks", 0), (report.degraded, counters)
