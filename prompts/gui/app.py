@@ -4,7 +4,13 @@ Handlers never raise: a CleanfeedError becomes the status line (in red), anythin
 "internal error" line with the details in the log, and the session keeps what it had. Each
 browser tab has its own Session (a folder under the app's work directory). A timer polls the
 run's progress; that handler only reads the run's status, so it answers at once whatever
-else is going on.
+else is going on. Gradio's image has no drag event: a script (prompts/gui/drag.py) turns a
+drag on the frame into a hidden textbox's change, handled like the 2-click box.
+
+The frame goes to the browser as a JPEG file the app encodes (quality 90, ~10 ms for 1080p),
+not as Gradio's PNG of the array: a 1080p PNG takes ~300 ms to encode on a 2-core CPU and is
+~4 MB to send and decode, which alone broke "a click answered in < 200 ms". Actions that do
+not change the picture (a new object) do not send it again.
 """
 
 from __future__ import annotations
@@ -12,16 +18,22 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import os
+import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import gradio as gr
 
+from prompts.gui.book import FramePrompt
 from prompts.gui.choices import stage_choices
+from prompts.gui.drag import DRAG_JS, ELEM_ID, parse_drag
 from prompts.gui.masker import Masker, MaskResult, open_masker
 from prompts.gui.overlay import colour_hex
 from prompts.gui.runjob import CODECS
@@ -31,7 +43,11 @@ from stream.errors import CleanfeedError
 
 log = logging.getLogger(__name__)
 
-MODE_LABELS = {"positive": "+ on the object", "negative": "− not the object", "box": "▭ box (2 clicks)"}
+MODE_LABELS = {"positive": "+ on the object", "negative": "− not the object", "box": "▭ box (drag, or 2 clicks)"}
+VIEW_QUALITY = 90
+"""JPEG quality of the frame shown (masks' outlines stay crisp; see the module doc)."""
+VIEWS_KEPT = 16
+"""Frame files kept per tab; Gradio copies each into its cache as it sends it."""
 VIDEO_TYPES = [".mp4", ".mkv", ".mov", ".webm", ".avi", ".ts", ".m4v", ".mpg", ".flv"]
 
 
@@ -93,15 +109,39 @@ def guarded(n_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]
     return wrap
 
 
+def _here(prompt: FramePrompt) -> str:
+    """What an object has on the frame shown, e.g. "box, 2 points"."""
+    n = len(prompt.points)
+    return ", ".join((["box"] if prompt.box is not None else []) + ([f"{n} point{'s' if n != 1 else ''}"] if n else []))
+
+
 def _objects_html(session: Session) -> str:
     rows = []
+    here = session.book.on_frame(session.frame_index)
     for obj, frames in session.objects():
         mark = "▶ " if obj == session.book.current else ""
         shown = ("frames " + ", ".join(map(str, frames[:12])) + (" …" if len(frames) > 12 else "")) if frames \
             else "no prompt yet"
+        if obj in here and not here[obj].empty:
+            shown += f" (this frame: {_here(here[obj])})"
         rows.append(f"<span class='cf-obj' style='border-color:{colour_hex(obj)}'>{mark}<b style='color:"
                     f"{colour_hex(obj)}'>■</b> object {obj}: {html.escape(shown)}</span>")
     return " ".join(rows) or "<i>no objects yet: click the object on the frame</i>"
+
+
+def _picture(session: Session) -> str:
+    """The session's view (the frame with masks, points and boxes) as a JPEG file for the image."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(session.view(), cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, VIEW_QUALITY])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the frame as JPEG")
+    folder = session.workdir / "views"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"view-{time.time_ns()}-{threading.get_ident()}.jpg"
+    path.write_bytes(data.tobytes())
+    for old in sorted(folder.glob("view-*.jpg"), key=lambda f: f.name)[:-VIEWS_KEPT]:
+        old.unlink(missing_ok=True)
+    return str(path)
 
 
 def _ids(session: Session) -> gr.Dropdown:
@@ -117,6 +157,25 @@ CSS = """
 #cf-progress { height: 14px; background: #ddd; border-radius: 7px; overflow: hidden; }
 #cf-progress > div { height: 100%; background: #2e7d32; transition: width 0.3s; }
 """
+
+
+def _servable(s: Session, path: str) -> str | None:
+    """A server-side video as the page may play it: Gradio serves only files that resolve into its
+    temp folder, the working directory or the work folder, so a file elsewhere is shown through a
+    hard link in the session's work folder (a copy across file systems, up to the upload limit;
+    larger ones are not shown). URLs play as they are; an image sequence has no player."""
+    source = Path(path)
+    if not source.is_file():
+        return path if "://" in path else None
+    shown = s.workdir / f"original-{time.monotonic_ns()}{source.suffix}"
+    try:
+        os.link(source, shown)
+    except OSError:
+        limit = s.config.max_upload_mb
+        if limit is not None and source.stat().st_size > limit * 2**20:
+            return None
+        shutil.copyfile(source, shown)
+    return str(shown)
 
 
 def build_app(config: AppConfig) -> gr.Blocks:
@@ -149,8 +208,9 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 prompt_in = gr.File(label="Load a prompt file (JSON)", file_types=[".json"], type="filepath",
                                     elem_id="cf-prompt-in")
             with gr.Column(scale=3):
-                image = gr.Image(label="Frame: click the object", interactive=False, elem_id="cf-frame", height=480,
-                                 format="png", buttons=[])
+                image = gr.Image(label="Frame: click the object, or drag a box around it", interactive=False,
+                                 elem_id="cf-frame", height=480, format="jpeg", buttons=[])
+                dragged = gr.Textbox(visible="hidden", elem_id=ELEM_ID, label="dragged box (x0,y0,x1,y1)")
                 frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="cf-slider")
                 with gr.Row():
                     mode = gr.Radio([(MODE_LABELS[m], m) for m in MODES], value="positive", label="A click adds",
@@ -194,13 +254,13 @@ def build_app(config: AppConfig) -> gr.Blocks:
 
         # -- handlers ----------------------------------------------------------------------------
         def _frame_outputs(s: Session) -> tuple[Any, ...]:
-            return s, s.view(), _objects_html(s), _ids(s)
+            return s, _picture(s), _objects_html(s), _ids(s)
 
         def _loaded(s: Session, path: str, uploaded: bool) -> tuple[Any, ...]:
             f = s.load(path, uploaded=uploaded)
             slider = gr.Slider(0, max(1, f.frames - 1 if f.frames else 0), value=0, step=1,
                                interactive=not f.live, label=f"Frame (0..{(f.frames or 1) - 1})")
-            playable = path if not f.live else None
+            playable = None if f.live else path if uploaded else _servable(s, path)
             return (*_frame_outputs(s), slider, f"**{html.escape(f.shown.split('/')[-1])}**: {f.describe()}",
                     playable, _ok("loaded: click the object to remove"))
 
@@ -233,6 +293,17 @@ def build_app(config: AppConfig) -> gr.Blocks:
         image.select(on_click, [state, mode], edit_outputs)
 
         @guarded(len(edit_outputs))
+        def on_drag(s: Session | None, text: str) -> tuple[Any, ...]:
+            s = session_of(s)
+            corners = parse_drag(text)
+            if corners is None:  # not a drag: nothing to do
+                return s, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            said = s.box(*corners)
+            return (*_frame_outputs(s), _ok(said))
+
+        dragged.change(on_drag, [state, dragged], edit_outputs, trigger_mode="multiple")
+
+        @guarded(len(edit_outputs))
         def on_slide(s: Session | None, index: float) -> tuple[Any, ...]:
             s = session_of(s)
             if s.store is None:
@@ -242,17 +313,21 @@ def build_app(config: AppConfig) -> gr.Blocks:
 
         frame_slider.change(on_slide, [state, frame_slider], edit_outputs, trigger_mode="always_last")
 
-        def _action(fn: Callable[[Session], str]) -> Callable[..., Any]:
+        def _action(fn: Callable[[Session], str], redraws: bool = True) -> Callable[..., Any]:
+            """A button's handler; ``redraws=False``: the picture stays as it was unless a box corner was shown."""
+
             @guarded(len(edit_outputs))
             def handler(s: Session | None) -> tuple[Any, ...]:
                 s = session_of(s)
+                had_corner = s.corner is not None
                 said = fn(s)
-                view = s.view() if s.store is not None else gr.skip()
+                view = _picture(s) if s.store is not None and (redraws or had_corner) else gr.skip()
                 return s, view, _objects_html(s), _ids(s), _ok(said)
 
             return handler
 
-        new_btn.click(_action(lambda s: f"object {s.new_object()} is current: click it"), [state], edit_outputs)
+        new_btn.click(_action(lambda s: f"object {s.new_object()} is current: click it", redraws=False), [state],
+                      edit_outputs)
         undo_btn.click(_action(lambda s: "undone" if s.undo() else "nothing to undo"), [state], edit_outputs)
         clear_btn.click(_action(lambda s: "cleared this frame" if s.clear() else "nothing to clear on this frame"),
                         [state], edit_outputs)
@@ -288,7 +363,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
         def on_preview(s: Session | None) -> tuple[Any, ...]:
             s = session_of(s)
             clip = s.preview()
-            return str(clip), s.view(), _ok("preview ready: tracked masks are shown faintly on the frames too")
+            return str(clip), _picture(s), _ok("preview ready: tracked masks are shown faintly on the frames too")
 
         preview_btn.click(on_preview, [state], [preview, image, status])
 
@@ -333,5 +408,6 @@ def build_app(config: AppConfig) -> gr.Blocks:
 
         timer.tick(on_tick, [state], [bar, progress, result, downloads], show_progress="hidden")
         demo.load(lambda s: session_of(s), [state], [state])
+        demo.load(None, None, None, js=DRAG_JS)  # mouse down, move, up on the frame: a box (prompts/gui/drag.py)
     return demo
 

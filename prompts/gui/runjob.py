@@ -3,7 +3,8 @@
 The run is built from the same arguments `cleanfeed run` parses (``run_argv``), so the page
 can show the command line that reproduces it with the downloaded prompt file. It runs in a
 child process (``python -m prompts.gui.worker``) that starts the pipeline's own element
-processes: the page's process only reads progress lines, so clicks stay fast while it runs.
+processes at a lower CPU priority (see worker.py): the page's process only reads progress
+lines, and its threads come first for the CPU, so clicks stay fast while it runs.
 Cancel sends the worker SIGTERM, which the pipeline treats as a graceful stop (the source
 stops reading, the sink finalizes a playable file); the worker dies with the app (PDEATHSIG).
 """
@@ -160,6 +161,11 @@ class RunJob:
         self._errors = threading.Thread(target=self._read_stderr, name="cleanfeed-gui-run-log", daemon=True)
         self._reader.start()
         self._errors.start()
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id (its pipeline's processes are its children)."""
+        return self._proc.pid
 
     def status(self) -> RunStatus:
         with self._lock:

@@ -5,8 +5,8 @@ message the page shows; a failed action changes nothing (a bad file does not rep
 video already loaded, a run that cannot start leaves the prompts as they were). The page's
 handlers are thin wrappers around these methods, so the whole app is tested without a browser.
 
-Coordinates are pixels of the full-resolution frame (the page maps clicks on the scaled
-image back to them). Frame numbers are the pipeline's ``seq``.
+Coordinates are pixels of the full-resolution frame (the page maps clicks and drags on the
+scaled image back to them). Frame numbers are the pipeline's ``seq``.
 """
 
 from __future__ import annotations
@@ -140,15 +140,37 @@ class Session:
                     self.corner = (int(x), int(y))
                     return "box: first corner set; click the opposite corner"
                 (x0, y0), self.corner = self.corner, None
-                box = Box(min(x0, int(x)), min(y0, int(y)), max(x0, int(x)) + 1, max(y0, int(y)) + 1)
-                if box.x1 - box.x0 < 3 or box.y1 - box.y0 < 3:
-                    raise PromptError(f"box must be at least 3x3 pixels, got {box.x1 - box.x0}x{box.y1 - box.y0}")
-                obj = self.book.set_box(frame, box)
-            else:
-                obj = self.book.add_point(frame, Point(float(int(x)), float(int(y)), mode == "positive"))
+                return self._box(x0, y0, int(x), int(y))
+            obj = self.book.add_point(frame, Point(float(int(x)), float(int(y)), mode == "positive"))
             self._tracked.clear()
             result = self._mask(obj, frame)
             return self._said(obj, frame, result)
+
+    def box(self, x0: float, y0: float, x1: float, y1: float) -> str:
+        """A box dragged on the current frame from corner pixel (x0, y0) to corner pixel (x1, y1).
+
+        Both corners are pixels of the box (included), in any order, as with a box by two
+        clicks, which takes the same path: the current object's box on this frame is replaced
+        and its mask computed at once. A drag also drops a pending first corner of a 2-click box.
+        """
+        with self._lock:
+            store = self._store()
+            w, h = store.facts.width, store.facts.height
+            if not all(0 <= v < w for v in (x0, x1)) or not all(0 <= v < h for v in (y0, y1)):
+                raise PromptError(f"box must lie inside the {w}x{h} frame, got {x0:g},{y0:g},{x1:g},{y1:g}")
+            self.corner = None
+            return self._box(int(x0), int(y0), int(x1), int(y1))
+
+    def _box(self, x0: int, y0: int, x1: int, y1: int) -> str:
+        """The current object's box on the current frame from two corner pixels (inside the frame)."""
+        box = Box(min(x0, x1), min(y0, y1), max(x0, x1) + 1, max(y0, y1) + 1)
+        if box.x1 - box.x0 < 3 or box.y1 - box.y0 < 3:
+            raise PromptError(f"box must be at least 3x3 pixels, got {box.x1 - box.x0}x{box.y1 - box.y0}")
+        frame = self.frame_index
+        obj = self.book.set_box(frame, box)
+        self._tracked.clear()
+        result = self._mask(obj, frame)
+        return f"box {box}: {self._said(obj, frame, result)}"  # the --box of `cleanfeed run`
 
     def _said(self, obj: int, frame: int, result: MaskResult) -> str:
         pixels = int(result.mask.sum())

@@ -3,13 +3,25 @@
 Runs the job's element specs as a pipeline in this process's main thread (so SIGTERM is the
 pipeline's graceful stop) and writes one JSON object per line on stdout: ``{"progress": {...}}``
 while it runs, then ``{"done": report}`` or ``{"error": message, "interrupted": bool, "report": ...}``.
-Logs go to stderr. The run takes a lower CPU priority than the app. It asks the kernel for SIGTERM when the app's process dies, so a run never
+Logs go to stderr. It asks the kernel for SIGTERM when the app's process dies, so a run never
 outlives the app that started it.
+
+The run yields the CPU to the page. Its decoder, its element processes and x264 want every
+core, and on a 2-core machine the page's server threads (the same priority, one process
+against a dozen) would wait their turn: a click answered in seconds. So the worker lowers its
+own priority (``os.nice``) before it builds the pipeline; every process and thread the
+pipeline starts inherits it. At niceness 10 a runnable app thread weighs ~9x one of the run's
+(CFS weights 1024 against 110), so the page is answered at once and the run takes whatever
+the page leaves, which is nearly all of it. This only works within one scheduling group: with
+the kernel's autogroup, processes of one session; the worker stays in the app's session.
+``$CLEANFEED_GUI_RUN_NICE`` (0..19, default :data:`NICE`) exists for bench/gui_click.py to
+measure the page without it; nothing else reads or relies on the run's priority.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,6 +34,25 @@ from stream.logs import configure
 
 NICE = 10
 """Niceness added to the run (inherited by its element processes)."""
+NICE_ENV = "CLEANFEED_GUI_RUN_NICE"
+"""Overrides :data:`NICE` (0 = the app's priority); for benchmarks."""
+
+log = logging.getLogger("prompts.gui.worker")
+
+
+def niceness() -> int:
+    """The niceness to add: $CLEANFEED_GUI_RUN_NICE when it is an integer 0..19, else :data:`NICE`."""
+    text = os.environ.get(NICE_ENV, "").strip()
+    if not text:
+        return NICE
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 19:
+        log.warning("$%s must be an integer 0..19, got %r: using %d", NICE_ENV, text, NICE)
+        return NICE
+    return value
 
 
 def _emit(message: dict[str, Any]) -> None:
@@ -47,7 +78,7 @@ def main(argv: list[str]) -> int:
 
     configure("info")
     _die_with(int(argv[1]) if len(argv) > 1 else None)
-    os.nice(NICE)  # the page's process comes first: a click must be answered while the run takes every core
+    os.nice(niceness())  # the page's process comes first (see the module doc)
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     specs = [(str(name), dict(props)) for name, props in job["specs"]]
     try:

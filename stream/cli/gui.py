@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
 from typing import Any
 
 from stream.errors import CleanfeedError
@@ -44,11 +45,13 @@ def main(args: argparse.Namespace) -> int:
         raise MissingExtraError("cleanfeed gui needs Gradio: pip install 'cleanfeed[gui]'") from None
     from prompts.gui.app import CSS, AppConfig, build_app
 
-    config = AppConfig(models=args.models, max_upload_mb=args.max_upload_mb,
-                       workdir=Path(args.workdir) if args.workdir else None, device=args.device)
+    # the page's frames, previews and results are files in the work folder: Gradio serves files only
+    # from its temp folder, the working directory and allowed_paths, so the folder is allowed
+    workdir = Path(args.workdir).resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="cleanfeed-gui-"))
+    config = AppConfig(models=args.models, max_upload_mb=args.max_upload_mb, workdir=workdir, device=args.device)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests are not news
     demo = build_app(config)
     demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb:g}mb",
-                css=CSS, footer_links=[], quiet=False, show_error=True)
+                css=CSS, footer_links=[], quiet=False, show_error=True, allowed_paths=[str(workdir)])
     return 0

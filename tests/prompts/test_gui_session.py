@@ -117,6 +117,63 @@ def test_box_by_two_clicks_negative_points_and_several_objects(session: Session,
         session.click(51, 50, "box")
 
 
+def test_a_dragged_box_takes_the_two_click_path(session: Session, clip: Path) -> None:
+    with pytest.raises(MediaError, match="a video must be loaded first, got none"):
+        session.box(1, 1, 10, 10)
+    session.load(str(clip))
+    said = session.box(141, 53, 98, 18)  # dragged up and to the left: corners in any order
+    assert said.startswith("box 98,18,142,54: object 1 on frame 0: ") and "by grabcut" in said
+    assert session.book.get(1, 0).box == Box(98, 18, 142, 54) and session.book.get(1, 0).points == ()
+    ids = session.ids_map(0)
+    x0, y0, x1, y1 = LOGO
+    assert (ids[y0 + 8:y1 - 8, x0 + 8:x1 - 8] == 1).mean() > 0.75 and ids[:, :90].sum() == 0
+    drawn = session.view()
+    two = Session(GuiConfig(session.workdir / "two"), masker=ClassicalMasker())
+    two.load(str(clip))
+    two.click(98, 18, "box")
+    assert two.click(141, 53, "box") == said  # the same box by two clicks: the same prompt, mask and message
+    np.testing.assert_array_equal(two.view(), drawn)
+    # a drag replaces the object's box on the frame (undoable) and drops a pending first corner
+    session.click(10, 10, "box")
+    assert session.corner == (10, 10)
+    session.box(97, 17, 142.9, 54.2)  # pixels: fractions are cut
+    assert session.corner is None and session.book.get(1, 0).box == Box(97, 17, 143, 55)
+    assert session.undo() and session.book.get(1, 0).box == Box(98, 18, 142, 54)
+
+
+def test_a_dragged_box_outside_the_frame_or_too_small_is_refused_and_changes_nothing(session: Session,
+                                                                                        clip: Path) -> None:
+    session.load(str(clip))
+    session.click(120, 36, "positive")
+    before = session.prompts()
+    for corners, message in [
+        ((-1, 10, 50, 50), "box must lie inside the 160x96 frame, got -1,10,50,50"),
+        ((10, 10, 160, 50), "box must lie inside the 160x96 frame, got 10,10,160,50"),
+        ((10, 96, 50, 20), "box must lie inside the 160x96 frame, got 10,96,50,20"),
+        ((10, 10, 10, 10), "box must be at least 3x3 pixels, got 1x1"),
+        ((10, 10, 40, 11), "box must be at least 3x3 pixels, got 31x2"),
+        ((float("nan"), 10, 40, 40), "box must lie inside the 160x96 frame, got nan,10,40,40"),
+    ]:
+        with pytest.raises(PromptError) as caught:
+            session.box(*corners)
+        assert str(caught.value) == message
+    assert session.prompts() == before
+
+
+def test_the_drag_message_from_the_page() -> None:
+    from prompts.gui.drag import DRAG_JS, ELEM_ID, THRESHOLD_PX, parse_drag
+
+    assert parse_drag("194,34,265,95 #1") == (194.0, 34.0, 265.0, 95.0)
+    assert parse_drag("  5,6,7,8  ") == (5.0, 6.0, 7.0, 8.0)
+    assert parse_drag("") is None and parse_drag(None) is None and parse_drag(" #3") is None
+    for bad in ("1,2,3", "1,2,3,4,5", "a,b,c,d", "1,2,inf,4", "1,2,nan,4"):
+        with pytest.raises(PromptError, match="a dragged box must be x0,y0,x1,y1 in pixels, got"):
+            parse_drag(bad)
+    # the script writes where the page's handler reads, and knows a click from a drag
+    assert f"#{ELEM_ID} textarea" in DRAG_JS and f"const THRESHOLD = {THRESHOLD_PX};" in DRAG_JS
+    assert "__" not in DRAG_JS.replace("__cleanfeedDrag", "")  # every placeholder filled
+
+
 def test_undo_clear_and_delete_lose_nothing_for_good(session: Session, clip: Path) -> None:
     session.load(str(clip))
     session.click(120, 36, "positive")
