@@ -114,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="live-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     clip = SyntheticClip(width, height, frames=frames, rate=RATE, logo="fixed", logo_size=logo, seed=3)
-    print(f"encoding {frames} frames of {width}x{height} ...", flush=True)
-    source = encode_clip(clip, work / "clip.mkv")
+    source, made_for = work / "clip.mkv", work / "clip.json"
+    recipe = {"size": [width, height], "frames": frames, "rate": RATE, "logo_size": logo, "seed": 3}
+    if not (source.exists() and made_for.exists() and json.loads(made_for.read_text()) == recipe):
+        print(f"encoding {frames} frames of {width}x{height} ...", flush=True)
+        encode_clip(clip, source)
+        made_for.write_text(json.dumps(recipe))  # a kept folder reuses the clip when the recipe matches
     x0, y0, x1, y1 = clip.frame(0).box
     stats, out = work / "stats.json", work / "out.ts"
     server = None
