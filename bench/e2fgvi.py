@@ -253,7 +253,7 @@ def run_case(case: Case, clip: tuple[np.ndarray, np.ndarray], args: argparse.Nam
 
     from engines.e2fgvi.model import InpaintGenerator, check_frame_size
     from engines.e2fgvi.offline import inpaint_clip
-    from engines.e2fgvi.sliding import SlidingConfig
+    from engines.e2fgvi.schedule import SlidingConfig
     from engines.e2fgvi.windows import dilate_mask, padding
 
     frames, masks = clip

@@ -38,13 +38,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
+from bench.clips import encode_clip
 from bench.memory import tree_rss_mb
 from stream.testclip import SyntheticClip
 
@@ -95,20 +94,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.modes or any(m not in MODES for m in args.modes):
         p.error(f"--modes must be a comma list of {', '.join(MODES)}, got {','.join(args.modes)!r}")
     return args
-
-
-def encode_clip(clip: SyntheticClip, path: Path, rate: int) -> Path:
-    """H.264 (x264 ultrafast, crf 20): quick to write, and decoding it is the run's first cost."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
-        stream.codec_context.options = {"preset": "ultrafast", "crf": "20"}
-        for i in range(len(clip)):
-            frame = av.VideoFrame.from_ndarray(clip.frame(i).image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, rate)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
 
 
 def summary(ms: list[float]) -> dict[str, Any]:
@@ -305,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     clip_path = work / f"clip-{width}x{height}-{frames}.mp4"
     if not clip_path.is_file():
         print(f"encoding {frames} frames of {width}x{height} ...", flush=True)
-        encode_clip(clip, clip_path, args.rate)
+        # x264 ultrafast, crf 20: quick to write, and decoding it is the run's first cost
+        encode_clip(clip, clip_path, args.rate, {"preset": "ultrafast", "crf": "20"})
     report: dict[str, Any] = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": "python -m bench.gui_click " + " ".join(sys.argv[1:] if argv is None else argv),

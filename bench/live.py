@@ -34,13 +34,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
+from bench.clips import encode_clip
 from bench.memory import RssSampler, memory_verdict
 from stream.testclip import SyntheticClip
 
@@ -67,20 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
     p.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     return p.parse_args(argv)
-
-
-def encode_clip(clip: SyntheticClip, path: Path) -> Path:
-    """H.264 (x264 veryfast, crf 18, a keyframe a second, no B-frames as a live encoder sends)."""
-    with av.open(str(path), "w", format="matroska") as out:
-        stream = out.add_stream("libx264", rate=RATE)
-        stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
-        stream.codec_context.options = {"preset": "veryfast", "crf": "18", "g": str(RATE), "bf": "0"}
-        for i in range(len(clip)):
-            frame = av.VideoFrame.from_ndarray(clip.frame(i).image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, RATE)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
 
 
 # -- scoring ------------------------------------------------------------------------------------
@@ -118,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     recipe = {"size": [width, height], "frames": frames, "rate": RATE, "logo_size": logo, "seed": 3}
     if not (source.exists() and made_for.exists() and json.loads(made_for.read_text()) == recipe):
         print(f"encoding {frames} frames of {width}x{height} ...", flush=True)
-        encode_clip(clip, source)
+        # x264 veryfast, crf 18, a keyframe a second, no B-frames, as a live encoder sends
+        encode_clip(clip, source, RATE, {"preset": "veryfast", "crf": "18", "g": str(RATE), "bf": "0"}, "matroska")
         made_for.write_text(json.dumps(recipe))  # a kept folder reuses the clip when the recipe matches
     x0, y0, x1, y1 = clip.frame(0).box
     stats, out = work / "stats.json", work / "out.ts"

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from engines.e2fgvi.regions import Box, Patch
-from engines.e2fgvi.sliding import SlidingConfig, SlidingInpainter, WindowModel
+from engines.e2fgvi.schedule import SlidingConfig
+from engines.e2fgvi.sliding import SlidingInpainter, WindowModel
 from engines.e2fgvi.windows import Window
 
 

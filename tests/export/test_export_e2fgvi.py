@@ -270,7 +270,7 @@ def test_inpaint_element_runs_the_exported_window_from_the_engine_cache(exported
     from e2fgvi_weights import golden_clip
 
     from engines.e2fgvi.offline import inpaint_clip
-    from engines.e2fgvi.sliding import SlidingConfig
+    from engines.e2fgvi.schedule import SlidingConfig
     from stream.buffers import Caps, VideoFrame
     from stream.picture import Picture
     from stream.registry import create

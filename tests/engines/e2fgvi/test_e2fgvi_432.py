@@ -20,7 +20,8 @@ from e2fgvi_weights import golden_clip, load_layout, seeded_state_dict  # noqa: 
 from engines.e2fgvi.checkpoint import load_e2fgvi  # noqa: E402
 from engines.e2fgvi.model import FIXED_FRAME, InpaintGenerator  # noqa: E402
 from engines.e2fgvi.offline import inpaint_offline  # noqa: E402
-from engines.e2fgvi.sliding import MemoryStore, SlidingConfig, SlidingInpainter  # noqa: E402
+from engines.e2fgvi.schedule import SlidingConfig  # noqa: E402
+from engines.e2fgvi.sliding import MemoryStore, SlidingInpainter  # noqa: E402
 from engines.e2fgvi.windows import dilate_mask, offline_windows  # noqa: E402
 from stream.buffers import Caps, VideoFrame  # noqa: E402
 from stream.elements.inpaint_e2fgvi import choose  # noqa: E402
