@@ -63,7 +63,7 @@ class PunctualTracker:
         rgb = rgb if rgb.flags.owndata else rgb.copy()  # the frame may leave, its slot reused, meanwhile
         mask = frame.mask.copy()
         if refs:
-            self._remember(index, mask.copy())
+            self._remember(index, self._with_references(mask, refs))
         if self._worker.backlog >= self.max_backlog:
             self.count("track_skipped", self._worker.drop_queued())
         self._worker.submit(lambda: self._track(index, rgb, mask, refs), droppable=not refs)
@@ -118,6 +118,15 @@ class PunctualTracker:
         while len(self._held) > self.held_max:
             out.append(self._leave_stale())
         return out
+
+    def _with_references(self, mask: np.ndarray, refs: list[int]) -> np.ndarray:
+        """The newest masks known once this frame's references are in: the referenced objects
+        as this frame has them (none: no longer tracked), every other object as it was."""
+        merged = np.where(np.isin(mask, refs), mask, 0).astype(np.uint8)
+        if self._newest is not None:
+            before = self._newest[1]
+            np.copyto(merged, before, where=(merged == 0) & (before > 0) & ~np.isin(before, refs))
+        return merged
 
     def _remember(self, index: int, mask: np.ndarray) -> None:
         if self._newest is None or index >= self._newest[0]:

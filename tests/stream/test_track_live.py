@@ -118,3 +118,27 @@ def test_when_far_behind_queued_frames_are_skipped_but_never_a_reference() -> No
     assert 4 in deaot.seen and counts["track_skipped"] >= 3 and len(deaot.seen) < 9
     assert deaot.seen == sorted(deaot.seen)
     tracker.close()
+
+
+def test_a_reference_for_one_object_keeps_the_others_newest_masks_for_stale_frames() -> None:
+    gate = threading.Event()
+    tracker, _ = _tracker(_FakeDeaot(gate), grow=0)
+    try:
+        first = _frame(0, reference=True)
+        first.mask[2:8, 2:8] = 2  # objects 1 and 2 referenced on frame 0
+        first.meta["reference"] = [1, 2]
+        tracker.process(first)
+        again = _frame(1)
+        again.mask[30:36, 30:36] = 2  # object 2 alone referenced again, elsewhere
+        again.meta["reference"] = [2]
+        tracker.process(again)
+        tracker.process(_frame(2))
+        out = tracker.expire(lambda f: True)
+    finally:
+        gate.set()
+    stale = out[2]
+    assert stale.meta["track"] == {"1": "stale", "2": "stale"}
+    assert stale.mask[20:26, 10:16].all() and (stale.mask == 1).sum() == 36  # object 1 as frame 0 had it
+    assert stale.mask[30:36, 30:36].all() and (stale.mask == 2).sum() == 36  # object 2 as frame 1 has it
+    assert out[1].meta["track"] == {"1": "stale"}  # frame 1's own reference is the truth for object 2
+    tracker.close()
