@@ -102,13 +102,13 @@ def summary(ms: list[float]) -> dict[str, Any]:
             "max_ms": round(max(ms), 1) if ms else None, "samples_ms": [round(v, 1) for v in ms]}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -175,7 +175,7 @@ def measure_mode(mode: str, args: argparse.Namespace, clip_path: Path, target: t
     env.pop("CLEANFEED_GUI_RUN_NICE", None)
     if MODES[mode] is not None:
         env["CLEANFEED_GUI_RUN_NICE"] = MODES[mode]
-    port = _free_port()
+    port = free_port()
     log = (work / f"gui-{mode}.log").open("wb")
     load_before = list(os.getloadavg())
     app = subprocess.Popen([sys.executable, "-m", "stream.cli.main", "gui", "--port", str(port), "--workdir",
@@ -183,7 +183,7 @@ def measure_mode(mode: str, args: argparse.Namespace, clip_path: Path, target: t
     result: dict[str, Any] = {"env": {"CLEANFEED_GUI_RUN_NICE": MODES[mode]}, "load_average_before": load_before}
     try:
         url = f"http://127.0.0.1:{port}/"
-        _wait_http(url, app, 90)
+        wait_http(url, app, 90)
         with sync_playwright() as pw:
             context = pw.chromium.launch_persistent_context(
                 str(work / f"profile-{mode}"), executable_path=CHROMIUM, headless=True,

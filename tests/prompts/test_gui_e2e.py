@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from logo_clip import write_logo_clip
 
-CHROMIUM = "/usr/bin/chromium"
+from bench.gui_click import CHROMIUM, CHROMIUM_ARGS, free_port, wait_http
+
 ROOT = Path(__file__).resolve().parents[2]
 W, H, FRAMES, RATE = 320, 180, 48, 24
 LOGO = (200, 40, 260, 90)  # x0, y0, x1, y1: a white square with a blue core, fixed on a moving background
@@ -28,25 +27,6 @@ LOGO = (200, 40, 260, 90)  # x0, y0, x1, y1: a white square with a blue core, fi
 def write_clip(path: Path) -> Path:
     """A 2 s 320x180 H.264 clip: a moving gradient with the logo square on top."""
     return write_logo_clip(path, width=W, height=H, frames=FRAMES, rate=RATE, logo=LOGO, border=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"cleanfeed gui exited with {proc.returncode} before serving")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"cleanfeed gui did not answer on {url} within {timeout} s")
 
 
 def _frames_of(path: Path) -> int:
@@ -74,8 +54,7 @@ def browser_page(tmp_path: Path):  # type: ignore[no-untyped-def]
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, accept_downloads=True,
             viewport={"width": 1280, "height": 1400},
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
+            args=CHROMIUM_ARGS,
         )
         try:
             yield context.pages[0] if context.pages else context.new_page()
@@ -86,7 +65,7 @@ def browser_page(tmp_path: Path):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def gui_url(tmp_path: Path):  # type: ignore[no-untyped-def]
     """`cleanfeed gui` on a free loopback port, stopped after the test; yields its URL."""
-    port = _free_port()
+    port = free_port()
     # the work folder lies outside the app's temp folder and its working directory, as a user's may
     (tmp_path / "apptmp").mkdir()
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False", TMPDIR=str(tmp_path / "apptmp"))
@@ -95,7 +74,7 @@ def gui_url(tmp_path: Path):  # type: ignore[no-untyped-def]
                              str(tmp_path / "work"), "--max-upload-mb", "50"], env=env, stdout=log, stderr=log)
     try:
         url = f"http://127.0.0.1:{port}/"
-        _wait_http(url, proc, 60)
+        wait_http(url, proc, 60)
         yield url
     finally:
         proc.terminate()
