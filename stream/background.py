@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,6 +40,7 @@ class Background:
         self._finishing = False
         self._submitted = self._dropped = 0  # counted by the caller's thread
         self._handled = 0  # counted by the worker thread
+        self.busy_s = 0.0  # seconds inside calls so far (written by the worker thread)
         self._thread = threading.Thread(target=self._run, name=f"{element}-{what}", daemon=True)
         self._thread.start()
 
@@ -120,7 +122,9 @@ class Background:
                 if item is _STOP:
                     return
                 call, _ = item  # type: ignore[misc]
+                started = time.monotonic()
                 answers = call()
+                self.busy_s += time.monotonic() - started
                 self._handled += 1
                 if answers:
                     self._outbox.put(("answers", answers))

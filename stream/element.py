@@ -126,6 +126,11 @@ class Element:
     def stop(self) -> None:
         """Releases resources; called after flush, also after an error."""
 
+    def background_busy_s(self) -> float:
+        """Seconds this element's worker threads (stream/background.py) have computed so far: the
+        runner adds them to the stage's busy time, which otherwise counts its own hooks only."""
+        return 0.0
+
     def count(self, counter: str, n: int = 1) -> None:
         """Adds ``n`` to one of this element's named counters (``reconnects``, ``repeated``, ...).
 

@@ -397,7 +397,8 @@ class ElementRunner:
                 self._call_safely(el.stop)
             self.slots.release_held()
         finally:
-            self.reporter.send(self.counters.message(self.name, "done", self.element.counted()) | {"aborted": self.aborted})
+            self.reporter.send(self.counters.message(self.name, "done", self.element.counted(),
+                                                     self.element.background_busy_s()) | {"aborted": self.aborted})
 
     def _call_safely(self, hook: Any) -> None:
         try:
@@ -454,7 +455,8 @@ class ElementRunner:
         now = monotonic()
         if force or now - self._last_report >= self.every:
             self._last_report = now
-            self.reporter.send(self.counters.message(self.name, counters=self.element.counted()))
+            self.reporter.send(self.counters.message(self.name, counters=self.element.counted(),
+                                                     background_s=self.element.background_busy_s()))
 
     # -- errors ---------------------------------------------------------------------------
     def _report_error(self, culprit: str, exc: BaseException) -> None:

@@ -168,11 +168,13 @@ class ElementCounters:
     degraded: int = 0
     latencies_ms: list[float] = field(default_factory=list)
 
-    def message(self, element: str, kind: str = "stats", counters: dict[str, int] | None = None) -> dict[str, Any]:
-        """The report; ``counters`` are the element's own named totals (Element.count)."""
+    def message(self, element: str, kind: str = "stats", counters: dict[str, int] | None = None,
+                background_s: float = 0.0) -> dict[str, Any]:
+        """The report; ``counters`` are the element's own named totals (Element.count),
+        ``background_s`` its worker threads' busy seconds (added to ``busy_s``)."""
         msg = {
             "kind": kind, "element": element, "frames_in": self.frames_in, "frames_out": self.frames_out,
-            "packets": self.packets, "busy_s": self.busy_s, "rss_mb": peak_rss_mb(),
+            "packets": self.packets, "busy_s": self.busy_s + background_s, "rss_mb": peak_rss_mb(),
             "first_born": self.first_born, "last_render": self.last_render, "lat": self.latencies_ms,
             "degraded": self.degraded, "counters": dict(counters or {}),
         }

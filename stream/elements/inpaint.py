@@ -175,6 +175,9 @@ class Inpaint(Filter):
             return self._e2fgvi.flush(lambda f: deadline.due(f) <= time.monotonic())
         return [f for f in map(self._write, self._engine.flush()) if f is not None]
 
+    def background_busy_s(self) -> float:
+        return self._e2fgvi.background_busy_s if self._e2fgvi is not None else 0.0
+
     def expire(self, now: float) -> list[VideoFrame]:
         """Held frames due by ``now`` leave covered by the fallback fill (see the description)."""
         deadline = self.deadline

@@ -151,6 +151,7 @@ class E2fgviEngine:
         self._cover: Cover | None = None
         self._spill: FrameSpill | None = None
         self._loaded: tuple[TorchWindow, str] | None = None
+        self._closed_busy_s = 0.0
 
     @property
     def lookahead(self) -> int:
@@ -350,6 +351,11 @@ class E2fgviEngine:
         self._first += 1
         return held.frame if cover is None or held.done else cover(held.frame)
 
+    @property
+    def background_busy_s(self) -> float:
+        """Seconds the windows' thread has computed (live runs with a deadline)."""
+        return self._windows.busy_s if isinstance(self._windows, BackgroundWindows) else self._closed_busy_s
+
     def statistics(self) -> dict[str, int]:
         if self._windows is not None:
             return {**self._windows.statistics(), "resyncs": self._windows.resyncs}
@@ -359,6 +365,7 @@ class E2fgviEngine:
     def close(self) -> None:
         """Frees the model (and its GPU memory), the window thread and the spill file now."""
         if self._windows is not None:
+            self._closed_busy_s = self.background_busy_s  # still reported after the stream
             self._windows.close()
             self._windows = None
         self._engine = self._loaded = None

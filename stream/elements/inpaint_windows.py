@@ -85,6 +85,11 @@ class BackgroundWindows:
     def done(self) -> bool:
         return self._worker.done
 
+    @property
+    def busy_s(self) -> float:
+        """Seconds the windows have computed in the thread so far."""
+        return self._worker.busy_s
+
     def submit(self, index: int, rgb: np.ndarray, mask: np.ndarray) -> None:
         if self._worker.backlog >= self.max_backlog:
             self._worker.drop_queued()

@@ -95,6 +95,7 @@ class Track(Filter):
         self._choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
         self._deaot: DeaotEngine | None = None
         self._punctual: PunctualTracker | None = None
+        self._stopped_busy_s = 0.0
 
     @property
     def held_max(self) -> int:
@@ -128,6 +129,7 @@ class Track(Filter):
 
     def stop(self) -> None:
         if self._punctual is not None:
+            self._stopped_busy_s = self._punctual.busy_s  # still reported after the stream
             self._punctual.close()
             self._punctual = None
         if self._deaot is not None:
@@ -162,6 +164,9 @@ class Track(Filter):
         frame.meta["objects_lost"] = sorted(tracker.lost)
         frame.meta["track"] = modes
         return [frame]
+
+    def background_busy_s(self) -> float:
+        return self._punctual.busy_s if self._punctual is not None else self._stopped_busy_s
 
     def expire(self, now: float) -> list[VideoFrame]:
         deadline = self.deadline

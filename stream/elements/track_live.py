@@ -55,6 +55,11 @@ class PunctualTracker:
         self._first = 0  # the index of _held[0]
         self._newest: tuple[int, np.ndarray] | None = None  # (index, object-id mask) of the newest masks known
 
+    @property
+    def busy_s(self) -> float:
+        """Seconds DeAOT has computed in the thread so far."""
+        return self._worker.busy_s
+
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         index = self._first + len(self._held)
         self._held.append(_Held(frame))

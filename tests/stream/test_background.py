@@ -66,3 +66,11 @@ def test_an_exception_in_a_call_is_the_elements_error_on_the_next_look() -> None
         _until(lambda: worker.ready() is None)
     assert worker.done
     worker.close()
+
+
+def test_busy_seconds_count_the_time_inside_calls() -> None:
+    worker = Background("inpaint", "window")
+    worker.submit(lambda: time.sleep(0.05) or [])
+    list(worker.finish())
+    assert 0.05 <= worker.busy_s < 5
+    worker.close()

@@ -155,3 +155,25 @@ def test_cli_launch_writes_live_stats_serves_metrics_and_finalizes_on_sigint(tmp
     assert final["state"] == "interrupted" and final["final"] is True
     assert final["frames_in"] == final["frames_out"] >= doc["frames_out"] and final["dropped"] == 0
     assert f"metrics on http://127.0.0.1:{port}/metrics" in stderr
+
+
+@register
+class BackgroundBusyFilter(Filter):
+    """Says its worker threads computed 1.5 s (as a live DeAOT or E2FGVI stage would)."""
+
+    factory: ClassVar[str] = "t_bgbusy"
+    description: ClassVar[str] = "Test filter whose background threads report 1.5 busy seconds."
+    properties: ClassVar[tuple[Property, ...]] = ()
+
+    def background_busy_s(self) -> float:
+        return 1.5
+
+    def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        return [frame]
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_stages_busy_time_includes_its_background_threads(mode: str) -> None:
+    report = Pipeline.from_launch("t_countsrc frames=5 ! t_bgbusy ! fakesink").run(mode=mode)
+    assert report.elements["t_bgbusy"]["busy_s"] >= 1.5
+    assert report.elements["fakesink"]["busy_s"] < 1.5
