@@ -10,8 +10,8 @@ The run yields the CPU to the page. Its decoder, its element processes and x264 
 core, and on a 2-core machine the page's server threads (the same priority, one process
 against a dozen) would wait their turn: a click answered in seconds. So the worker lowers its
 own priority (``os.nice``) before it builds the pipeline; every process and thread the
-pipeline starts inherits it. At niceness 10 a runnable app thread weighs ~9x one of the run's
-(CFS weights 1024 against 110), so the page is answered at once and the run takes whatever
+pipeline starts inherits it. At niceness 19 a runnable app thread weighs ~68x one of the run's
+(CFS weights 1024 against 15), so the page is answered at once and the run takes whatever
 the page leaves, which is nearly all of it. This only works within one scheduling group: with
 the kernel's autogroup, processes of one session; the worker stays in the app's session.
 ``$CLEANFEED_GUI_RUN_NICE`` (0..19, default :data:`NICE`) exists for bench/gui_click.py to
@@ -32,8 +32,10 @@ from typing import Any
 from stream.errors import CleanfeedError, Interrupted
 from stream.logs import configure
 
-NICE = 10
-"""Niceness added to the run (inherited by its element processes)."""
+NICE = 19
+"""Niceness added to the run (inherited by its element processes). 19, not 10: on this 2-core
+machine a button answered during a 1080p run took 87 / 121 and 79 / 125 ms (median / p95) at 19
+against 97-139 / 170-238 ms at 10, and the run kept its speed (bench/results/2026-11-25-gui-click-cpu.md)."""
 NICE_ENV = "CLEANFEED_GUI_RUN_NICE"
 """Overrides :data:`NICE` (0 = the app's priority); for benchmarks."""
 

@@ -54,15 +54,15 @@ def _nice(pid: int) -> int:
 def test_the_run_priority_comes_from_the_environment_for_benchmarks(monkeypatch: pytest.MonkeyPatch,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv(NICE_ENV, raising=False)
-    assert niceness() == NICE == 10
+    assert niceness() == NICE == 19
     monkeypatch.setenv(NICE_ENV, "0")
     assert niceness() == 0
-    monkeypatch.setenv(NICE_ENV, " 19 ")
-    assert niceness() == 19
+    monkeypatch.setenv(NICE_ENV, " 5 ")
+    assert niceness() == 5
     for bad in ("-5", "20", "high"):
         monkeypatch.setenv(NICE_ENV, bad)
         assert niceness() == NICE
-    assert "$CLEANFEED_GUI_RUN_NICE must be an integer 0..19, got 'high': using 10" in caplog.text
+    assert "$CLEANFEED_GUI_RUN_NICE must be an integer 0..19, got 'high': using 19" in caplog.text
 
 
 def _wait(session: Session, timeout: float) -> None:
