@@ -17,8 +17,6 @@ hold frames, one per mode:
 from __future__ import annotations
 
 import logging
-import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +31,7 @@ from engines.models import choose as choose_model
 from stream.buffers import Caps, VideoFrame
 from stream.elements.inpaint_windows import BackgroundWindows, InlineWindows
 from stream.errors import BackendError, ElementError, PropertyError
+from stream.held import HeldFrames
 from stream.picture import Picture
 from stream.spill import FrameSpill
 
@@ -124,17 +123,7 @@ def write_patch(picture: Picture, patch: Any) -> int:
     return int(patch.where.sum())
 
 
-@dataclass
-class _Held:
-    """A frame waiting for its windows; ``done`` once its answer is written into it."""
-
-    frame: VideoFrame
-    done: bool = False
-
-
 Cover = Callable[[VideoFrame], VideoFrame]
-FLUSH_POLL_S = 0.005
-"""How often a live flush looks for the last windows' answers and for frames come due."""
 
 
 class E2fgviEngine:
@@ -146,8 +135,7 @@ class E2fgviEngine:
         self.description = ""
         self._engine: Any = None  # offline: the sliding inpainter itself
         self._windows: InlineWindows | BackgroundWindows | None = None  # stream
-        self._held: deque[_Held] = deque()
-        self._first = 0  # the index of _held[0]
+        self._held = HeldFrames(self.held_max)
         self._cover: Cover | None = None
         self._spill: FrameSpill | None = None
         self._loaded: tuple[TorchWindow, str] | None = None
@@ -270,8 +258,7 @@ class E2fgviEngine:
             self._engine.push(None, frame.mask)
             return []
         assert self._windows is not None
-        index = self._first + len(self._held)
-        self._held.append(_Held(frame))
+        index = self._held.add(frame)
         rgb, mask = frame.picture.rgb(), frame.mask
         if self._cover is not None:  # the frame may leave, its slot reused, while the thread reads these
             rgb = rgb if rgb.flags.owndata else rgb.copy()
@@ -293,29 +280,19 @@ class E2fgviEngine:
         windows = self._windows
         assert windows is not None
         if isinstance(windows, BackgroundWindows) and overdue is not None:
-            windows.request_finish()
-            while self._held and not windows.done:
-                yield from self._collect()
-                while self._held and overdue(self._held[0].frame):
-                    yield self._leave_covered()
-                time.sleep(FLUSH_POLL_S)
-            yield from self._collect()
-        else:
-            for index, patch in windows.finish():
-                self._apply(index, patch)
-                yield from self._leave_done()
-        while self._held:  # frames a resync dropped from the engine (live only): never answered
-            yield self._leave_covered()
+            yield from self._held.flush_live(windows, self._collect, overdue, self._late)
+            return
+        for index, patch in windows.finish():
+            self._apply(index, patch)
+            yield from self._held.ready(None)
+        yield from self._held.rest(self._late)  # frames a resync dropped from the engine: never answered
 
     def expire(self, overdue: Callable[[VideoFrame], bool], cover: Cover) -> list[VideoFrame]:
         """Live deadlines: frames whose windows have answered leave, then the held frames
         ``overdue`` says must leave now, in order, each passed through ``cover`` (the element's
         fallback fill). The engine keeps its own RGB copy and mask of them for later windows;
         its answer for them is dropped (see :meth:`_apply`)."""
-        out = self._collect()
-        while self._held and overdue(self._held[0].frame):
-            out.append(self._pop(cover))
-        return out
+        return self._collect() + self._held.overdue(overdue, cover)
 
     def _collect(self) -> list[VideoFrame]:
         """Writes the windows' answers so far; the finished frames at the head leave, and so
@@ -323,33 +300,17 @@ class E2fgviEngine:
         assert self._windows is not None
         for index, patch in self._windows.ready():
             self._apply(index, patch)
-        out = list(self._leave_done())
-        while self._cover is not None and len(self._held) > self.held_max:
-            out.append(self._leave_covered())
-        return out
+        return self._held.ready(self._cover)
 
     def _apply(self, index: int, patch: Any) -> None:
-        position = index - self._first
-        if position < 0:
-            return  # it left on its deadline, covered by the fallback
-        held = self._held[position]
-        if patch.box is not None:
-            held.frame.meta["inpaint"] = {"e2fgvi": write_patch(held.frame.picture, patch)}
-        held.done = True
+        frame = self._held.answer(index)
+        if frame is not None and patch.box is not None:  # None: it left on its deadline, covered
+            frame.meta["inpaint"] = {"e2fgvi": write_patch(frame.picture, patch)}
 
-    def _leave_done(self) -> Iterator[VideoFrame]:
-        while self._held and self._held[0].done:
-            yield self._pop(None)
-
-    def _leave_covered(self) -> VideoFrame:
+    def _late(self, frame: VideoFrame) -> VideoFrame:
         if self._cover is None:
             raise ElementError("inpaint", "a frame was left without an answer from E2FGVI")  # a bug, not bad input
-        return self._pop(self._cover)
-
-    def _pop(self, cover: Cover | None) -> VideoFrame:
-        held = self._held.popleft()
-        self._first += 1
-        return held.frame if cover is None or held.done else cover(held.frame)
+        return self._cover(frame)
 
     @property
     def background_busy_s(self) -> float:
@@ -369,7 +330,7 @@ class E2fgviEngine:
             self._windows.close()
             self._windows = None
         self._engine = self._loaded = None
-        self._held.clear()
+        self._held = HeldFrames(self.held_max)
         if self._spill is not None:
             self._spill.close()
             self._spill = None

@@ -18,10 +18,7 @@ one leaves at once with the stale masks (the tracker is too far behind to answer
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -29,15 +26,7 @@ import numpy as np
 
 from stream.background import Background
 from stream.buffers import VideoFrame
-
-POLL_S = 0.005
-"""How often a live flush looks for the tracker's last answers and for frames come due."""
-
-
-@dataclass
-class _Held:
-    frame: VideoFrame
-    done: bool = False
+from stream.held import HeldFrames
 
 
 class PunctualTracker:
@@ -46,13 +35,11 @@ class PunctualTracker:
     def __init__(self, deaot: Any, element: str, held_max: int, stale_grow: int,
                  count: Callable[[str, int], None]) -> None:
         self.deaot = deaot
-        self.held_max = held_max
         self.max_backlog = 2 * held_max
         self.count = count
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * stale_grow + 1,) * 2) if stale_grow else None
         self._worker = Background(element, "DeAOT frame")
-        self._held: deque[_Held] = deque()
-        self._first = 0  # the index of _held[0]
+        self._held = HeldFrames(held_max)
         self._newest: tuple[int, np.ndarray] | None = None  # (index, object-id mask) of the newest masks known
 
     @property
@@ -61,8 +48,7 @@ class PunctualTracker:
         return self._worker.busy_s
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
-        index = self._first + len(self._held)
-        self._held.append(_Held(frame))
+        index = self._held.add(frame)
         refs = sorted(int(i) for i in frame.meta.get("reference", []))
         rgb = frame.picture.rgb()
         rgb = rgb if rgb.flags.owndata else rgb.copy()  # the frame may leave, its slot reused, meanwhile
@@ -75,22 +61,11 @@ class PunctualTracker:
         return self._collect()
 
     def expire(self, overdue: Callable[[VideoFrame], bool]) -> list[VideoFrame]:
-        out = self._collect()
-        while self._held and overdue(self._held[0].frame):
-            out.append(self._leave_stale())
-        return out
+        return self._collect() + self._held.overdue(overdue, self._stale)
 
     def flush(self, overdue: Callable[[VideoFrame], bool]) -> Iterator[VideoFrame]:
         """The tracker finishes what is queued while held frames leave on their deadlines."""
-        self._worker.request_finish()
-        while self._held and not self._worker.done:
-            yield from self._collect()
-            while self._held and overdue(self._held[0].frame):
-                yield self._leave_stale()
-            time.sleep(POLL_S)
-        yield from self._collect()
-        while self._held:  # dropped from the tracker's queue: never answered
-            yield self._leave_stale()
+        return self._held.flush_live(self._worker, self._collect, overdue, self._stale)
 
     def close(self) -> None:
         self._worker.close()
@@ -108,21 +83,12 @@ class PunctualTracker:
         for index, mask, modes, lost in self._worker.ready():
             if mask is not None:
                 self._remember(index, mask)
-            position = index - self._first
-            if position < 0:
-                continue  # it left on its deadline with stale masks
-            held = self._held[position]
-            if mask is not None:
-                np.copyto(held.frame.mask, mask)
-                held.frame.meta["track"] = modes
-                held.frame.meta["objects_lost"] = lost
-            held.done = True
-        out = []
-        while self._held and self._held[0].done:
-            out.append(self._pop().frame)
-        while len(self._held) > self.held_max:
-            out.append(self._leave_stale())
-        return out
+            frame = self._held.answer(index)
+            if frame is not None and mask is not None:  # None: it left on its deadline with stale masks
+                np.copyto(frame.mask, mask)
+                frame.meta["track"] = modes
+                frame.meta["objects_lost"] = lost
+        return self._held.ready(self._stale)
 
     def _with_references(self, mask: np.ndarray, refs: list[int]) -> np.ndarray:
         """The newest masks known once this frame's references are in: the referenced objects
@@ -137,15 +103,10 @@ class PunctualTracker:
         if self._newest is None or index >= self._newest[0]:
             self._newest = (index, mask)
 
-    def _pop(self) -> _Held:
-        self._first += 1
-        return self._held.popleft()
-
-    def _leave_stale(self) -> VideoFrame:
-        held = self._pop()
-        frame = held.frame
-        if held.done or self._newest is None:
-            return frame  # answered after all, or nothing known to cover yet
+    def _stale(self, frame: VideoFrame) -> VideoFrame:
+        """A frame leaving before DeAOT answered: the newest masks known, grown."""
+        if self._newest is None:
+            return frame  # nothing known to cover yet
         known = self._newest[1]
         refs = {int(i) for i in frame.meta.get("reference", [])}  # their pixels here are the truth
         modes = {}

@@ -118,7 +118,7 @@ def test_a_hopeless_backlog_drops_the_queue_and_restarts_the_engine() -> None:
             engine.process(_frame(seq))
         assert windows.resyncs == 2 and resyncs == ["e2fgvi_resyncs"] * 2
         # held_max is 2*1+1 = 3: the oldest frames left covered as soon as more were held
-        assert [h.frame.seq for h in engine._held] == [5, 6, 7] and covered == [0, 1, 2, 3, 4]
+        assert [f.seq for f in engine._held] == [5, 6, 7] and covered == [0, 1, 2, 3, 4]
     finally:
         gate.set()
     out = list(engine.flush())
