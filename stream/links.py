@@ -177,6 +177,7 @@ class ZmqInlet:
         sock = self._ctx.socket(zmq.PULL)
         sock.setsockopt(zmq.RCVHWM, HWM)
         sock.bind(self._endpoint)
+        self._wait_ms = -1  # RCVTIMEO as last set (-1: ZeroMQ's default, for ever)
         return sock
 
     def _check_reset(self) -> None:
@@ -198,12 +199,14 @@ class ZmqInlet:
             raise Aborted()
         if self._board is not None:
             self._check_reset()
-        try:  # take what is waiting without a poll: one system call less per frame
-            parts = self._sock.recv_multipart(zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            if not self._sock.poll(int(timeout * 1000), zmq.POLLIN):
-                return None
+        wait_ms = max(0, int(timeout * 1000))
+        if wait_ms != self._wait_ms:
+            self._sock.setsockopt(zmq.RCVTIMEO, wait_ms)
+            self._wait_ms = wait_ms
+        try:  # one blocking call with a time limit: no poll, no failed try, per frame
             parts = self._sock.recv_multipart(copy=False)
+        except zmq.Again:
+            return None
         resolve = self._slots.resolve if self._slots is not None and self._slots.attached else None
         item, shm = decode(parts, link=self.link, resolve=resolve)
         if shm is not None and self._slots is not None:
@@ -267,6 +270,7 @@ class ZmqOutlet:
     def _connect(self) -> zmq.Socket:
         sock = self._ctx.socket(zmq.PUSH)
         sock.setsockopt(zmq.SNDHWM, HWM)
+        sock.setsockopt(zmq.SNDTIMEO, _POLL_MS)
         sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
         sock.connect(self._endpoint)
         return sock
@@ -297,13 +301,13 @@ class ZmqOutlet:
             self._pump()
 
     def _send(self, parts: list[Part]) -> bool:
-        """One non-blocking try, then a short wait for room; False: try again."""
+        """Waits up to SNDTIMEO for room; False: try again (after an abort check)."""
         try:  # multipart sends are atomic: on EAGAIN nothing went out
-            self._sock.send_multipart(parts, zmq.NOBLOCK, copy=True)
+            self._sock.send_multipart(parts, copy=True)
             return True
         except zmq.Again:
             pass
-        if not self._sock.poll(_POLL_MS, zmq.POLLOUT) and self._control.aborting:
+        if self._control.aborting:
             raise Aborted()
         return False
 
