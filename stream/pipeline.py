@@ -3,7 +3,7 @@
     pipe = Pipeline.from_launch("filesrc location=in.mp4 ! identity ! filesink location=out.mp4")
     report = pipe.run(mode="process", progress=print)
 
-``mode="process"`` (the default) runs every element in its own spawned process, links are
+``mode="process"`` (the default) runs every element in its own process, links are
 ZeroMQ sockets and pixels stay in shared memory; ``mode="thread"`` runs the same runners in
 threads joined by bounded queues, for a debugger. Either way the same rules hold (see
 stream.runner and stream.supervisor): every frame once and in order, errors finalize the

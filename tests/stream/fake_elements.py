@@ -16,6 +16,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -223,6 +224,8 @@ class RecordSink(Sink):
     def start(self, caps: Caps) -> Caps:
         self.record["caps"] = repr(caps)
         self.record["pid"] = os.getpid()
+        self.record["env"] = os.environ.get("CLEANFEED_TEST_ENV")
+        self.record["comm"] = Path("/proc/self/comm").read_text().strip() if Path("/proc/self/comm").exists() else None
         return caps
 
     def render(self, frame: VideoFrame) -> None:

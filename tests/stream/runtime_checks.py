@@ -142,9 +142,11 @@ SCENARIOS = [
 ]
 
 
-def children_of(pid: int) -> list[int]:
-    """Live (non-zombie) processes whose parent is ``pid``, from /proc."""
-    out = []
+def element_processes(root: int) -> list[int]:
+    """Live element processes (named ``cf:ELEMENT``) anywhere under ``root``, from /proc: they
+    are forked by multiprocessing's fork server, so grandchildren of the supervisor."""
+    parent_of: dict[int, int] = {}
+    named: set[int] = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -152,10 +154,21 @@ def children_of(pid: int) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(entry))
-    return out
+        head, _, rest = stat.rpartition(")")
+        fields = rest.split()
+        if fields[0] == "Z":
+            continue
+        parent_of[int(entry)] = int(fields[1])
+        if head.partition("(")[2].startswith("cf:"):
+            named.add(int(entry))
+    out = []
+    for pid in named:
+        up = parent_of.get(pid)
+        while up is not None and up != root:
+            up = parent_of.get(up)
+        if up == root:
+            out.append(pid)
+    return sorted(out)
 
 
 def alive(pid: int) -> bool:

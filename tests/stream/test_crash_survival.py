@@ -20,26 +20,15 @@ from stream.shm import PREFIX, SHM_DIR
 from stream.testclip import SyntheticClip
 from tests.stream import fake_elements  # noqa: F401  (registers the t_* elements)
 from tests.stream.fake_elements import expected_crcs
-from tests.stream.runtime_checks import children_of
+from tests.stream.runtime_checks import element_processes
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _element_children() -> list[int]:
-    out = []
-    for pid in children_of(os.getpid()):
-        try:
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                out.append(pid)
-        except OSError:
-            pass
-    return out
 
 
 @pytest.fixture(autouse=True)
 def no_leftovers():
     yield
-    assert _element_children() == []
+    assert element_processes(os.getpid()) == []
     assert multiprocessing.active_children() == []
     assert not [p for p in SHM_DIR.iterdir() if p.name.startswith(f"{PREFIX}{os.getpid()}-")]
 

@@ -18,27 +18,14 @@ from stream.errors import ElementError
 from stream.pipeline import Pipeline
 from stream.shm import PREFIX, SHM_DIR
 from tests.stream.fake_elements import CountSource, RecordSink, expected_crcs
-from tests.stream.runtime_checks import SCENARIOS, alive, children_of
-
-
-def _element_children() -> list[int]:
-    """Our spawned element processes still alive (multiprocessing's resource tracker aside)."""
-    out = []
-    for pid in children_of(os.getpid()):
-        try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
-        except OSError:
-            continue
-        if b"spawn_main" in cmd:
-            out.append(pid)
-    return out
+from tests.stream.runtime_checks import SCENARIOS, alive, element_processes
 
 
 @pytest.fixture(autouse=True)
 def no_leftovers():
     shm_before = {p.name for p in SHM_DIR.iterdir() if p.name.startswith(PREFIX)}
     yield
-    assert _element_children() == []
+    assert element_processes(os.getpid()) == []
     assert multiprocessing.active_children() == []
     shm_after = {p.name for p in SHM_DIR.iterdir() if p.name.startswith(f"{PREFIX}{os.getpid()}-")}
     assert shm_after <= shm_before
@@ -55,6 +42,18 @@ def test_every_element_runs_in_its_own_process(tmp_path) -> None:
     assert report.mode == "process"
     pid = json.loads(out.read_text())["pid"]
     assert pid != os.getpid() and not alive(pid)
+
+
+def test_elements_run_in_processes_named_for_them_with_the_callers_environment_of_now(tmp_path, monkeypatch) -> None:
+    """They are forked from a fork server started by an earlier run: the environment must
+    still be this run's, as with a freshly spawned process."""
+    out = tmp_path / "rec.json"
+    Pipeline.from_launch(f"t_countsrc frames=2 ! t_recordsink location={out}").run(mode="process")
+    monkeypatch.setenv("CLEANFEED_TEST_ENV", "set after the first run")
+    Pipeline.from_launch(f"t_countsrc frames=2 ! t_recordsink location={out}").run(mode="process")
+    rec = json.loads(out.read_text())
+    assert rec["env"] == "set after the first run"
+    assert rec["comm"] == "cf:t_recordsink"
 
 
 def test_classes_a_child_cannot_import_are_refused_before_spawning() -> None:

@@ -18,7 +18,7 @@ from stream.errors import ElementError, Interrupted
 from stream.pipeline import Pipeline
 from stream.shm import PREFIX, SHM_DIR
 from stream.supervisor import Deadlines
-from tests.stream.runtime_checks import alive, children_of
+from tests.stream.runtime_checks import alive, element_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,17 +59,6 @@ def _start(line: str, mode: str, tmp: Path) -> subprocess.Popen:
     return proc
 
 
-def _element_children(pid: int) -> list[int]:
-    out = []
-    for child in children_of(pid):
-        try:
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                out.append(child)
-        except OSError:
-            pass
-    return out
-
-
 def _gone(pids: list[int], within: float = 10.0) -> bool:
     end = time.monotonic() + within
     while time.monotonic() < end:
@@ -91,7 +80,7 @@ def _check_record(path: Path) -> list[int]:
 def test_a_signal_stops_gracefully_finalizes_and_exits_non_zero(sig: signal.Signals, mode: str, tmp_path) -> None:
     out = tmp_path / "rec.json"
     proc = _start(f"t_countsrc frames=0 delay_ms=2 ! identity ! t_lookahead depth=2 ! t_recordsink location={out}", mode, tmp_path)
-    kids = _element_children(proc.pid)
+    kids = element_processes(proc.pid)
     assert len(kids) == (4 if mode == "process" else 0)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=30)
@@ -106,7 +95,7 @@ def test_a_signal_stops_gracefully_finalizes_and_exits_non_zero(sig: signal.Sign
 def test_a_second_signal_aborts_without_waiting_for_the_slow_sink(tmp_path) -> None:
     out = tmp_path / "rec.json"
     proc = _start(f"t_countsrc frames=0 ! identity ! t_recordsink delay_ms=150 location={out}", "process", tmp_path)
-    kids = _element_children(proc.pid)
+    kids = element_processes(proc.pid)
     proc.send_signal(signal.SIGINT)  # graceful: ~10 frames in flight at 150 ms each
     time.sleep(0.2)
     start = time.monotonic()
@@ -121,7 +110,7 @@ def test_a_second_signal_aborts_without_waiting_for_the_slow_sink(tmp_path) -> N
 def test_sigterm_to_one_child_stops_the_whole_pipeline(tmp_path) -> None:
     out = tmp_path / "rec.json"
     proc = _start(f"t_countsrc frames=0 delay_ms=2 ! identity ! identity ! t_recordsink location={out}", "process", tmp_path)
-    kids = _element_children(proc.pid)
+    kids = element_processes(proc.pid)
     os.kill(kids[2], signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
@@ -146,7 +135,7 @@ def test_a_child_killed_by_sigkill_ends_the_run_with_its_name(tmp_path) -> None:
 def test_killing_the_supervisor_takes_every_child_along(tmp_path) -> None:
     out = tmp_path / "rec.json"
     proc = _start(f"t_countsrc frames=0 delay_ms=2 ! identity ! t_recordsink location={out}", "process", tmp_path)
-    kids = _element_children(proc.pid)
+    kids = element_processes(proc.pid)
     assert len(kids) == 3
     proc.kill()
     proc.communicate(timeout=30)
