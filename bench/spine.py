@@ -11,9 +11,10 @@
 4. --soak: peak RSS of the chain over 1 minute vs 10 minutes of 720p30 (testsrc into
    fakesink); target: no higher for the longer run.
 
-Each figure is the median of --repeat runs, given twice: over whole-process wall clock
-(start-up of every process included, which a 30 s clip does not amortize) and as streaming fps
-from the run report (first frame born to last frame out).
+Each figure is the median of --repeat rounds in which the commands take turns, given twice
+from the same runs: over whole-process wall clock (start-up of every process included, which
+a 30 s clip does not amortize) and as streaming fps from the run report (first frame born to
+last frame out).
 """
 
 from __future__ import annotations
@@ -47,25 +48,35 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
 
 
-def timed(cmd: list[str], repeat: int) -> float:
-    """Median wall seconds of ``repeat`` runs; raises if the command fails."""
-    runs = []
-    for _ in range(repeat):
-        start = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        runs.append(time.monotonic() - start)
-        if proc.returncode != 0:
-            raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    return statistics.median(runs)
+def _run(cmd: list[str], stats: Path | None = None) -> tuple[float, float | None]:
+    """Wall seconds of one run, and with ``stats`` (a cleanfeed launch) the run report's fps
+    (first frame born to last frame out: start-up excluded)."""
+    if stats is not None:
+        cmd = [*cmd[:4], "--stats", str(stats), *cmd[4:]]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return wall, json.loads(stats.read_text())["fps"] if stats is not None else None
 
 
-def streaming_fps(cmd: list[str], repeat: int, stats: Path) -> float:
-    """Median of the run report's fps (first frame born to last frame out: start-up excluded)."""
-    runs = []
+Run = tuple[float, float | None]
+
+
+def interleaved(cmds: dict[str, list[str]], repeat: int, stats: Path) -> dict[str, list[Run]]:
+    """(wall s, streaming fps) of every run per command, the commands taking turns round by
+    round so that a change in the machine's load falls on all of them alike."""
+    runs: dict[str, list[Run]] = {name: [] for name in cmds}
     for _ in range(repeat):
-        subprocess.run([*cmd[:4], "--stats", str(stats), *cmd[4:]], check=True, capture_output=True)
-        runs.append(json.loads(stats.read_text())["fps"])
-    return statistics.median(runs)
+        for name, cmd in cmds.items():
+            runs[name].append(_run(cmd, None if cmd[0] == "ffmpeg" else stats))
+    return runs
+
+
+def medians(runs: list[Run]) -> tuple[float, float | None]:
+    fps = [f for _, f in runs if f is not None]
+    return statistics.median(w for w, _ in runs), statistics.median(fps) if fps else None
 
 
 def make_inputs(folder: Path, frames: int) -> tuple[Path, Path, tuple[int, int, int, int]]:
@@ -106,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         hops = " ! ".join(["identity"] * 5)
         seven = [*CLI, "launch", "--quiet", f"filesrc location={hd} ! {hops} ! filesink location={out} {enc}"]
         n = args.frames
-        t_ffmpeg, t_one, t_two, t_seven = (timed(c, args.repeat) for c in (ffmpeg, one, two, seven))
-        s_one, s_two, s_seven = (streaming_fps(c, args.repeat, folder / "stats.json") for c in (one, two, seven))
+        runs = interleaved({"ffmpeg": ffmpeg, "one": one, "two": two, "seven": seven}, args.repeat, folder / "stats.json")
+        got = {name: medians(r) for name, r in runs.items()}
+        t_ffmpeg, t_one, t_two, t_seven = (got[k][0] for k in ("ffmpeg", "one", "two", "seven"))
+        s_one, s_two, s_seven = (got[k][1] for k in ("one", "two", "seven"))
+        assert s_one is not None and s_two is not None and s_seven is not None
         results["reencode_1080p"] = {
             "ffmpeg_fps": n / t_ffmpeg,
             "cleanfeed_one_process_fps": n / t_one, "cleanfeed_two_processes_fps": n / t_two,
@@ -123,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         chain = (f"filesrc location={clip} ! segment box={','.join(map(str, box))} ! track ! dilate ! inpaint ! "
                  f"filesink location={out} {enc}")
-        chain_cmd = [*CLI, "launch", "--quiet", chain]
-        results["classical_chain_720p"] = {"fps_whole_process": n / timed(chain_cmd, args.repeat),
-                                           "fps_streaming": streaming_fps(chain_cmd, args.repeat, folder / "stats.json"),
+        runs.update(interleaved({"chain": [*CLI, "launch", "--quiet", chain]}, args.repeat, folder / "stats.json"))
+        chain_wall, chain_fps = medians(runs["chain"])
+        results["runs_wall_s_and_streaming_fps"] = {name: [[round(w, 3), f and round(f, 2)] for w, f in r] for name, r in runs.items()}
+        results["classical_chain_720p"] = {"fps_whole_process": n / chain_wall, "fps_streaming": chain_fps,
                                            "pipeline": chain.replace(str(folder) + "/", ""), "target": ">= 30"}
         if args.soak:
             soak = {}
