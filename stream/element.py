@@ -62,6 +62,9 @@ class Element:
 
     deadline: Deadline | None = None
     """Set by the runner in live runs with a latency budget, before ``start()``; else None."""
+    live: bool = False
+    """Set by the runner before a filter's or sink's ``start()``: the stream is live (a live
+    input, a run paced to real time with --live, or one with a latency budget)."""
 
     factory: ClassVar[str] = ""
     klass: ClassVar[str] = ""  # GStreamer-style, e.g. "Filter/Video/Inpaint"

@@ -236,7 +236,7 @@ class Pipeline:
         for i in range(n):
             later = sum(e.lookahead for e in self.elements[i + 1 :])
             plans.append(LivePlan(
-                pace=self.live and i == 0, budget_ms=self.latency_ms, label=self.latency_label,
+                live=self.live, pace=self.live and i == 0, budget_ms=self.latency_ms, label=self.latency_label,
                 after_frames=later + encoder_frames, after_hops=n - 1 - i, check=i == 0,
                 chain_frames=self.lookahead, encoder_frames=encoder_frames, encoder=encoder,
             ))

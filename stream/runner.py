@@ -75,7 +75,8 @@ DEFAULT_RATE = Fraction(25)
 class LivePlan:
     """What one runner of a live run must do; plain values, so it travels to a child process.
 
-    ``pace``: a source paces a non-live input to its timestamps. ``budget_ms`` (None: no
+    ``live``: the run was asked to be live (--live). ``pace``: a source paces a non-live input
+    to its timestamps. ``budget_ms`` (None: no
     deadlines) with ``label``, how the user gave it (``--max-latency``). ``after_frames`` and
     ``after_hops``: frames held after this element (later lookaheads + the encoder's delay)
     and hops to the sink, from which the runner derives the element's Deadline margin once it
@@ -83,6 +84,7 @@ class LivePlan:
     (every lookahead) plus ``encoder_frames`` (``encoder`` names it) at the stream's rate.
     """
 
+    live: bool = False
     pace: bool = False
     budget_ms: float | None = None
     label: str = "latency"
@@ -624,10 +626,12 @@ class ElementRunner:
             reseed(previous)
 
     def _live_start(self, element: Element, caps: Caps) -> None:
-        """Refuses a budget too small for this stream's rate; gives the element its deadline."""
+        """Refuses a budget too small for this stream's rate; tells the element its deadline and
+        whether the stream is live."""
         if self.live.check:
             self.live.refuse_short_budget(caps.rate)
         element.deadline = self.live.deadline(caps.rate)
+        element.live = caps.live or self.live.live or self.live.budget_ms is not None
 
     def _drain_flush(self, flt: Filter) -> None:
         """Emits what ``flush`` gives as it comes: a list, or a generator for a filter that does its

@@ -46,7 +46,8 @@ class FileSink(EncodingSink):
         "sequences) in .mkv/.avi, else h264. A printf pattern (out/%05d.png) writes one lossless RGB image "
         "per frame into a created folder. Audio and subtitle streams are copied without re-encoding; ones "
         "the container cannot hold are dropped with a warning. The file is finalized (playable) on EOS, "
-        "error or interrupt; if no frame ever arrived the empty file is removed. Live outputs: "
+        "error or interrupt; if no frame ever arrived the empty file is removed. For live streams prefer .ts "
+        "or .mkv: they stay readable if the run is killed, where .mp4/.mov need their end. Live outputs: "
         "udp://HOST:PORT, srt://HOST:PORT and tcp://HOST:PORT carry MPEG-TS; rtsp://HOST:PORT/PATH pushes "
         "to an RTSP server over TCP; they are paced to the frames' timestamps (pace=true: never faster "
         "than real time); use tune=zerolatency for them."
@@ -133,6 +134,10 @@ class FileSink(EncodingSink):
             settings = EncoderSettings(codec=codec, crf=self.crf, preset=self.preset, tune=self.tune, pix_fmt=self.pix_fmt)
             check_size(shown, settings, caps)
             self._prepare_file(path, shown)
+            if (caps.live or self.live) and container.muxer in ("mp4", "mov"):
+                log.warning("%s: a live stream into %s: its index is written at the end, so the file cannot be read "
+                            "if the run is killed or the power fails before then, and it grows in memory meanwhile; "
+                            ".ts or .mkv is written as it goes", shown, suffix)
             spec = OutputSpec(url=str(path), shown=shown, muxer=container.muxer, settings=settings,
                               passthrough=self.audio, container_options=dict(container.options),
                               rate_time_base=container.rate_time_base, carries=container.carries)

@@ -190,3 +190,60 @@ def test_stdoutsink_streams_to_stdout(mp4: Path, tmp_path: Path, fmt: str) -> No
     video = {"mpegts": "h264,video,30", "matroska": "h264,video,30", "y4m": "rawvideo,video,30"}[fmt]
     assert video in rows
     assert any(r.startswith("aac,audio,") for r in rows) == (fmt != "y4m"), rows
+
+
+
+def test_a_live_stream_into_mp4_is_warned_about(mp4: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source = registry.create("filesrc", {"location": str(mp4)})
+    sink = registry.create("filesink", {"location": str(tmp_path / "live.mp4")})
+    with caplog.at_level(logging.WARNING):
+        sink.start(source.open().with_(live=True))
+    sink.finish()
+    source.close()
+    assert "cannot be read if the run is killed" in caplog.text and ".ts or .mkv is written as it goes" in caplog.text
+
+
+def _decodable_frames(path: Path) -> int:
+    """Frames that decode from a file cut off anywhere (its last packets may be torn)."""
+    count = 0
+    with av.open(str(path)) as container:
+        for packet in container.demux(video=0):
+            try:
+                count += len(packet.decode())
+            except av.error.InvalidDataError:
+                continue
+    return count
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".ts", ".mkv"])
+def test_a_live_recording_is_readable_after_the_run_was_killed(tmp_path: Path, suffix: str) -> None:
+    """SIGKILL (or a power cut) leaves no chance to write a trailer."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / f"rec{suffix}"
+    line = f"testsrc width=640 height=360 frames=100000 rate=25 ! filesink location={out} tune=zerolatency crf=18"
+    proc = subprocess.Popen([sys.executable, "-m", "stream.cli.main", "launch", "--quiet", "--live", line],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 100_000):
+        time.sleep(0.05)  # past FFmpeg's 32 KB write buffer
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(0.5)  # the sink's process goes with its supervisor (PR_SET_PDEATHSIG)
+    assert _decodable_frames(out) >= 25
+
+
+def test_a_live_run_tells_the_sink_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """--live on a file input (caps not live) still makes the stream live for the sink."""
+    from stream.pipeline import Pipeline
+
+    line = f"testsrc width=160 height=96 frames=5 rate=25 ! filesink location={tmp_path / 'out.mp4'}"
+    with caplog.at_level(logging.WARNING):
+        Pipeline(Pipeline.from_launch(line).elements, live=False).run(mode="thread")
+    assert "a live stream into" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        Pipeline(Pipeline.from_launch(line).elements, live=True).run(mode="thread")
+    assert "a live stream into .mp4" in caplog.text
