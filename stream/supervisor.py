@@ -517,9 +517,7 @@ def _die_with_parent(supervisor: int) -> None:
     even by SIGKILL. That is the supervisor, or the fork server, which leaves when the
     supervisor does; either way no element outlives its run."""
     parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
     if os.getppid() != parent or not _alive(supervisor):  # it died before prctl took effect
         os._exit(1)
 
@@ -547,9 +545,12 @@ def _alive(pid: int) -> bool:
 
 def _name_process(element: str) -> None:
     """``cf:NAME`` as the process name, so top and ps tell the elements apart."""
+    _prctl(PR_SET_NAME, f"cf:{element}"[:15].encode())
+
+
+def _prctl(option: int, arg: int | bytes) -> None:
     if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_NAME, f"cf:{element}"[:15].encode(), 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
 
 
 def child_main(blob: bytes) -> None:
@@ -727,8 +728,6 @@ class ProcessCrew:
 
     def _spawn(self, spec: dict[str, Any]) -> Any:
         ctx = multiprocessing.get_context(START_METHOD)
-        if START_METHOD == "forkserver":
-            ctx.set_forkserver_preload(PRELOAD)
         # Children (and the fork server, when this start brings it up) start with Ctrl+C and
         # SIGTERM blocked: a signal in that window waits for child_main's handlers instead of
         # killing a half-started process, and the fork server never takes one at all (it
@@ -743,6 +742,8 @@ class ProcessCrew:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def start(self) -> None:
+        if START_METHOD == "forkserver":  # read when the server starts: with the first process, if it is not running
+            multiprocessing.get_context(START_METHOD).set_forkserver_preload(PRELOAD)
         for spec in self._specs:
             self._procs.append(self._spawn(spec))
 
