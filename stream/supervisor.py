@@ -9,7 +9,7 @@ SIGKILL. A second signal aborts at once. A crew (:class:`ProcessCrew` here, the 
 crew in stream.pipeline) is what it supervises.
 
 Process mode: every element runs :func:`child_main` in its own process, forked from
-multiprocessing's fork server with the runtime already imported (see ``START_METHOD``); it
+multiprocessing's fork server with the runtime already imported (see stream.forking); it
 takes the caller's environment as it is at the run's start, as a spawned process would. A
 child dies with its supervisor (PR_SET_PDEATHSIG, through the fork server, which leaves
 when the supervisor does), is named ``cf:ELEMENT`` for top and ps, ignores SIGINT (Ctrl+C
@@ -71,7 +71,6 @@ import importlib.util
 import logging
 import mmap
 import multiprocessing
-import multiprocessing.forkserver
 import os
 import secrets
 import shutil
@@ -95,6 +94,7 @@ import zmq
 from stream.buffers import VideoFrame
 from stream.element import Element, Sink, Source
 from stream.errors import ElementError
+from stream.forking import PRELOAD, START_METHOD, let_go_of_fork_server
 from stream.links import LastFrame, ZmqInlet, ZmqOutlet, ZmqReporter
 from stream.logs import configure
 from stream.picture import Picture
@@ -107,10 +107,6 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
-START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-"""Element processes are forked from one server that imported the runtime once (about
-0.3 s of CPU each otherwise: seven elements took 1.2 s to start on two cores)."""
-PRELOAD = ["stream.supervisor"]
 EXTRA_SLOTS = 4
 RESTART_TIMEOUT_S = 30.0
 """How long a restart may wait for the dead stage's receiver to reset its end."""
@@ -522,17 +518,6 @@ def _die_with_parent(supervisor: int) -> None:
         os._exit(1)
 
 
-def _let_go_of_fork_server() -> None:
-    """multiprocessing hands every forked child the write end of the pipe whose closing tells
-    the fork server that the supervisor is gone (so a child could fork more). A child keeping
-    it would keep the server, and with it itself, alive after a supervisor killed by SIGKILL."""
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    fd = getattr(server, "_forkserver_alive_fd", None)
-    if fd is not None:
-        os.close(fd)
-        server._forkserver_alive_fd = None  # type: ignore[union-attr]
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -556,7 +541,7 @@ def _prctl(option: int, arg: int | bytes) -> None:
 def child_main(blob: bytes) -> None:
     """The body of one element's process; ``blob`` is its msgpack spec (see ProcessCrew)."""
     spec = unpack(blob)
-    _let_go_of_fork_server()
+    let_go_of_fork_server()
     _die_with_parent(spec["parent"])
     os.environ.clear()  # the fork server's environment is the one it started with
     os.environ.update(spec["env"])
@@ -575,7 +560,6 @@ def child_main(blob: bytes) -> None:
         control.request_stop()
 
     signal.signal(signal.SIGTERM, on_term)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))  # blocked by ProcessCrew._spawn
     try:
         _child_body(spec, control)
     except Aborted:
@@ -728,18 +712,18 @@ class ProcessCrew:
 
     def _spawn(self, spec: dict[str, Any]) -> Any:
         ctx = multiprocessing.get_context(START_METHOD)
-        # Children (and the fork server, when this start brings it up) start with Ctrl+C and
-        # SIGTERM blocked: a signal in that window waits for child_main's handlers instead of
-        # killing a half-started process, and the fork server never takes one at all (it
-        # leaves when this process does; its death would SIGKILL every element).
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+        # Children start deaf to Ctrl+C: forked ones from the fork server (stream.forking),
+        # spawned ones from this disposition, which a new interpreter keeps.
+        main = START_METHOD == "spawn" and threading.current_thread() is threading.main_thread()
+        saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
             proc = ctx.Process(target=child_main, args=(pack(spec),), name=f"cleanfeed:{spec['element']['name']}",
                                daemon=False)
             proc.start()
             return proc
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            if main:
+                signal.signal(signal.SIGINT, saved)
 
     def start(self) -> None:
         if START_METHOD == "forkserver":  # read when the server starts: with the first process, if it is not running

@@ -45,10 +45,12 @@ print("finished", report.frames_out, flush=True)
 """
 
 
-def _start(line: str, mode: str, tmp: Path) -> subprocess.Popen:
+def _start(line: str, mode: str, tmp: Path, group: bool = False) -> subprocess.Popen:
+    """``group``: in a process group of its own, as a terminal's job or a service is."""
     env = {**os.environ, "TMPDIR": str(tmp)}  # a killed supervisor's run directory lands here
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, line, mode], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", SCRIPT, line, mode], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        process_group=0 if group else None,
     )
     ready, _, _ = select.select([proc.stdout], [], [], 60)
     if not ready:
@@ -90,6 +92,23 @@ def test_a_signal_stops_gracefully_finalizes_and_exits_non_zero(sig: signal.Sign
     assert _gone(kids)
     assert not [p for p in SHM_DIR.iterdir() if p.name.startswith(f"{PREFIX}{proc.pid}-")]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("cleanfeed-")]  # the run directory went too
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_whole_process_group_stops_gracefully(sig: signal.Signals, tmp_path) -> None:
+    """Ctrl+C in a terminal, or systemd stopping a service, signals every process of the group:
+    the supervisor, the elements and the fork server they came from. The server must not die of
+    it (its elements would die with it); the run stops as if only the supervisor was told."""
+    out = tmp_path / "rec.json"
+    proc = _start(f"t_countsrc frames=0 delay_ms=2 ! identity ! t_recordsink location={out}", "process", tmp_path, group=True)
+    kids = element_processes(proc.pid)
+    assert len(kids) == 3
+    os.killpg(proc.pid, sig)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert stdout.startswith(f"interrupted interrupted by {sig.name} after ") and stdout.endswith("outputs were finalized True\n")
+    assert len(_check_record(out)) >= 5
+    assert _gone(kids)
 
 
 def test_a_second_signal_aborts_without_waiting_for_the_slow_sink(tmp_path) -> None:
