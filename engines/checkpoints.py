@@ -40,6 +40,25 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """
     torch = _torch()
     path = Path(path)
+    head, is_zip = check_file(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
+        raise CheckpointError(
+            f"checkpoint must be a PyTorch checkpoint file, got '{path}' ({_why(err, head)})"
+        ) from None
+    state = _unwrap(data)
+    if state is None:
+        raise CheckpointError(
+            f"checkpoint must hold a state dict (parameter name -> tensor), got '{path}' holding {_kind(data)}"
+        )
+    return state
+
+
+def check_file(path: Path) -> tuple[bytes, bool]:
+    """What can be told of a checkpoint without PyTorch, in milliseconds (a command checks it
+    before any process starts): it exists, is not empty, and a zip-based ``torch.save`` file
+    has its end (a download that stopped half way). Returns its first bytes and whether it is a zip."""
     if not path.exists():
         raise CheckpointError(f"checkpoint must be an existing file, got '{path}' (not found)")
     if not path.is_file():
@@ -55,18 +74,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"checkpoint must be a complete PyTorch checkpoint file, got '{path}' "
             f"(truncated: a zip archive without its end, {size} bytes; download it again)"
         )
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
-    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
-        raise CheckpointError(
-            f"checkpoint must be a PyTorch checkpoint file, got '{path}' ({_why(err, head)})"
-        ) from None
-    state = _unwrap(data)
-    if state is None:
-        raise CheckpointError(
-            f"checkpoint must hold a state dict (parameter name -> tensor), got '{path}' holding {_kind(data)}"
-        )
-    return state
+    return head, is_zip
 
 
 def identify(state_dict: Mapping[str, Any]) -> str:

@@ -8,10 +8,12 @@ their authors published, so the same folder serves SAM, DeAOT and E2FGVI.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engines.checkpoints import check_file
 from stream.errors import CheckpointError
 
 ENV = "CLEANFEED_MODELS"
@@ -83,6 +85,7 @@ def choose(family: Family, engine: str, checkpoint: str | None, model: str, mode
             raise CheckpointError(
                 f"{family.name} checkpoint {str(path)!r} must be a file, got {'a folder' if path.is_dir() else 'nothing there'}"
             )
+        check_file(path)
         return Choice(path, wanted, f"checkpoint={path}"), f"{family.name} from {path}"
     folder = models_dir(models)
     prefer = (wanted,) if wanted else tuple(family.prefer)
@@ -96,7 +99,28 @@ def choose(family: Family, engine: str, checkpoint: str | None, model: str, mode
             )
         return None, f"no {family.name} checkpoint in {folder} (looked for {names})"
     _, path = found
+    check_file(path)
     return Choice(path, wanted, f"found {path.name} in {folder}"), f"{family.name}, {path.name} found in {folder}"
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used here ("must be ..., got ..."), or None. A GPU the user named
+    and this machine lacks is an error, never a silent run on the CPU; torch is imported only
+    when a GPU is named."""
+    if device in ("auto", "cpu"):
+        return None
+    if not re.fullmatch(r"cuda(:\d+)?", device):
+        return f"must be auto, cpu, cuda or cuda:N, got {device!r}"
+    try:
+        import torch
+    except ImportError:
+        return f"must be a device PyTorch can use, got {device} without PyTorch installed (pip install 'cleanfeed[torch]')"
+    if not torch.cuda.is_available():
+        return f"must be a CUDA GPU that PyTorch sees, got {device} on a machine where it sees none"
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        return f"must name one of the {torch.cuda.device_count()} CUDA GPU(s) here, got {device}"
+    return None
 
 
 def auto_device(device: str) -> str:

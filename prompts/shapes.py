@@ -17,6 +17,10 @@ import numpy as np
 
 from stream.errors import PromptError
 
+MAX_BOX_COVER = 0.6
+"""The largest share of the frame a box may cover: the object is painted from what surrounds
+it, and a box over (nearly) the whole frame leaves nothing to paint from, only minutes of smear."""
+
 
 @dataclass(frozen=True)
 class Box:
@@ -33,6 +37,12 @@ class Box:
             raise PromptError(f"box must have x1 > x0 and y1 > y0, got {self}")
         if self.x0 < 0 or self.y0 < 0 or self.x1 > width or self.y1 > height:
             raise PromptError(f"box {self} must lie inside the {width}x{height} frame")
+        cover = (self.x1 - self.x0) * (self.y1 - self.y0) / (width * height)
+        if cover > MAX_BOX_COVER:
+            raise PromptError(
+                f"box {self} must cover at most {MAX_BOX_COVER:.0%} of the {width}x{height} frame, got {cover:.0%}: "
+                "the object is painted from what surrounds it; draw the box tightly around the object"
+            )
 
     def __str__(self) -> str:
         return f"{self.x0},{self.y0},{self.x1},{self.y1}"
@@ -60,13 +70,20 @@ class ObjectPrompt:
     mask: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def check(self, width: int, height: int) -> None:
+    def validate(self) -> None:
+        """What can be checked without the video: the id, the frame, something to find the object by."""
         if not 1 <= self.obj_id <= 255:
             raise PromptError(f"object id must be 1..255, got {self.obj_id}")
         if self.frame < 0:
             raise PromptError(f"prompt frame must be >= 0, got {self.frame}")
         if self.box is None and not self.points and self.mask is None:
             raise PromptError(f"object {self.obj_id} needs a box, a point or a mask")
+        if self.box is None and self.mask is None and not any(p.positive for p in self.points):
+            raise PromptError(f"object {self.obj_id} must have a point on it (label 1), a box or a mask, got only "
+                              "points off it (label 0), which do not say what to remove")
+
+    def check(self, width: int, height: int) -> None:
+        self.validate()
         if self.box is not None:
             self.box.check(width, height)
         for p in self.points:

@@ -52,6 +52,18 @@ class Caps:
         return replace(self, **changes)
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What a source can tell of its input before the run starts (``Source.probe``), so that
+    settings which cannot work with it (a prompt past the last frame, a box outside the picture)
+    are refused before any process starts, not seconds into the run."""
+
+    caps: Caps
+    exact_frames: int | None = None
+    """The number of frames when it is known exactly (an indexed file, an image sequence);
+    ``caps.frames`` may be an estimate from the duration."""
+
+
 @dataclass(eq=False)
 class VideoFrame:
     """One decoded frame travelling down the pipeline.

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from stream.buffers import Caps, Packet, VideoFrame
+from stream.buffers import Caps, Packet, Probe, VideoFrame
 from stream.errors import PropertyError
 from stream.picture import Picture
 from stream.properties import Property, normalize_name
@@ -36,6 +36,18 @@ Allocator = Callable[[Caps], tuple[Picture, np.ndarray, "int | None"]]
 
 def heap_allocator(caps: Caps) -> tuple[Picture, np.ndarray, None]:
     return Picture.empty(caps.pix_fmt, caps.width, caps.height), np.zeros((caps.height, caps.width), np.uint8), None
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """Which engine an element runs and why, for the one line a command prints about its engines."""
+
+    engine: str
+    """``GrabCut``, ``SAM``, ``optical flow`` ..."""
+    why: str
+    """``no SAM checkpoint``, ``checkpoint=PATH``, ``asked for`` ..."""
+    looked_in: str | None = None
+    """The models folder searched in vain, said once for all elements."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,30 @@ class Element:
         """
         return False
 
+    def reads(self) -> list[str]:
+        """Locations (files, image patterns) this element reads, so that a pipeline refuses an
+        output that would overwrite one of them before anything is opened for writing."""
+        return []
+
+    def writes(self) -> list[str]:
+        """Locations this element writes (see :meth:`reads`)."""
+        return []
+
+    def check(self, probe: Probe) -> None:
+        """Checks the settings against the input the source probed, in the builder's process
+        before any element starts (raise PromptError, PropertyError...). Not called when the
+        source cannot tell before it runs (a pipe, a network stream): ``start`` checks then."""
+
+    def unmet(self, frames: int) -> str | None:
+        """After a run that reached the end of its input (``frames`` frames), what this element
+        was asked to do and never could (a prompt on a frame the stream never reached), in words;
+        the pipeline makes it the run's error, since the output then still shows the object."""
+        return None
+
+    def engine_choice(self) -> EngineChoice | None:
+        """Which engine this element runs and why; None for elements without a choice of engine."""
+        return None
+
     def prepare(self) -> None:
         """Does the slow part of getting ready that needs no caps (loading a model's weights).
 
@@ -161,6 +197,11 @@ class Source(Element):
     def open(self) -> Caps:
         """Opens the input and returns its caps (raise MediaError for an unusable input)."""
         raise NotImplementedError
+
+    def probe(self) -> Probe | None:
+        """Looks at the input before the run, in the builder's process (raise MediaError for an
+        unusable one); None where looking would cost the input (a pipe) or a connection."""
+        return None
 
     def read(self) -> Iterator[VideoFrame | Packet]:
         """Yields frames (seq gapless from 0) and pass-through packets until the input ends."""

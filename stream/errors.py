@@ -26,9 +26,20 @@ class UnknownElementError(CleanfeedError, LookupError):
 
 
 class PropertyError(CleanfeedError, ValueError):
-    """An unknown property, or a value outside its type, range or choices."""
+    """An unknown property, or a value outside its type, range or choices.
+
+    ``element``, ``prop`` and ``rule`` ("must be <= 30, got 99") are set when the error is about
+    one property's value, so a command that set the property from its own option can say the
+    option the user typed (``--window must be <= 30, got 99``) instead of the property.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, element: str = "", prop: str = "", rule: str = "") -> None:
+        super().__init__(message)
+        self.element = element
+        self.prop = prop
+        self.rule = rule
 
 
 class LinkError(CleanfeedError, ValueError):
@@ -88,3 +99,10 @@ class Interrupted(CleanfeedError):
     """The pipeline was stopped by SIGINT/SIGTERM; outputs were finalized."""
 
     exit_code = 130
+
+
+class LateError(CleanfeedError):
+    """A live run delivered frames later than its latency budget and was asked to fail for it
+    (``--fail-on-late``): the output is complete, but a monitor must hear of the miss."""
+
+    exit_code = 4

@@ -21,11 +21,21 @@ from fractions import Fraction
 from time import monotonic
 from typing import Any
 
-from stream.buffers import Item
-from stream.element import Element, Filter, Sink, Source
-from stream.errors import CleanfeedError, ElementError, Interrupted, LinkError, PropertyError, UnknownElementError
+from stream.buffers import Item, Probe
+from stream.element import Element, EngineChoice, Filter, Sink, Source
+from stream.errors import (
+    CleanfeedError,
+    ElementError,
+    Interrupted,
+    LinkError,
+    MediaError,
+    PromptError,
+    PropertyError,
+    UnknownElementError,
+)
 from stream.launch import parse
 from stream.links import QueueInlet, QueueOutlet, QueueReporter
+from stream.media.overlap import refuse_overwrite
 from stream.properties import normalize_name
 from stream.registry import lookup
 from stream.runner import ElementRunner, HeapSlots, LivePlan, ThreadControl, rebuild_error, refuse_short_budget
@@ -187,6 +197,9 @@ class Pipeline:
         if max_restarts < 0:
             raise PropertyError(f"max_restarts must be >= 0, got {max_restarts}")
         self.max_restarts = max_restarts
+        self._checked = False
+        self.probe: Probe | None = None
+        """What the source told of its input before the run (None: it could not tell)."""
 
     @classmethod
     def from_launch(cls, text: str) -> Pipeline:
@@ -251,6 +264,37 @@ class Pipeline:
         refuse_short_budget(self.latency_ms, self.latency_label, rate, first.chain_frames, first.encoder_frames,
                             first.encoder)
 
+    def check(self) -> Probe | None:
+        """Everything that can be checked before a process starts, so that a bad input, output or
+        prompt is the only line a command prints: an output that would overwrite an input, the
+        input itself (the source probes it where that costs nothing), then each element's settings
+        against it. ``run`` calls it too; a second call does nothing.
+        """
+        if not self._checked:
+            refuse_overwrite([r for e in self.elements for r in e.reads()],
+                             [w for e in self.elements for w in e.writes()])
+            source = self.elements[0]
+            self.probe = source.probe() if isinstance(source, Source) else None
+            if self.probe is not None:
+                for element in self.elements[1:]:
+                    element.check(self.probe)
+            self._checked = True
+        return self.probe
+
+    def engine_choices(self) -> dict[str, EngineChoice]:
+        """Element name -> which engine it runs and why (see ``Element.engine_choice``)."""
+        return {e.name: said for e in self.elements if (said := e.engine_choice()) is not None}
+
+    def _judge(self, report: RunReport) -> CleanfeedError | None:
+        """A run that ended without error but did not do its job: nothing written, or a prompt
+        the stream never reached (the object is still in the output)."""
+        if report.frames_out == 0:
+            why = ("the input gave no frame" if report.frames_in == 0
+                   else f"{report.frames_in} frames came in and none reached the output")
+            return MediaError(f"no frame was written: {why}")
+        unmet = [said for e in self.elements if (said := e.unmet(report.frames_in)) is not None]
+        return PromptError("; ".join(unmet)) if unmet else None
+
     def describe(self) -> str:
         parts = []
         for el in self.elements:
@@ -274,6 +318,7 @@ class Pipeline:
         """
         if mode not in MODES:
             raise PropertyError(f"run mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.check()
         names = [e.name for e in self.elements]
         plans = self.live_plans()
         self.check_budget(plans)
@@ -301,6 +346,10 @@ class Pipeline:
             mode=mode, wall_s=wall, lookahead=self.lookahead, interrupted=supervisor.interrupted_by is not None,
             error=str(exc) if exc is not None and not isinstance(exc, Interrupted) else None,
         )
+        if exc is None:
+            exc = self._judge(report)
+            if exc is not None:
+                report.error = str(exc)
         if monitor is not None:
             try:
                 monitor(report.to_json())

@@ -86,6 +86,10 @@ class Property:
     def coerce(self, value: Any, owner: str = "") -> Any:
         """Parses text and checks type, range and choices; raises PropertyError naming ``owner``."""
         where = f"{owner} property {self.name}" if owner else f"property {self.name}"
+
+        def refuse(rule: str) -> PropertyError:
+            return PropertyError(f"{where} {rule}", element=owner, prop=self.name, rule=rule)
+
         if value is None:
             return None
         try:
@@ -100,7 +104,7 @@ class Property:
             elif self.kind == "fraction" and isinstance(value, (int, float, Fraction)):
                 value = Fraction(value)
         except (ValueError, TypeError, ZeroDivisionError):
-            raise PropertyError(f"{where} must be {self.rule}, got {value!r}") from None
+            raise refuse(f"must be {self.rule}, got {value!r}") from None
         expected: dict[str, tuple[type, ...]] = {
             "int": (int,), "float": (float,), "bool": (bool,), "string": (str,), "enum": (str,),
             "box": (tuple,), "ints": (tuple,), "fraction": (Fraction,),
@@ -108,17 +112,17 @@ class Property:
         if self.kind in expected and (
             not isinstance(value, expected[self.kind]) or (self.kind == "int" and isinstance(value, bool))
         ):
-            raise PropertyError(f"{where} must be {self.rule}, got {value!r}")
+            raise refuse(f"must be {self.rule}, got {value!r}")
         if self.choices and value not in self.choices:
-            raise PropertyError(f"{where} must be one of {', '.join(self.choices)}, got {value!r}")
+            raise refuse(f"must be one of {', '.join(self.choices)}, got {value!r}")
         if self.minimum is not None and value < self.minimum:
-            raise PropertyError(f"{where} must be >= {self.minimum:g}, got {value!r}")
+            raise refuse(f"must be >= {self.minimum:g}, got {value!r}")
         if self.maximum is not None and value > self.maximum:
-            raise PropertyError(f"{where} must be <= {self.maximum:g}, got {value!r}")
+            raise refuse(f"must be <= {self.maximum:g}, got {value!r}")
         if self.kind == "box":
             x0, y0, x1, y1 = value
             if x1 <= x0 or y1 <= y0 or min(value) < 0:
-                raise PropertyError(f"{where} must be X0,Y0,X1,Y1 with X1>X0>=0 and Y1>Y0>=0, got {','.join(map(str, value))}")
+                raise refuse(f"must be X0,Y0,X1,Y1 with X1>X0>=0 and Y1>Y0>=0, got {','.join(map(str, value))}")
         return value
 
     def describe_range(self) -> str:

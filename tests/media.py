@@ -118,6 +118,13 @@ def read_rgb_frames(path: Path | str) -> list[np.ndarray]:
 
 
 # -- ffprobe ------------------------------------------------------------------------------------
+def bytes_written(out: Path) -> int:
+    """How much of an output a running sink has written: filesink writes into a hidden
+    ``.NAME.XXXX.part`` beside NAME and renames it over NAME once finalized."""
+    sizes = [p.stat().st_size for p in (out, *out.parent.glob(f".{out.name}.*.part")) if p.exists()]
+    return max(sizes, default=0)
+
+
 def ffprobe(path: Path | str, *args: str) -> dict[str, Any]:
     cmd = ["ffprobe", "-v", "error", "-of", "json", *args, str(path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

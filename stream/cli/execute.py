@@ -6,13 +6,17 @@ Shared by `run`, `launch` and `bench` so the three report a run the same way.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from stream import registry
 from stream.cli.progress import ProgressBar
-from stream.cli.report import LiveStatsFile, summary_line
+from stream.cli.report import LiveStatsFile, engines_line, late_warning, summary_line
+from stream.errors import LateError
+
+log = logging.getLogger("cleanfeed")
 
 DEFAULT_METRICS_HOST = "127.0.0.1"
 
@@ -24,22 +28,31 @@ def build(specs: list[tuple[str, dict[str, Any]]]) -> Any:
 
 
 def add_reporting_arguments(group: Any) -> None:
-    """--stats, --metrics-port and --metrics-host, the same for run and launch."""
+    """--stats, --metrics-port, --metrics-host and --fail-on-late, the same for run and launch."""
     group.add_argument("--stats", metavar="FILE",
                        help="write the run's statistics as JSON, updated every second while it runs and final at the end")
     group.add_argument("--metrics-port", type=int, metavar="PORT",
                        help="serve the same figures for Prometheus on http://HOST:PORT/metrics (needs prometheus-client)")
     group.add_argument("--metrics-host", default=DEFAULT_METRICS_HOST, metavar="HOST",
                        help=f"address the metrics endpoint binds to (default {DEFAULT_METRICS_HOST}: this machine only)")
+    group.add_argument("--fail-on-late", action="store_true",
+                       help="exit with code 4 when any frame left later than the latency budget (for monitoring; "
+                            "the output is complete either way)")
 
 
 def execute(
     pipeline: Any, mode: str = "process", stats: str | None = None, quiet: bool = False,
-    metrics_port: int | None = None, metrics_host: str = DEFAULT_METRICS_HOST,
+    metrics_port: int | None = None, metrics_host: str = DEFAULT_METRICS_HOST, fail_on_late: bool = False,
 ) -> Any:
     """Runs the pipeline. ``stats``: a JSON file kept up to date while it runs and final at the
     end, also when the run fails or is interrupted. ``metrics_port``: a Prometheus endpoint
-    (stream.metrics) for the run's duration."""
+    (stream.metrics) for the run's duration. Inputs, outputs and prompts are checked before
+    anything starts, so a bad one is the only line printed; then one line says which engines
+    run. Late frames are warned about (``fail_on_late``: LateError, exit code 4)."""
+    pipeline.check()
+    said = engines_line(pipeline.engine_choices())
+    if said:
+        log.info("%s", said)
     monitors: list[Callable[[dict[str, Any]], None]] = []
     if stats:
         monitors.append(LiveStatsFile(stats))
@@ -68,10 +81,16 @@ def execute(
             server.close()
     bar.close()
     _summary(report, quiet)
+    late = late_warning(report, pipeline.latency_label)
+    if late:
+        if fail_on_late:
+            raise LateError(late)
+        log.warning("%s", late)
     return report
 
 
 def _summary(report: Any, quiet: bool) -> None:
-    """Frames in and out are said for every run, also a failed or interrupted one: nothing is lost silently."""
-    if report is not None and not quiet:
+    """Frames in and out are said for every run that read a frame, also a failed or interrupted
+    one: nothing is lost silently. A run that failed before its first frame has only its error to say."""
+    if report is not None and not quiet and (report.frames_in or report.error is None):
         print(summary_line(report), file=sys.stderr)

@@ -44,5 +44,5 @@ def main(args: argparse.Namespace) -> int:
         raise PropertyError(f"--max-restarts must be >= 0, got {args.max_restarts}")
     pipeline.max_restarts = args.max_restarts
     execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
-            metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+            metrics_port=args.metrics_port, metrics_host=args.metrics_host, fail_on_late=args.fail_on_late)
     return 0

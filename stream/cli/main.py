@@ -1,38 +1,67 @@
 """Entry point: parses the command line and turns every user error into one line and an exit code.
 
-Exit codes: 0 ok, 1 runtime failure, 2 usage/pipeline/property/prompt error, 3 media error,
-130 interrupted (SIGINT/SIGTERM; outputs were finalized), 70 internal error (a bug: please report).
+Exit codes: 0 ok, 1 runtime failure, 2 usage/pipeline/property/prompt error, 3 media error (an
+input or output that cannot be used, a run that wrote no frame), 4 frames later than the latency
+budget with --fail-on-late, 130 interrupted (SIGINT/SIGTERM; outputs were finalized), 70 internal
+error (a bug: please report).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from typing import NoReturn
 
 from stream.errors import CleanfeedError
 from stream.logs import configure
 
 INTERNAL_ERROR = 70
+USAGE_ERROR = 2
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_NEGATIVE_VALUE = re.compile(r"^-\d")
+VALUE_OPTIONS = ("--box", "--point")
+"""Options whose value may start with a minus sign (a box or point partly left of the frame):
+argparse would take ``-10,-10,50,50`` for an option, so it is joined to its flag first."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _build_parser() -> argparse.ArgumentParser:
     from stream.cli import bench, demo, export, gui, inspect, keys, launch, run
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cleanfeed",
         description="Remove an object from video as it streams: segment, track, inpaint.",
     )
-    parser.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"],
-                        help="how much to log on stderr (default: info; warning with --quiet)")
+    level_help = "how much to log on stderr (default: info; warning with --quiet)"
+    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS, help=level_help)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (run, launch, inspect, demo, bench, export, keys, gui):
         module.add_parser(sub)
+    for command in sub.choices.values():  # also after the command, as `cleanfeed run ... --log-level debug`
+        command.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS, help=level_help)
     return parser
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1] in VALUE_OPTIONS and _NEGATIVE_VALUE.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if args.log_level is None:
         args.log_level = "warning" if getattr(args, "quiet", False) else "info"
     configure(args.log_level)

@@ -12,11 +12,35 @@ from stream.errors import MediaError
 
 
 def summary_line(report: Any) -> str:
+    """One line for the end of a run; late and degraded frames are counted where there were any."""
     lat = report.latency_ms or {}
     p50 = lat.get("p50")
     latency = f", latency p50 {p50:.0f} ms / p95 {lat.get('p95', 0):.0f} ms / max {lat.get('max', 0):.0f} ms" if p50 is not None else ""
-    return (f"{report.frames_in} frames in, {report.frames_out} frames out in {report.wall_s:.1f} s "
+    line = (f"{report.frames_in} frames in, {report.frames_out} frames out in {report.wall_s:.1f} s "
             f"({report.fps:.1f} fps{latency})")
+    missed = [f"{n} {what}" for n, what in ((report.late_frames, "late"), (report.degraded, "degraded")) if n]
+    return line + (f"; {', '.join(missed)}" if missed else "")
+
+
+def late_warning(report: Any, label: str) -> str | None:
+    """What a run with a latency budget says when frames missed it; None when none did."""
+    if not report.late_frames or report.latency_budget_ms is None:
+        return None
+    worst = (report.latency_ms or {}).get("max")
+    worst_text = f", the worst {worst:.0f} ms" if worst is not None else ""
+    return (f"{report.late_frames} of {report.frames_out} frames left later than the {report.latency_budget_ms:g} ms "
+            f"budget ({label}){worst_text}; {report.degraded} were degraded to stay covered")
+
+
+def engines_line(choices: dict[str, Any]) -> str | None:
+    """One line for every element's engine and why (``Pipeline.engine_choices``); the models
+    folder searched in vain is said once."""
+    if not choices:
+        return None
+    parts = [f"{name} {c.engine} ({c.why})" for name, c in choices.items()]
+    folders = sorted({c.looked_in for c in choices.values() if c.looked_in})
+    where = f"; checkpoints are looked for in {', '.join(folders)} (--models DIR)" if folders else ""
+    return "engines: " + ", ".join(parts) + where
 
 
 def element_table(report: Any) -> str:

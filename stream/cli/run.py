@@ -156,6 +156,35 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     return specs
 
 
+FLAGS: dict[tuple[str, str], str] = {
+    ("filesrc", "location"): "INPUT", ("filesrc", "reconnect_timeout"): "--reconnect-timeout",
+    ("segment", "box"): "--box", ("segment", "points"): "--point", ("segment", "mask_file"): "--mask",
+    ("segment", "frame"): "--frame", ("segment", "prompts_file"): "--prompts",
+    ("segment", "checkpoint"): "--sam", ("track", "checkpoint"): "--deaot", ("inpaint", "checkpoint"): "--e2fgvi",
+    ("loadmask", "location"): "--masks", ("savemask", "location"): "--save-masks", ("dilate", "pixels"): "--dilate",
+    ("inpaint", "window"): "--window", ("inpaint", "mode"): "--inpaint-mode", ("inpaint", "region"): "--region",
+    ("inpaint", "fallback"): "--fallback",
+    ("filesink", "location"): "--output", ("filesink", "codec"): "--codec", ("filesink", "crf"): "--crf",
+    ("filesink", "preset"): "--preset",
+    **{(stage, key): f"--{key}" for stage in ("segment", "track", "inpaint") for key in ("models", "device", "precision", "backend")},
+}
+"""The element property each of run's options sets, so an error names the option the user typed."""
+
+
+def build_pipeline(specs: list[tuple[str, dict[str, Any]]]) -> Any:
+    """The pipeline for ``specs``; a bad value is said in terms of run's own options (``--window
+    must be <= 30, got 99``), not of the element property it was turned into."""
+    from stream.cli.execute import build
+
+    try:
+        return build(specs)
+    except PropertyError as err:
+        flag = FLAGS.get((err.element, err.prop))
+        if flag is None or not err.rule:
+            raise
+        raise PropertyError(f"{flag} {err.rule}", element=err.element, prop=err.prop, rule=err.rule) from None
+
+
 def launch_line(specs: list[tuple[str, dict[str, Any]]]) -> str:
     def value(v: Any) -> str:
         text = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
@@ -165,13 +194,13 @@ def launch_line(specs: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from stream.cli.execute import build, execute
+    from stream.cli.execute import execute
 
     specs = chain(args)
+    pipeline = build_pipeline(specs)
     if args.print_pipeline:
         print(launch_line(specs))
         return 0
-    pipeline = build(specs)
     pipeline.live = args.live
     pipeline.latency_ms = args.max_latency
     pipeline.latency_label = "--max-latency"
@@ -179,5 +208,5 @@ def main(args: argparse.Namespace) -> int:
         raise PropertyError(f"--max-restarts must be >= 0, got {args.max_restarts}")
     pipeline.max_restarts = args.max_restarts
     execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
-            metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+            metrics_port=args.metrics_port, metrics_host=args.metrics_host, fail_on_late=args.fail_on_late)
     return 0

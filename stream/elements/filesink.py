@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import tempfile
 from pathlib import Path
 from typing import ClassVar
@@ -74,6 +76,8 @@ class FileSink(EncodingSink):
         self._kind = kind
         self._writer: MediaWriter | None = None
         self._created: Path | None = None
+        self._target: Path | None = None
+        self._move_early = False
         self._pacer: FramePacer | None = None
         if kind not in (Kind.FILE, Kind.SEQUENCE):
             try:
@@ -133,15 +137,23 @@ class FileSink(EncodingSink):
             check_tune(self.factory, codec, self.tune)
             settings = EncoderSettings(codec=codec, crf=self.crf, preset=self.preset, tune=self.tune, pix_fmt=self.pix_fmt)
             check_size(shown, settings, caps)
-            self._prepare_file(path, shown)
-            if (caps.live or self.live) and container.muxer in ("mp4", "mov"):
+            live = caps.live or self.live
+            if live and container.muxer in ("mp4", "mov"):
                 log.warning("%s: a live stream into %s: its index is written at the end, so the file cannot be read "
                             "if the run is killed or the power fails before then, and it grows in memory meanwhile; "
                             ".ts or .mkv is written as it goes", shown, suffix)
-            spec = OutputSpec(url=str(path), shown=shown, muxer=container.muxer, settings=settings,
+            part = self._prepare_file(path, shown)
+            # a live recording takes its name with its first frame, so that a killed run leaves it readable
+            # where the user looks; mp4/mov rewrite their start by name when finalized (faststart)
+            self._move_early = live and container.muxer not in ("mp4", "mov")
+            spec = OutputSpec(url=str(part), shown=shown, muxer=container.muxer, settings=settings,
                               passthrough=self.audio, container_options=dict(container.options),
                               rate_time_base=container.rate_time_base, carries=container.carries)
-        self._writer = MediaWriter(spec, caps)
+        try:
+            self._writer = MediaWriter(spec, caps)
+        except BaseException:
+            self.closed(0)
+            raise
         return caps
 
     def _start_network(self, caps: Caps) -> None:
@@ -157,24 +169,47 @@ class FileSink(EncodingSink):
         self._writer = MediaWriter(spec, caps)
         self._pacer = FramePacer() if self.pace else None
 
+    def writes(self) -> list[str]:
+        return [self.location] if self._kind in (Kind.FILE, Kind.SEQUENCE) else []
+
     def render(self, frame: VideoFrame) -> None:
         if self._pacer is not None:
             self._pacer.wait(frame)
         super().render(frame)
+        if self._move_early:
+            self._move_early = False
+            self._move_into_place()
 
-    def _prepare_file(self, path: Path, shown: str) -> None:
-        """Creates the file now, so an unusable output fails before the first frame."""
+    def _move_into_place(self) -> None:
+        part, target = self._created, self._target
+        if part is None or target is None or part == target:
+            return
+        try:
+            os.replace(part, target)
+        except OSError as err:
+            raise MediaError(f"cannot write output {self.location!r}: {err.strerror or err} (the frames so far are "
+                             f"in {str(part)!r})") from None
+        self._created = target
+
+    def _prepare_file(self, path: Path, shown: str) -> Path:
+        """Creates the file the frames go into now, so an unusable output fails before the first
+        frame: a hidden file beside the target, renamed over it once finalized. A run that fails
+        to start, or writes no frame, leaves an existing file of that name as it was."""
         folder = path.parent
         if not folder.exists():
             raise MediaError(f"cannot write output {shown!r}: folder {str(folder)!r} does not exist")
         if not folder.is_dir():
             raise MediaError(f"cannot write output {shown!r}: {str(folder)!r} is not a folder")
+        if path.is_dir():
+            raise MediaError(f"output {shown!r} must be a file, got a folder")
+        final = Path(os.path.realpath(path))  # through a link, the file it points to is replaced
+        part = final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
         try:
-            with open(path, "wb"):
-                pass
+            os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except OSError as err:
             raise MediaError(f"cannot write output {shown!r}: {err.strerror or err}") from None
-        self._created = path
+        self._created, self._target = part, final
+        return self._created
 
     def _prepare_folder(self, folder: Path, shown: str) -> None:
         try:
@@ -185,8 +220,12 @@ class FileSink(EncodingSink):
             raise MediaError(f"cannot write output {shown!r}: {err.strerror or err}") from None
 
     def closed(self, frames: int) -> None:
-        created, self._created = self._created, None
+        """Moves the finalized file into place; without a frame it is removed (the pipeline
+        reports a run that wrote nothing as its error)."""
+        if frames:
+            self._move_into_place()
+        created, self._created, self._target = self._created, None, None
         if frames == 0 and created is not None:
             created.unlink(missing_ok=True)
-            log.warning("%s: no frame arrived; removed the empty output", self.location)
+            log.debug("%s: no frame arrived; removed the empty output", self.location)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from stream.buffers import Caps, Packet, VideoFrame
+from stream.buffers import Caps, Packet, Probe, VideoFrame
 from stream.element import Source
 from stream.errors import PropertyError
 from stream.media.live import GAP_FILLS, LiveOptions, LiveReader
-from stream.media.naming import Kind, kind_of
+from stream.media.naming import Kind, kind_of, local_path
 from stream.media.open import InputOptions
 from stream.media.reader import MediaReader, ReaderOptions
 from stream.properties import Property
@@ -63,14 +63,33 @@ class FileSrc(Source):
     def _where(self) -> str:
         return self.location or ""
 
-    def open(self) -> Caps:
-        self.close()
-        options = ReaderOptions(
+    def _options(self) -> ReaderOptions:
+        return ReaderOptions(
             open=InputOptions(timeout_s=self.timeout_s, transport=self.transport, framerate=self.framerate),
             audio=self.audio,
             loop=self.loop,
         )
-        reader = MediaReader(self._where(), options)
+
+    def reads(self) -> list[str]:
+        return [self._where()] if kind_of(self._where()) in (Kind.FILE, Kind.SEQUENCE) else []
+
+    def probe(self) -> Probe | None:
+        """Files and image sequences are opened once here (a few milliseconds), so a missing or
+        unreadable input is the only line printed; pipes and streams are opened once, by the run."""
+        if not self.reads():
+            return None
+        path = local_path(self._where())
+        if path.exists() and not path.is_file() and kind_of(self._where()) is Kind.FILE:
+            return None  # a named pipe or a device: reading it here would take what the run needs
+        reader = MediaReader(self._where(), self._options())
+        try:
+            return Probe(reader.caps, reader.exact_frames)
+        finally:
+            reader.close()
+
+    def open(self) -> Caps:
+        self.close()
+        reader = MediaReader(self._where(), self._options())
         if self.reconnect and reader.caps.live:
             live = LiveOptions(reconnect_timeout_s=self.reconnect_timeout, gap_fill=self.gap_fill)
             self._live = LiveReader(reader, live)

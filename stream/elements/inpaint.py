@@ -13,9 +13,9 @@ from engines.classical.cover import FALLBACKS, fill
 from engines.classical.inpainter import METHODS, Filled, FlowInpainter, InpaintConfig
 from engines.e2fgvi.schedule import SlidingConfig
 from stream.buffers import Caps, VideoFrame
-from stream.element import Filter
+from stream.element import EngineChoice, Filter
 from stream.elements.inpaint_e2fgvi import E2FGVI, MODES, VARIANTS, E2fgviEngine, E2fgviSettings, choose
-from stream.elements.model_choice import model_properties
+from stream.elements.model_choice import check_device, engine_choice, model_properties
 from stream.errors import ElementError
 from stream.properties import Property
 from stream.registry import register
@@ -111,6 +111,7 @@ class Inpaint(Filter):
     fallback: str
 
     def configure(self) -> None:
+        check_device(self.factory, self.device)
         self._choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
         self._e2fgvi: E2fgviEngine | None = None
         if self._choice is not None:
@@ -141,12 +142,14 @@ class Inpaint(Filter):
         if self._e2fgvi is not None and self.backend == "torch":
             self._e2fgvi.load()
 
+    def engine_choice(self) -> EngineChoice:
+        return engine_choice(E2FGVI, self._choice, self.engine, self.models, "flow-guided propagation")
+
     def start(self, caps: Caps) -> Caps:
         if self._e2fgvi is not None:
             cover = self._cover if self.deadline is not None else None
-            log.info("%s: using %s (%s)", self.name, self._why, self._e2fgvi.open(caps, cover, self.count))
+            log.debug("%s: using %s (%s)", self.name, self._why, self._e2fgvi.open(caps, cover, self.count))
             return caps
-        log.info("%s: using the classical engine (flow-guided propagation): %s", self.name, self._why)
         self._engine = FlowInpainter(self._config(align=2 if caps.pix_fmt == "yuv420p" else 1))
         self._held: deque[VideoFrame] = deque()
         self._emitted = 0

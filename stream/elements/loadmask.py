@@ -70,6 +70,9 @@ class LoadMask(Filter):
             raise PromptError(f"masks {self.location!r} do not exist")
         self._masks: Iterator[tuple[str, np.ndarray]] | None = None
 
+    def reads(self) -> list[str]:
+        return [self.location or ""]
+
     def start(self, caps: Caps) -> Caps:
         path = Path(self.location or "")
         self._masks = _from_folder(path) if path.is_dir() else _from_video(path)

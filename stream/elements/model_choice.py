@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engines.models import Family
+from engines.models import Choice, Family, device_problem, models_dir
+from stream.element import EngineChoice
+from stream.errors import PropertyError
 from stream.properties import Property
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
@@ -34,3 +36,21 @@ def model_properties(family: Family, task: str, variants: Sequence[str], files: 
         Property.string("device", "auto, cpu, cuda or cuda:N", "auto"),
         Property.enum("precision", f"{name}'s {precision}", PRECISIONS, "fp32"),
     )
+
+
+def engine_choice(family: Family, choice: Choice | None, engine: str, models: str | None,
+                  classical: str) -> EngineChoice:
+    """What an element with a model family runs: the model and its file, or ``classical`` (the
+    classical engine's name, ``GrabCut``) and why no model."""
+    if choice is not None:
+        return EngineChoice(family.name, choice.why)
+    if engine == "classical":
+        return EngineChoice(classical, "engine=classical")
+    return EngineChoice(classical, f"no {family.name} checkpoint", str(models_dir(models)))
+
+
+def check_device(factory: str, device: str) -> None:
+    """Refuses a device this machine does not have when the element is built (not on its first frame)."""
+    rule = device_problem(device)
+    if rule is not None:
+        raise PropertyError(f"{factory} property device {rule}", element=factory, prop="device", rule=rule)

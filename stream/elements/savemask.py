@@ -33,6 +33,9 @@ class SaveMask(Filter):
         if not self.location:
             raise PropertyError("savemask needs location=FOLDER")
 
+    def writes(self) -> list[str]:
+        return [str(Path(self.location) / "%05d.png")]
+
     def start(self, caps: Caps) -> Caps:
         folder = Path(self.location)
         try:

@@ -12,9 +12,9 @@ from engines.classical import regions
 from engines.classical.segmenter import SegmenterConfig, segment
 from prompts.promptfile import load_prompts
 from prompts.shapes import Box, ObjectPrompt, load_mask, parse_point
-from stream.buffers import Caps, VideoFrame
-from stream.element import Filter
-from stream.elements.model_choice import model_properties
+from stream.buffers import Caps, Probe, VideoFrame
+from stream.element import EngineChoice, Filter
+from stream.elements.model_choice import check_device, engine_choice, model_properties
 from stream.elements.segment_sam import SAM, VARIANTS, SamEngine, choose
 from stream.errors import PromptError
 from stream.properties import Property
@@ -96,12 +96,14 @@ class Segment(Filter):
             )
         seen: set[tuple[int, int]] = set()
         for p in prompts:
+            p.validate()
             if (p.frame, p.obj_id) in seen:
                 raise PromptError(f"object {p.obj_id} must be prompted once per frame, got two prompts on frame {p.frame}")
             seen.add((p.frame, p.obj_id))
         self._prompts = prompts
         self._by_frame: dict[int, list[ObjectPrompt]] = {}
         self._masks: dict[tuple[int, int], np.ndarray] = {}
+        check_device(self.factory, self.device)
         self._sam_choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
         self._sam: SamEngine | None = None
 
@@ -116,8 +118,13 @@ class Segment(Filter):
             sam.open()
             self._sam = sam
 
-    def start(self, caps: Caps) -> Caps:
-        self._by_frame = {}
+    def engine_choice(self) -> EngineChoice:
+        if self._sam_choice is not None and not self._wants_sam():
+            return EngineChoice("GrabCut", "the prompts are masks only")
+        return engine_choice(SAM, self._sam_choice, self.engine, self.models, "GrabCut")
+
+    def _load_masks(self, caps: Caps) -> None:
+        """Checks every prompt against the frame size and reads its mask file."""
         for p in self._prompts:
             p.check(caps.width, caps.height)
             if p.mask is not None:
@@ -125,14 +132,34 @@ class Segment(Filter):
                 if not mask.any():
                     raise PromptError(f"mask file {p.mask!r} of object {p.obj_id} must mark the object, got an empty mask")
                 self._masks[(p.frame, p.obj_id)] = mask
+
+    def check(self, probe: Probe) -> None:
+        self._load_masks(probe.caps)
+        if probe.exact_frames is not None:
+            self._refuse_unreached(probe.exact_frames)
+
+    def _refuse_unreached(self, frames: int) -> None:
+        said = self.unmet(frames)
+        if said is not None:
+            raise PromptError(said)
+
+    def unmet(self, frames: int) -> str | None:
+        late = sorted({(p.frame, p.obj_id) for p in self._prompts if p.frame >= frames})
+        if not late:
+            return None
+        which = ", ".join(f"object {obj_id} on frame {frame}" for frame, obj_id in late)
+        return (f"prompt frames must be within the video's {frames} frames (0..{frames - 1}), got {which}: "
+                "that prompt never applied")
+
+    def start(self, caps: Caps) -> Caps:
+        self._by_frame = {}
+        self._load_masks(caps)
+        for p in self._prompts:
             self._by_frame.setdefault(p.frame, []).append(p)
         if self._wants_sam():
             self.prepare()
             assert self._sam is not None
-            log.info("%s: using %s (%s)", self.name, self._why, self._sam.description)
-        else:
-            log.info("%s: using the classical engine (GrabCut): %s", self.name,
-                     self._why if self._sam_choice is None else "the prompts are masks only")
+            log.debug("%s: using %s (%s)", self.name, self._why, self._sam.description)
         return caps
 
     def stop(self) -> None:

@@ -12,8 +12,8 @@ import numpy as np
 from engines.classical import regions
 from engines.classical.tracker import MODELS, MaskTracker, TrackerConfig
 from stream.buffers import Caps, VideoFrame
-from stream.element import Filter
-from stream.elements.model_choice import model_properties
+from stream.element import EngineChoice, Filter
+from stream.elements.model_choice import check_device, engine_choice, model_properties
 from stream.elements.track_deaot import DEAOT, VARIANTS, DeaotEngine, DeaotSettings, choose
 from stream.elements.track_live import PunctualTracker
 from stream.properties import Property
@@ -92,6 +92,7 @@ class Track(Filter):
     """Frames DeAOT may hold under a deadline (the shared-memory slots it may keep)."""
 
     def configure(self) -> None:
+        check_device(self.factory, self.device)
         self._choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
         self._deaot: DeaotEngine | None = None
         self._punctual: PunctualTracker | None = None
@@ -113,6 +114,9 @@ class Track(Filter):
             self._deaot = DeaotEngine(self._choice, settings)
         return self._deaot
 
+    def engine_choice(self) -> EngineChoice:
+        return engine_choice(DEAOT, self._choice, self.engine, self.models, "optical flow")
+
     def start(self, caps: Caps) -> Caps:
         if self._choice is not None:
             self._deaot = self._deaot_engine()
@@ -120,9 +124,8 @@ class Track(Filter):
             if self.deadline is not None:
                 self._punctual = PunctualTracker(self._deaot, self.name, self.HELD_LIVE, self.stale_grow, self.count)
                 said += "; in a thread of its own (live deadline)"
-            log.info("%s: using %s (%s)", self.name, self._why, said)
+            log.debug("%s: using %s (%s)", self.name, self._why, said)
             return caps
-        log.info("%s: using the classical engine (optical flow): %s", self.name, self._why)
         config = TrackerConfig(model=self.motion, max_side=self.max_side, margin=self.margin, anchor=self.anchor)
         self._tracker = MaskTracker(config)
         return caps

@@ -70,19 +70,38 @@ def redact(location: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
+def sequence_regex(name: str) -> re.Pattern[str] | None:
+    """The file names a printf pattern's name (``%05d.png``) stands for, the number as group 1;
+    None when ``name`` holds no pattern."""
+    match = _PATTERN.search(name)
+    if match is None:
+        return None
+    head, tail = name[: match.start()], name[match.end():]
+    width = int(match.group(2) or 0)
+    digits = rf"\d{{{width}}}" if match.group(1) and width else r"\d+"
+    return re.compile(re.escape(head) + f"({digits})" + re.escape(tail) + "$")
+
+
+def sequence_name(name: str, number: int) -> str:
+    """The file name a printf pattern's name gives ``number`` (``%05d.png``, 3 -> ``00003.png``),
+    as FFmpeg's image2 writes it; ``name`` itself when it holds no pattern."""
+    match = _PATTERN.search(name)
+    if match is None:
+        return name
+    width = int(match.group(2) or 0)
+    digits = f"{number:0{width}d}" if match.group(1) else f"{number:{width}d}"
+    return name[: match.start()] + digits + name[match.end():]
+
+
 def sequence_numbers(pattern: Path) -> list[int]:
     """The frame numbers of existing files that match a printf ``pattern``, sorted.
 
     FFmpeg's image2 reader only looks for a first number in 0..4; scanning the folder lets
     a sequence start anywhere (frames/01000.png).
     """
-    match = _PATTERN.search(pattern.name)
-    if match is None:
+    regex = sequence_regex(pattern.name)
+    if regex is None:
         return []
-    head, tail = pattern.name[: match.start()], pattern.name[match.end():]
-    width = int(match.group(2) or 0)
-    digits = rf"\d{{{width}}}" if match.group(1) and width else r"\d+"
-    regex = re.compile(re.escape(head) + f"({digits})" + re.escape(tail) + "$")
     folder = pattern.parent
     if not folder.is_dir():
         return []

@@ -81,6 +81,7 @@ class MediaReader:
         self.corrupt = 0
         self.frames_read = 0
         self._exact_frames: int | None = None
+        self._reached_end = False
         self._opened: OpenedInput | None = None
         self._opened = self._open()
         self.shown = self._opened.shown
@@ -156,6 +157,12 @@ class MediaReader:
             self._opened = self._open()
             if first is not None:  # the next pass starts one frame after this one ended
                 offset = last + step - first
+        self._reached_end = True
+
+    @property
+    def exact_frames(self) -> int | None:
+        """The number of frames when the input says it exactly (see ``Probe.exact_frames``)."""
+        return self._exact_frames
 
     @property
     def _looping(self) -> bool:
@@ -225,5 +232,6 @@ class MediaReader:
             log.warning("%s: %d corrupt packet(s) skipped or concealed", self.shown, self.corrupt)
             self.corrupt = 0
         expected, self._exact_frames = self._exact_frames, None
-        if expected is not None and 0 < self.frames_read < expected:
+        # a reader stopped early (the run was interrupted or failed downstream) did not find the input short
+        if expected is not None and self._reached_end and 0 < self.frames_read < expected:
             log.warning("%s: ended after %d of %d frames (truncated?)", self.shown, self.frames_read, expected)

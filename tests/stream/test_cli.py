@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from media import ffprobe, frame_count, frame_pts, make_video, streams
+from media import bytes_written, ffprobe, frame_count, frame_pts, make_video, streams
 
 CLI = [sys.executable, "-m", "stream.cli.main"]
 BOX = "40,20,80,50"  # inside the 160x96 test video
@@ -208,7 +208,7 @@ def test_signal_mid_run_finalizes_output_and_leaves_no_children(tmp_path, sig):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     children: set[int] = set()
-    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20000):
+    while time.monotonic() < deadline and bytes_written(out) < 20000:
         children |= _descendants(proc.pid)
         time.sleep(0.2)
     children |= _descendants(proc.pid)

@@ -159,15 +159,35 @@ def test_error_mid_stream_then_finish_leaves_what_was_written(mp4: Path, tmp_pat
     assert frame_count(out) == 7
 
 
-def test_no_frame_removes_the_empty_output(mp4: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_frame_leaves_no_file_and_an_existing_output_as_it_was(mp4: Path, tmp_path: Path) -> None:
     out = tmp_path / "empty.mp4"
+    out.write_bytes(b"an earlier result")
     sink = registry.create("filesink", {"location": str(out)})
     sink.start(registry.create("filesrc", {"location": str(mp4)}).open())
-    assert out.exists()  # created at start: an unusable output fails before any frame
-    with caplog.at_level(logging.WARNING):
-        sink.finish()
-    assert not out.exists()
-    assert "no frame arrived; removed the empty output" in caplog.text
+    parts = list(tmp_path.glob(".empty.mp4.*.part"))
+    assert len(parts) == 1  # created at start, beside the target: an unusable output fails before any frame
+    assert out.read_bytes() == b"an earlier result"
+    sink.finish()
+    assert out.read_bytes() == b"an earlier result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4"]
+
+
+def test_the_finalized_file_replaces_the_target_and_keeps_a_link_pointing_at_it(mp4: Path, tmp_path: Path) -> None:
+    real, link = tmp_path / "real.mkv", tmp_path / "link.mkv"
+    real.write_bytes(b"old")
+    link.symlink_to(real)
+    source = registry.create("filesrc", {"location": str(mp4)})
+    pump(source, registry.create("filesink", {"location": str(link)}))
+    assert link.is_symlink() and frame_count(real) == frame_count(mp4)
+    assert oct(real.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def run_stdout(src: Path, fmt: str) -> subprocess.CompletedProcess[bytes]:

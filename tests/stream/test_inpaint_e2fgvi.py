@@ -61,7 +61,7 @@ def test_offline_element_is_test_py_through_its_spill(checkpoint: Path, golden: 
     caps, frames = frames_of(rgb, masks)
     element = create("inpaint", {"checkpoint": str(checkpoint), "mode": "offline", "device": "cpu"})
     assert element.holds_stream and element.lookahead == 0
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG):
         out = run_filters(caps, frames, [element])
     said = [r.getMessage() for r in caplog.records if "using" in r.getMessage()]
     assert len(said) == 1 and f"E2FGVI from {checkpoint}" in said[0] and "offline mode" in said[0], said

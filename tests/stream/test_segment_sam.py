@@ -49,7 +49,7 @@ def test_element_writes_sams_mask(checkpoint: Path, caplog: pytest.LogCaptureFix
     caps, frames = clip_frames()
     rgb = frames[0].picture.rgb()
     seg = create("segment", {"box": BOX, "checkpoint": str(checkpoint), "device": "cpu"})
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG):
         out = run_filters(caps, frames, [seg])
     expected = sam_directly(checkpoint, rgb, SamPrompt(box=tuple(map(float, BOX))))
     said = [r.getMessage() for r in caplog.records if "using" in r.getMessage()]
@@ -115,7 +115,7 @@ def test_auto_finds_sam_in_the_models_folder(checkpoint: Path, tmp_path: Path,
     (folder / checkpoint.name).symlink_to(checkpoint)
     caps, frames = clip_frames(1)
     seg = create("segment", {"box": BOX, "models": str(folder)})
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG):
         run_filters(caps, frames, [seg])
     assert any(f"using SAM, sam_vit_b_01ec64.pth found in {folder}" in r.getMessage() for r in caplog.records)
 

@@ -45,7 +45,7 @@ def clip_frames(count: int) -> tuple[Caps, list[VideoFrame], np.ndarray]:
 def test_element_writes_the_trackers_labels(checkpoint: Path, caplog: pytest.LogCaptureFixture) -> None:
     caps, frames, rgb = clip_frames(5)
     track = create("track", {"checkpoint": str(checkpoint), "device": "cpu"})
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG):
         out = run_filters(caps, frames, [track])
     said = [r.getMessage() for r in caplog.records if "using" in r.getMessage()]
     assert len(said) == 1 and f"using DeAOT from {checkpoint}" in said[0] and "DeAOT-T" in said[0], said
@@ -86,7 +86,7 @@ def test_auto_finds_deaot_in_the_models_folder(checkpoint: Path, tmp_path: Path,
     folder.mkdir()
     (folder / "R50_DeAOTL_PRE_YTB_DAV.pth").symlink_to(checkpoint)  # a renamed file loads as what it holds
     caps, frames, _ = clip_frames(2)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG):
         run_filters(caps, frames, [create("track", {"models": str(folder)})])
     said = " ".join(r.getMessage() for r in caplog.records)
     assert f"using DeAOT, R50_DeAOTL_PRE_YTB_DAV.pth found in {folder}" in said and "DeAOT-T" in said
