@@ -174,6 +174,7 @@ class MediaReader:
         video.thread_type = "AUTO"
         wanted = {info.index for info in self.caps.streams}
         selected = [video] + [s for s in container.streams if s.index in wanted]
+        held = None  # a damaged video packet, sent to the decoder once another one follows it
         for packet in self._demux(opened, selected):
             if packet.is_corrupt:
                 self.corrupt += 1
@@ -181,7 +182,18 @@ class MediaReader:
                 if packet.size:
                     yield packet_from_av(packet, packet.stream.index)
                 continue
+            if packet.size:
+                if held is not None:
+                    yield from self._decode(video, held)
+                    held = None
+                if packet.is_corrupt:
+                    held = packet
+                    continue
             yield from self._decode(video, packet)
+        # A damaged last packet is the cut end of a truncated file: FFmpeg cannot decode it either,
+        # and with frame threads its error surfaces while the decoder is drained, where PyAV
+        # stops collecting and the frames still inside were lost (45 of ffmpeg's 47). So it is
+        # never sent.
         yield from self._decode(video, None)
 
     def _demux(self, opened: OpenedInput, selected: list[Any]) -> Iterator[Any]:
