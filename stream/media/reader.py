@@ -72,6 +72,16 @@ def _shift(packet: Packet, ticks: int) -> None:
         packet.dts += ticks
 
 
+def _check_not_indexed_at_end(opened: OpenedInput) -> None:
+    """Raises for an MP4 on a pipe that gave no packet: its index (moov) came after the media
+    data, which FFmpeg had to read through to find it, and a pipe cannot go back. Without this
+    the run ended with no frame and no reason."""
+    if opened.kind is Kind.PIPE and "mp4" in (opened.container.format.name or "").split(","):
+        raise MediaError(f"input {opened.shown!r} is an MP4 whose index (moov) is at its end, which cannot be read "
+                         "from a pipe: give the file itself, or remux it with "
+                         "'ffmpeg -i in.mp4 -c copy -movflags +faststart out.mp4'")
+
+
 class MediaReader:
     """Opens an input at construction; :meth:`items` yields its frames and packets once."""
 
@@ -199,13 +209,19 @@ class MediaReader:
     def _demux(self, opened: OpenedInput, selected: list[Any]) -> Iterator[Any]:
         """Demuxed packets; a corrupt stretch is skipped (demuxing resumes where it failed)."""
         failures = 0
+        demuxed = False
         while True:
             try:
                 for packet in opened.container.demux(selected):
                     failures = 0
+                    demuxed = demuxed or bool(packet.size)
                     yield packet
+                if not demuxed:
+                    _check_not_indexed_at_end(opened)
                 return
             except av.error.InvalidDataError:
+                if not demuxed:
+                    _check_not_indexed_at_end(opened)
                 self.corrupt += 1
                 failures += 1
                 if failures >= MAX_DEMUX_ERRORS:
