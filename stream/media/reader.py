@@ -91,6 +91,9 @@ class MediaReader:
         self.corrupt = 0
         self.frames_read = 0
         self._exact_frames: int | None = None
+        self.end_s: Fraction | None = None
+        """Where a network presentation of known length ends, in seconds on its own clock (an
+        RTSP server serving a file gives its range); None for a live feed."""
         self._opened: OpenedInput | None = None
         self._opened = self._open()
         self.shown = self._opened.shown
@@ -126,6 +129,8 @@ class MediaReader:
                     streams.append(info)
         looping = self.options.loop and opened.kind in (Kind.FILE, Kind.SEQUENCE)
         live = opened.kind is Kind.RTSP or (opened.kind.network and not container.duration)
+        if live and container.duration and container.duration > 0:
+            self.end_s = Fraction(int(container.start_time or 0) + int(container.duration), 1_000_000)
         frames, exact = (None, False) if looping or live else _frame_count(video, container, rate, opened.sequence_frames)
         self._exact_frames = frames if exact else None
         time_base = Fraction(video.time_base) if video.time_base else 1 / rate
