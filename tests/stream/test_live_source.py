@@ -55,12 +55,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_clip(path: Path, frames: int = 300) -> Path:
-    """H.264 in Matroska; frame i shows i in binary as 8 blocks across the top half."""
+def make_clip(path: Path, frames: int = 300, audio: bool = False) -> Path:
+    """H.264 in Matroska; frame i shows i in binary as 8 blocks across the top half; ``audio``
+    adds an AAC tone as long as the video."""
     out = av.open(str(path), "w", format="matroska")
     stream = out.add_stream("libx264", rate=RATE)
     stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
     stream.codec_context.options = {"tune": "zerolatency", "preset": "ultrafast", "g": "25", "crf": "18"}
+    if audio:
+        sound = out.add_stream("aac", rate=48000)
+        sound.layout = "stereo"
+        samples = frames * 48000 // RATE
+        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
+        for start in range(0, samples, 1024):
+            chunk = np.ascontiguousarray(np.stack([tone[start : start + 1024]] * 2))
+            block = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            block.sample_rate, block.pts = 48000, start
+            for packet in sound.encode(block):
+                out.mux(packet)
+        for packet in sound.encode(None):
+            out.mux(packet)
     for i in range(frames):
         data = np.full((H * 3 // 2, W), 128, np.uint8)
         data[:H] = 60
@@ -83,8 +97,8 @@ def frame_number(luma: np.ndarray) -> int:
 class RtspServer:
     """One server process at a time on a fixed port; counts the frames each process sent."""
 
-    def __init__(self, clip: Path, port: int, once: bool = False) -> None:
-        self.clip, self.port, self.once = clip, port, once
+    def __init__(self, clip: Path, port: int, once: bool = False, audio: bool = False) -> None:
+        self.clip, self.port, self.once, self.audio = clip, port, once, audio
         self.sent: list[int] = []  # frames sent, per server process
         self._proc: subprocess.Popen[str] | None = None
 
@@ -94,7 +108,7 @@ class RtspServer:
 
     def start(self) -> None:
         command = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--file", str(self.clip)]
-        proc = subprocess.Popen(command + ["--once"] * self.once, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(command + ["--once"] * self.once + ["--audio"] * self.audio, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
         assert line == "ready", f"server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}"
@@ -282,7 +296,7 @@ def test_reconnect_to_a_silent_server_times_out_with_slate(server: RtspServer, c
 @pytest.fixture
 def short_server(tmp_path: Path) -> Iterator[RtspServer]:
     """Serves a 2 s clip: a presentation of known length (the server announces its range)."""
-    srv = RtspServer(make_clip(tmp_path / "short.mkv", frames=SHORT), free_port())
+    srv = RtspServer(make_clip(tmp_path / "short.mkv", frames=SHORT, audio=True), free_port(), audio=True)
     srv.start()
     yield srv
     srv.kill()
@@ -309,6 +323,10 @@ def test_a_presentation_of_known_length_ends_with_every_frame(short_server: Rtsp
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - started < SHORT / RATE + 10
     assert numbers_in(out) == list(range(SHORT))
+    with av.open(str(out)) as container:  # the audio too, to its end
+        sound = [p for p in container.demux(audio=0) if p.size]
+    end = (sound[-1].pts + sound[-1].duration) * sound[-1].time_base - sound[0].pts * sound[0].time_base
+    assert abs(end - SHORT / RATE) < 0.1, float(end)
     assert "the presentation ended" in done.stderr and "reconnect" not in done.stderr
 
 
