@@ -9,6 +9,13 @@ server that stops answering is caught by FFmpeg's ``timeout`` option, which each
 frame period once the input is late: it emits the last frame again (or a slate) at the input's
 rate, flagged ``meta["gap"]`` and counted as ``repeated``, so a sink downstream never stalls.
 
+A presentation of known length (an RTSP server serving a file announces its range, which
+PyAV gives as the container's duration) ends when a session has played it to its end: its
+last frame within ``END_PERIODS`` frames of the range's end. A session that ends before that
+was cut short, as a killed server looks the same (a clean end of stream), and is reconnected
+like a live one. From that last frame on, the output waits for the end of stream instead of
+repeating frames, so the run ends with the presentation's frames and nothing added.
+
 Timestamps: each session of the input starts its own clock (RTSP restarts near 0). Output pts
 continue on one running clock: the first session keeps the input's pts; a new session is
 mapped so that its first frame follows the last frame sent (real or repeated) by one frame
@@ -45,6 +52,10 @@ QUEUE_FRAMES = 64
 """Decoded frames the receiving thread may hold ahead of the consumer (a few seconds at most)."""
 PENDING_PACKETS = 500
 """Pass-through packets held at a session's start while its clock is not known yet."""
+END_PERIODS = 3
+"""How close (in frame periods) a session's last frame must come to the end of a presentation of
+known length for it to count as played to the end: the range's end is rounded, and FFmpeg's start
+time is the first timestamp it saw (RTSP's first keyframe has none)."""
 
 Count = Callable[[str, int], None]
 
@@ -65,7 +76,7 @@ class LiveOptions:
 
 @dataclass
 class _Event:
-    kind: str  # "item" | "lost" | "back" | "gone"
+    kind: str  # "item" | "lost" | "back" | "gone" | "end"
     session: int
     item: Any = None
     reason: str = ""
@@ -99,6 +110,7 @@ class LiveReader:
         self.location = first.location
         self.shown = first.shown
         self.options = options
+        self.end_s = first.end_s
         self._reader_options: ReaderOptions = first.options
         self._first: MediaReader | None = first
         self._stop = threading.Event()
@@ -120,8 +132,11 @@ class LiveReader:
         session = 0
         while reader is not None:
             reason = "the input ended"
+            last_at: Fraction | None = None
             try:
                 for item in reader.decoded():
+                    at = None if isinstance(item, Packet) else _seconds(item)
+                    last_at = last_at if at is None else at
                     if not self._put(_Event("item", session, item)):
                         return
             except MediaError as err:
@@ -130,7 +145,12 @@ class LiveReader:
                 reason = f"{type(err).__name__}: {err}"
             finally:
                 reader.close()
-            if self._stop.is_set() or not self._put(_Event("lost", session, reason=reason)):
+            if self._stop.is_set():
+                return
+            if self._played_to_end(last_at):
+                self._put(_Event("end", session))
+                return
+            if not self._put(_Event("lost", session, reason=reason)):
                 return
             reader = self._reconnect(reason)
             session += 1
@@ -163,6 +183,12 @@ class LiveReader:
                 log.debug("%s: reconnection attempt %d failed: %s", self.shown, attempts, err)
             delay = min(delay * 2, self.options.backoff_max_s)
 
+    def _played_to_end(self, at: Fraction | None) -> bool:
+        """Whether a frame at ``at`` seconds is the end of a presentation of known length."""
+        if self.end_s is None or at is None:
+            return False
+        return at >= self.end_s - END_PERIODS / self.caps.rate
+
     # -- the consumer ---------------------------------------------------------------------------
     def items(self, new_frame: NewFrame, count: Count) -> Iterator[VideoFrame | Packet]:
         """Frames (seq gapless from 0, pts strictly increasing) and pass-through packets."""
@@ -178,11 +204,12 @@ class LiveReader:
         last_frame: Any = None  # the last decoded AVFrame, for repeats
         last_emit: float | None = None
         gone_since: float | None = None  # monotonic time the input was seen to end
+        at_end = False  # the last frame of a presentation of known length was sent: no repeats
         pending: list[Packet] = []
         slate: Picture | None = None
         try:
             while True:
-                if last_emit is None:
+                if last_emit is None or at_end:
                     wait: float | None = 0.5
                 else:
                     late = 1.0 if gone_since is not None else 1.0 + self.options.late_periods
@@ -190,7 +217,7 @@ class LiveReader:
                 try:
                     event = self._queue.get(timeout=wait)
                 except queue.Empty:
-                    if last_emit is None:
+                    if last_emit is None or at_end:
                         continue
                     # the input is late or gone: keep the cadence with a repeat
                     frame = new_frame(caps, seq, None if last_out is None else last_out + step, tb)
@@ -209,8 +236,11 @@ class LiveReader:
                     last_emit = time.monotonic()
                     yield frame
                     continue
+                if event.kind == "end":
+                    log.info("%s: the presentation ended (%.2f s)", self.shown, float(self.end_s or 0))
+                    return
                 if event.kind == "lost":
-                    gone_since = time.monotonic()
+                    gone_since, at_end = time.monotonic(), False
                     log.warning("%s: input lost (%s); reconnecting for up to %g s", self.shown, event.reason,
                                 self.options.reconnect_timeout_s)
                     continue
@@ -236,6 +266,7 @@ class LiveReader:
                 frame = new_frame(caps, seq, out, tb)
                 fill_picture(item, frame.picture)
                 last_frame, last_out = item, out
+                at_end = self._played_to_end(_seconds(item))
                 seq += 1
                 last_emit = time.monotonic()
                 yield frame
@@ -286,6 +317,13 @@ def _place(
         offset += (last_out + step - out) * tb
         out = last_out + step
     return out, offset
+
+
+def _seconds(frame: Any) -> Fraction | None:
+    """A decoded frame's time on its session's clock, when it has one."""
+    if frame.pts is None or frame.time_base is None:
+        return None
+    return frame.pts * Fraction(frame.time_base)
 
 
 def _shifted(packet: Packet, offset: Fraction) -> Packet:

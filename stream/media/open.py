@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
@@ -90,7 +92,39 @@ def _check_local(kind: Kind, location: str, shown: str) -> int | None:
     return None
 
 
-def _translate(err: Exception, kind: Kind, shown: str, opts: InputOptions, elapsed: float) -> MediaError:
+MP4_BOXES = (b"ftyp", b"mdat", b"moov", b"free", b"skip", b"wide", b"styp", b"uuid", b"pdin")
+"""Top-level ISO BMFF boxes a file can start with (the four bytes after the box size)."""
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """Whether the file is an MP4/MOV whose ``moov`` box is absent or cut short: FFmpeg calls it
+    "invalid data", like a text file, though the cause is nearly always an unfinished write
+    (a recorder writes the index last)."""
+    try:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            at = 0
+            while at + 8 <= size:
+                file.seek(at)
+                head = file.read(16)
+                length, box = int.from_bytes(head[:4], "big"), head[4:8]
+                if at == 0 and box not in MP4_BOXES:
+                    return False
+                if length == 1 and len(head) == 16:  # 64-bit size follows
+                    length = int.from_bytes(head[8:16], "big")
+                if box == b"moov":
+                    return length == 0 or at + length > size
+                if length == 0:  # the box runs to the end of the file
+                    break
+                if length < 8:
+                    return False
+                at += length
+    except OSError:
+        return False
+    return size >= 8
+
+
+def _translate(err: Exception, kind: Kind, location: str, shown: str, opts: InputOptions, elapsed: float) -> MediaError:
     """One line for the user; FFmpeg's own words only where they add something."""
     if isinstance(err, av.error.ConnectionRefusedError):
         return MediaError(f"input {shown!r} refused the connection (is the server running?)")
@@ -102,6 +136,10 @@ def _translate(err: Exception, kind: Kind, shown: str, opts: InputOptions, elaps
         return MediaError(f"input {shown!r} does not exist")
     if isinstance(err, av.error.PermissionError):
         return MediaError(f"input {shown!r} cannot be read: permission denied")
+    if (isinstance(err, (av.error.InvalidDataError, av.error.EOFError)) and kind is Kind.FILE
+            and _mp4_without_index(local_path(location))):
+        return MediaError(f"input {shown!r} is an MP4 whose index (moov) is missing or cut short: the file is "
+                          "truncated or still being written (a recording gets its index when it is finished)")
     if isinstance(err, av.error.InvalidDataError):
         return MediaError(f"input {shown!r} is not a media file FFmpeg can read")
     if isinstance(err, av.error.FFmpegError):
@@ -125,7 +163,7 @@ def open_input(location: str, opts: InputOptions) -> OpenedInput:
     try:
         container = av.open(url, mode="r", options=options, **extra)
     except (av.error.FFmpegError, OSError) as err:
-        raise _translate(err, kind, shown, opts, time.monotonic() - started) from None
+        raise _translate(err, kind, location, shown, opts, time.monotonic() - started) from None
     return OpenedInput(container, kind, shown, count)
 
 

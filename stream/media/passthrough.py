@@ -10,7 +10,9 @@ OpusHead) cannot be set, and MP4/Matroska then write audio nobody can decode;
 ``add_stream_from_template`` needs the live input stream, which lives in another process.
 So the sink adds a stream for the codec's encoder, sets the input's parameters, opens the
 encoder itself (so the muxer will not reopen it) and then restores the input's extradata,
-which the muxer copies into the header. No packet ever goes through that encoder.
+which the muxer copies into the header, or clears the encoder's own when the input has none
+(ADTS AAC from MPEG-TS: the muxer learns the header from the packets). No packet ever goes
+through that encoder.
 
 Subtitles use ``add_mux_stream``: text subtitles (SubRip, mov_text) need no header to be
 read, so losing mov_text's styling extradata is acceptable; ASS/SSA, whose header is
@@ -125,8 +127,11 @@ def _setup(container: Any, info: StreamInfo) -> Any:
         ctx.open()
     except (ValueError, RuntimeError, av.error.FFmpegError) as err:
         raise PassthroughError(f"cannot set up {info.codec} for muxing: {getattr(err, 'strerror', None) or err}") from None
-    if params.get("extradata"):
-        ctx.extradata = bytes(params["extradata"])
+    # the input's extradata, or none: what the encoder made up describes its own output, not
+    # these packets (AAC from MPEG-TS has none, its packets carry ADTS headers; the muxer then
+    # converts them and writes the header it learns, as ``ffmpeg -c copy`` does, where an
+    # invented one made Matroska rewrite its header over the next elements)
+    ctx.extradata = bytes(params["extradata"]) if params.get("extradata") else None
     if params.get("language"):
         stream.metadata["language"] = params["language"]
     return stream

@@ -72,6 +72,16 @@ def _shift(packet: Packet, ticks: int) -> None:
         packet.dts += ticks
 
 
+def _check_not_indexed_at_end(opened: OpenedInput) -> None:
+    """Raises for an MP4 on a pipe that gave no packet: its index (moov) came after the media
+    data, which FFmpeg had to read through to find it, and a pipe cannot go back. Without this
+    the run ended with no frame and no reason."""
+    if opened.kind is Kind.PIPE and "mp4" in (opened.container.format.name or "").split(","):
+        raise MediaError(f"input {opened.shown!r} is an MP4 whose index (moov) is at its end, which cannot be read "
+                         "from a pipe: give the file itself, or remux it with "
+                         "'ffmpeg -i in.mp4 -c copy -movflags +faststart out.mp4'")
+
+
 class MediaReader:
     """Opens an input at construction; :meth:`items` yields its frames and packets once."""
 
@@ -82,6 +92,9 @@ class MediaReader:
         self.frames_read = 0
         self._exact_frames: int | None = None
         self._reached_end = False
+        self.end_s: Fraction | None = None
+        """Where a network presentation of known length ends, in seconds on its own clock (an
+        RTSP server serving a file gives its range); None for a live feed."""
         self._opened: OpenedInput | None = None
         self._opened = self._open()
         self.shown = self._opened.shown
@@ -117,6 +130,8 @@ class MediaReader:
                     streams.append(info)
         looping = self.options.loop and opened.kind in (Kind.FILE, Kind.SEQUENCE)
         live = opened.kind is Kind.RTSP or (opened.kind.network and not container.duration)
+        if live and container.duration and container.duration > 0:
+            self.end_s = Fraction(int(container.start_time or 0) + int(container.duration), 1_000_000)
         frames, exact = (None, False) if looping or live else _frame_count(video, container, rate, opened.sequence_frames)
         self._exact_frames = frames if exact else None
         time_base = Fraction(video.time_base) if video.time_base else 1 / rate
@@ -181,6 +196,7 @@ class MediaReader:
         video.thread_type = "AUTO"
         wanted = {info.index for info in self.caps.streams}
         selected = [video] + [s for s in container.streams if s.index in wanted]
+        held = None  # a damaged video packet, sent to the decoder once another one follows it
         for packet in self._demux(opened, selected):
             if packet.is_corrupt:
                 self.corrupt += 1
@@ -188,19 +204,36 @@ class MediaReader:
                 if packet.size:
                     yield packet_from_av(packet, packet.stream.index)
                 continue
+            if packet.size:
+                if held is not None:
+                    yield from self._decode(video, held)
+                    held = None
+                if packet.is_corrupt:
+                    held = packet
+                    continue
             yield from self._decode(video, packet)
+        # A damaged last packet is the cut end of a truncated file: FFmpeg cannot decode it either,
+        # and with frame threads its error surfaces while the decoder is drained, where PyAV
+        # stops collecting and the frames still inside were lost (45 of ffmpeg's 47). So it is
+        # never sent.
         yield from self._decode(video, None)
 
     def _demux(self, opened: OpenedInput, selected: list[Any]) -> Iterator[Any]:
         """Demuxed packets; a corrupt stretch is skipped (demuxing resumes where it failed)."""
         failures = 0
+        demuxed = False
         while True:
             try:
                 for packet in opened.container.demux(selected):
                     failures = 0
+                    demuxed = demuxed or bool(packet.size)
                     yield packet
+                if not demuxed:
+                    _check_not_indexed_at_end(opened)
                 return
             except av.error.InvalidDataError:
+                if not demuxed:
+                    _check_not_indexed_at_end(opened)
                 self.corrupt += 1
                 failures += 1
                 if failures >= MAX_DEMUX_ERRORS:

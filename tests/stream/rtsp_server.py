@@ -6,6 +6,7 @@ every client gets its own session playing the file from the start, at real time.
 ``ready`` once it listens, then ``sent`` for each video frame handed to the RTP payloader (so a
 test knows what was served), and serves until killed; with ``--once`` it exits by itself half a
 second after its first session has sent the whole file (a clean end, nothing cut in flight).
+``--audio`` serves the file's AAC track too.
 """
 
 from __future__ import annotations
@@ -51,15 +52,17 @@ def main() -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--file", required=True, help="an H.264 .mkv file")
     parser.add_argument("--once", action="store_true", help="exit after the first session has sent the file")
+    parser.add_argument("--audio", action="store_true", help="also serve the file's AAC track")
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
+    audio = " d.audio_0 ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97" if args.audio else ""
     factory.set_launch(
         f"( filesrc location={args.file} ! matroskademux name=d d.video_0 ! queue ! h264parse "
-        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f"! rtph264pay name=pay0 pt=96 config-interval=1{audio} )"
     )
     factory.set_shared(False)
     factory.connect("media-configure", _count_frames)

@@ -89,6 +89,27 @@ def test_opus_in_matroska_round_trip(tmp_path: Path) -> None:
     assert packet_pts(out, "a:0") == packet_pts(src, "a:0")
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_adts_aac_from_mpegts_makes_a_clean_header(tmp_path: Path, suffix: str) -> None:
+    """AAC in MPEG-TS has no extradata (ADTS headers in every packet): the header must be the one
+    the muxer learns from the packets, as with ``ffmpeg -c copy``, not one the encoder made up
+    (Matroska then rewrote its header over the next elements: 'Duplicate element')."""
+    src = tmp_path / "in.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=160x96:rate=25", "-f", "lavfi",
+                    "-i", "sine", "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-f", "mpegts",
+                    str(src)], check=True)
+    out = tmp_path / f"out{suffix}"
+    transcode(src, out)
+    probed = subprocess.run(["ffprobe", "-v", "warning", str(out)], capture_output=True, text=True)
+    assert probed.returncode == 0 and probed.stderr == "", probed.stderr
+    decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-f", "null", "-"], capture_output=True, text=True)
+    assert decoded.returncode == 0 and decoded.stderr == "", decoded.stderr
+    assert frame_count(out) == 50
+    audio = by_type(out, "audio")
+    assert (audio["codec_name"], audio["sample_rate"]) == ("aac", "44100")
+    assert len(packet_pts(out, "a:0")) == len(packet_pts(src, "a:0"))
+
+
 def test_ffv1_is_lossless_for_rgb_and_yuv(mp4: Path, tmp_path: Path) -> None:
     pattern, images = make_image_sequence(tmp_path / "png", 161, 97, frames=4)
     out = tmp_path / "rgb.mkv"

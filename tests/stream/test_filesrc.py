@@ -172,6 +172,26 @@ def test_stdin_is_probed_from_the_pipe(tmp_path: Path) -> None:
     assert len(frame_pts(out)) == 12
 
 
+@pytest.mark.parametrize("faststart", [False, True])
+def test_mp4_indexed_at_its_end_on_stdin_says_why_it_cannot_be_read(tmp_path: Path, faststart: bool) -> None:
+    """FFmpeg reads through the media data to find an index at the end, and a pipe cannot go
+    back: no packet ever comes. The run must say so (exit 3), not end with an empty output."""
+    clip = make_video(tmp_path / "in.mp4", 320, 240, frames=48, rate=24, faststart=faststart)
+    assert clip.stat().st_size > 150_000  # more than FFmpeg keeps buffered from the pipe
+    out = tmp_path / "out.mkv"
+    with open(clip, "rb") as stdin:
+        done = subprocess.run([sys.executable, "-m", "stream.cli.main", "launch", "--quiet",
+                               f"filesrc location=- ! filesink location={out}"], stdin=stdin, capture_output=True,
+                              text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+    if faststart:
+        assert done.returncode == 0, done.stderr
+        assert len(frame_pts(out)) == 48
+        return
+    assert done.returncode == 3, done.stderr
+    assert ("error: input 'stdin' is an MP4 whose index (moov) is at its end, which cannot be read from a pipe: give "
+            "the file itself, or remux it with 'ffmpeg -i in.mp4 -c copy -movflags +faststart out.mp4'") in done.stderr
+
+
 def test_urisrc_takes_uri_and_refuses_stdin() -> None:
     src = registry.create("urisrc", {"uri": "rtsp://127.0.0.1:1/x", "transport": "udp", "timeout_s": 2})
     assert (src.uri, src.transport, src.timeout_s) == ("rtsp://127.0.0.1:1/x", "udp", 2.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from stream.media.live import _place
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER = Path(__file__).with_name("rtsp_server.py")
+REPO = Path(__file__).resolve().parents[2]
 W, H, RATE = 160, 96, 25
 
 
@@ -53,12 +55,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_clip(path: Path, frames: int = 300) -> Path:
-    """H.264 in Matroska; frame i shows i in binary as 8 blocks across the top half."""
+def make_clip(path: Path, frames: int = 300, audio: bool = False) -> Path:
+    """H.264 in Matroska; frame i shows i in binary as 8 blocks across the top half; ``audio``
+    adds an AAC tone as long as the video."""
     out = av.open(str(path), "w", format="matroska")
     stream = out.add_stream("libx264", rate=RATE)
     stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
     stream.codec_context.options = {"tune": "zerolatency", "preset": "ultrafast", "g": "25", "crf": "18"}
+    if audio:
+        sound = out.add_stream("aac", rate=48000)
+        sound.layout = "stereo"
+        samples = frames * 48000 // RATE
+        tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
+        for start in range(0, samples, 1024):
+            chunk = np.ascontiguousarray(np.stack([tone[start : start + 1024]] * 2))
+            block = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            block.sample_rate, block.pts = 48000, start
+            for packet in sound.encode(block):
+                out.mux(packet)
+        for packet in sound.encode(None):
+            out.mux(packet)
     for i in range(frames):
         data = np.full((H * 3 // 2, W), 128, np.uint8)
         data[:H] = 60
@@ -81,8 +97,8 @@ def frame_number(luma: np.ndarray) -> int:
 class RtspServer:
     """One server process at a time on a fixed port; counts the frames each process sent."""
 
-    def __init__(self, clip: Path, port: int, once: bool = False) -> None:
-        self.clip, self.port, self.once = clip, port, once
+    def __init__(self, clip: Path, port: int, once: bool = False, audio: bool = False) -> None:
+        self.clip, self.port, self.once, self.audio = clip, port, once, audio
         self.sent: list[int] = []  # frames sent, per server process
         self._proc: subprocess.Popen[str] | None = None
 
@@ -92,7 +108,7 @@ class RtspServer:
 
     def start(self) -> None:
         command = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), "--file", str(self.clip)]
-        proc = subprocess.Popen(command + ["--once"] * self.once, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(command + ["--once"] * self.once + ["--audio"] * self.audio, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
         assert line == "ready", f"server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}"
@@ -275,6 +291,75 @@ def test_reconnect_to_a_silent_server_times_out_with_slate(server: RtspServer, c
     assert src.counted().get("reconnects", 0) == 0
     assert "did not answer within" in caplog.text
     assert "ending the stream" in caplog.text
+
+
+@pytest.fixture
+def short_server(tmp_path: Path) -> Iterator[RtspServer]:
+    """Serves a 2 s clip: a presentation of known length (the server announces its range)."""
+    srv = RtspServer(make_clip(tmp_path / "short.mkv", frames=SHORT, audio=True), free_port(), audio=True)
+    srv.start()
+    yield srv
+    srv.kill()
+
+
+SHORT = 50
+
+
+def numbers_in(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [frame_number(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
+
+
+@needs_gst
+def test_a_presentation_of_known_length_ends_with_every_frame(short_server: RtspServer, tmp_path: Path) -> None:
+    """A server serving a file reaches its end: the run ends (exit 0) with the file's frames, each
+    once, instead of reconnecting and replaying it for ever."""
+    out = tmp_path / "out.mkv"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "stream.cli.main", "launch",
+                           f"urisrc uri={short_server.url} timeout_s=3 ! filesink location={out}"],
+                          capture_output=True, text=True, timeout=30, cwd=REPO,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < SHORT / RATE + 10
+    assert numbers_in(out) == list(range(SHORT))
+    with av.open(str(out)) as container:  # the audio too, to its end
+        sound = [p for p in container.demux(audio=0) if p.size]
+    end = (sound[-1].pts + sound[-1].duration) * sound[-1].time_base - sound[0].pts * sound[0].time_base
+    assert abs(end - SHORT / RATE) < 0.1, float(end)
+    assert "the presentation ended" in done.stderr and "reconnect" not in done.stderr
+
+
+@needs_gst
+def test_a_presentation_cut_short_reconnects_then_ends(short_server: RtspServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A killed server looks like a clean end: before the end of the range the session was lost,
+    and is reconnected; the session that plays to the end ends the stream."""
+    caplog.set_level(logging.INFO, logger="stream.media.live")
+    src = UriSrc(uri=short_server.url, timeout_s=2, reconnect_timeout=5)
+    src.open()
+    real: list[list[int]] = [[]]
+    repeated = 0
+    try:
+        for item in src.read():
+            if not hasattr(item, "picture"):
+                continue
+            if item.meta.get("gap"):
+                repeated += 1
+                continue
+            number = frame_number(item.picture.luma())
+            if number == 0 and real[-1]:
+                real.append([])
+            real[-1].append(number)
+            if len(real) == 1 and len(real[0]) == 20:
+                short_server.kill()
+                threading.Thread(target=lambda: (time.sleep(0.5), short_server.start()), daemon=True).start()
+            assert sum(map(len, real)) < 4 * SHORT, "the presentation is replayed for ever"
+    finally:
+        src.close()
+    assert src.counted()["reconnects"] == 1
+    assert len(real) == 2 and real[1] == list(range(SHORT))
+    assert repeated > 0
+    assert "the presentation ended" in caplog.text and "ending the stream" not in caplog.text
 
 
 def test_silent_server_at_open_is_a_timeout_not_a_hang() -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 import pty
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -176,6 +177,49 @@ def test_truncated_mp4_warns_how_far_it_got(tmp_path: Path, caplog: pytest.LogCa
     frames = _transcode_damaged(cut, tmp_path, caplog)
     assert 10 < frames < 48
     assert f"{cut}: ended after {frames} of 48 frames (truncated?)" in caplog.text
+
+
+def _ffmpeg_mp4(path: Path, *args: str) -> Path:
+    """H.264 with B-frames (x264's default preset, unlike make_video's ultrafast) and AAC, 2 s."""
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi",
+                    "-i", "sine", "-t", "2", "-c:v", "libx264", "-c:a", "aac", *args, str(path)], check=True)
+    return path
+
+
+def _ffprobe_frames(path: Path) -> int:
+    done = subprocess.run(["ffprobe", "-v", "quiet", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                           "stream=nb_read_frames", "-of", "csv=p=0", str(path)], capture_output=True, text=True)
+    return int(done.stdout.strip())
+
+
+def test_truncated_mp4_decodes_every_frame_ffmpeg_does(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The cut last packet cannot be decoded; sent to a frame-threaded decoder, its error came
+    while the decoder was drained and the frames still inside were lost."""
+    full = _ffmpeg_mp4(tmp_path / "full.mp4", "-movflags", "+faststart")
+    data = full.read_bytes()
+    for fraction in (0.35, 0.6, 0.825):
+        cut = tmp_path / f"cut{fraction}.mp4"
+        cut.write_bytes(data[: int(len(data) * fraction)])
+        expected = _ffprobe_frames(cut)
+        assert 5 < expected < 50
+        assert _transcode_damaged(cut, tmp_path, caplog) == expected, fraction
+
+
+@pytest.mark.parametrize("cut_at", ["mdat", "moov"])
+def test_truncated_mp4_says_its_index_is_missing(tmp_path: Path, cut_at: str) -> None:
+    """Not "not a media file" (the words for a text file): an MP4 without its index is nearly
+    always a recording cut short or still being written."""
+    if cut_at == "mdat":  # the index is written at the end: gone
+        full = _ffmpeg_mp4(tmp_path / "full.mp4")
+        cut = len(full.read_bytes()) // 2
+    else:  # faststart: the index comes first, cut inside it
+        full = _ffmpeg_mp4(tmp_path / "full.mp4", "-movflags", "+faststart")
+        cut = 1000
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(full.read_bytes()[:cut])
+    with pytest.raises(MediaError, match=rf"^input '{path}' is an MP4 whose index \(moov\) is missing or cut short: "
+                                         "the file is truncated or still being written"):
+        open_source(str(path))
 
 
 # -- outputs ------------------------------------------------------------------------------------------
