@@ -2,12 +2,13 @@
 
 Coordinates are pixels of the full-resolution frame, x to the right, y down. A box is
 ``x0,y0,x1,y1`` with x1 > x0 and y1 > y0 (x1, y1 excluded). A point has a label: positive
-(1, "this is the object") or negative (0, "this is not"). A mask file is a single-channel
-PNG of the frame's size, non-zero = object.
+(1, "this is the object") or negative (0, "this is not"). A mask file is an image of the
+frame's size, 0 = background; how its other values become objects is :func:`read_labels`'s rule.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ import numpy as np
 
 from stream.errors import PromptError
 
+log = logging.getLogger(__name__)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_BOX_COVER = 0.6
 """The largest share of the frame a box may cover: the object is painted from what surrounds
 it, and a box over (nearly) the whole frame leaves nothing to paint from, only minutes of smear."""
@@ -142,16 +146,96 @@ def parse_point(text: str) -> Point:
         raise PromptError(f"point must be X,Y or X,Y,LABEL with LABEL 1 (object) or 0 (not object), got {text!r}") from None
 
 
-def load_mask(path: str | Path, width: int, height: int) -> np.ndarray:
-    """Reads a mask image as HxW bool; raises PromptError if missing, unreadable or of another size."""
+def _is_palette_png(path: Path) -> bool:
+    """A PNG whose IHDR colour type is 3 (indexed): its pixels are palette indices, the object ids."""
+    with path.open("rb") as f:
+        head = f.read(26)
+    return len(head) == 26 and head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR" and head[25] == 3
+
+
+def _palette_indices(path: Path) -> np.ndarray | None:
+    """The indices of a palette PNG (OpenCV would expand them to colours; PyAV keeps them)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+            if frame.format.name != "pal8":
+                return None
+            out = frame.to_ndarray()
+    except (av.error.FFmpegError, StopIteration):
+        return None
+    return np.ascontiguousarray(out[0] if isinstance(out, tuple) else out, dtype=np.uint8)
+
+
+def _solid(img: np.ndarray, values: np.ndarray) -> bool:
+    """Whether each value has a pixel whose eight neighbours share it: ids fill regions, anti-aliasing only edges."""
+    if img.shape[0] < 3 or img.shape[1] < 3:
+        return False
+    centre = img[1:-1, 1:-1]
+    inner = np.ones(centre.shape, bool)
+    h, w = img.shape
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if dy != 1 or dx != 1:
+                inner &= img[dy:h - 2 + dy, dx:w - 2 + dx] == centre
+    return bool(np.isin(values, np.unique(centre[inner])).all())
+
+
+def read_labels(path: str | Path) -> np.ndarray:
+    """Reads a mask image as HxW uint8 object ids, 0 = background.
+
+    A palette PNG (as DAVIS and YouTube-VOS annotate) holds ids as its indices. A single-channel
+    image with one non-zero value is one object (id 1: the prompt gives the real id). With
+    several values, they are ids when each fills a region (some pixel of it has all eight
+    neighbours of the same value), as in a label image; an anti-aliased or feathered mask has
+    values only along its edges, so it is one object, non-zero = object, and a warning says so.
+    A colour image is one object (non-black = object): the order of its colours says no ids.
+    """
     path = Path(path)
     if not path.is_file():
         raise PromptError(f"mask file {str(path)!r} does not exist")
+    if _is_palette_png(path):
+        indices = _palette_indices(path)
+        if indices is not None:
+            return indices
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise PromptError(f"mask file {str(path)!r} is not a readable image")
     if img.ndim == 3:
-        img = img.max(axis=2)
-    if img.shape != (height, width):
-        raise PromptError(f"mask file {str(path)!r} must be {width}x{height} like the video, got {img.shape[1]}x{img.shape[0]}")
-    return img > 0
+        colours = np.unique(img[..., :3].reshape(-1, min(3, img.shape[2])), axis=0)
+        if len(colours[colours.any(axis=1)]) > 1:
+            log.warning("mask file %r: a colour image is read as one object (non-black = object); "
+                        "save several objects as a palette PNG or a single-channel label image", str(path))
+        return (img.max(axis=2) > 0).astype(np.uint8)
+    values = np.unique(img)
+    values = values[values != 0]
+    if len(values) <= 1:
+        return (img > 0).astype(np.uint8)
+    if values[-1] <= 255 and _solid(img, values):
+        return img.astype(np.uint8)
+    log.warning("mask file %r: its %d non-zero values are not ids 1..255 that each fill a region (anti-aliased "
+                "or feathered?), so it is read as one object (non-zero = object); save ids as a palette PNG "
+                "or a label image",
+                str(path), len(values))
+    return (img > 0).astype(np.uint8)
+
+
+def load_labels(path: str | Path, width: int, height: int) -> np.ndarray:
+    """:func:`read_labels`, checked to be of the frame's size."""
+    labels = read_labels(path)
+    if labels.shape != (height, width):
+        raise PromptError(f"mask file {str(path)!r} must be {width}x{height} like the video, "
+                          f"got {labels.shape[1]}x{labels.shape[0]}")
+    return labels
+
+
+def mask_ids(path: str | Path) -> list[int]:
+    """The object ids a mask file holds under :func:`read_labels`'s rule ([1] for a one-object mask)."""
+    labels = read_labels(path)
+    return [int(v) for v in np.unique(labels) if v != 0]
+
+
+def load_mask(path: str | Path, width: int, height: int) -> np.ndarray:
+    """Reads a mask image as HxW bool (any object); raises PromptError if missing, unreadable or of another size."""
+    return load_labels(path, width, height) > 0

@@ -36,7 +36,7 @@ from prompts.gui.choices import stage_choices
 from prompts.gui.drag import DRAG_JS, ELEM_ID, parse_drag
 from prompts.gui.masker import Masker, MaskResult, open_masker
 from prompts.gui.overlay import colour_hex
-from prompts.gui.runjob import CODECS
+from prompts.gui.runjob import CODECS, RunStatus
 from prompts.gui.session import MODES, GuiConfig, Session
 from stream.buffers import Caps, VideoFrame
 from stream.errors import CleanfeedError
@@ -86,6 +86,13 @@ def _ok(text: str) -> str:
 
 def _bad(text: str) -> str:
     return f"<div class='cf-error' role='alert'>⚠ {html.escape(text)}</div>"
+
+
+def run_outcome(status: RunStatus) -> str:
+    """The status line once a run has ended: "run started" must not stay up after its end."""
+    if status.state == "failed":
+        return _bad(f"run failed: {status.describe()}")
+    return _ok(f"run {status.state}: {status.describe()}")
 
 
 def guarded(n_outputs: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -393,7 +400,7 @@ def build_app(config: AppConfig) -> gr.Blocks:
         def on_tick(s: Session | None) -> tuple[Any, ...]:
             status_now = s.run_status() if s is not None else None
             if status_now is None or s is None or s.run is None:
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             pct = round(100 * status_now.fraction)
             bar_html = f"<div id='cf-progress'><div style='width:{pct}%'></div></div>"
             text = status_now.describe()
@@ -403,10 +410,10 @@ def build_app(config: AppConfig) -> gr.Blocks:
                 files = [str(p) for p in (run.video, run.job.masks_zip if run.job else None, run.prompts)
                          if p is not None and Path(p).is_file()]
                 video = str(run.video) if run.video.is_file() else None
-                return bar_html, text, video, files
-            return bar_html, text, gr.skip(), gr.skip()
+                return bar_html, text, video, files, run_outcome(status_now)
+            return bar_html, text, gr.skip(), gr.skip(), gr.skip()
 
-        timer.tick(on_tick, [state], [bar, progress, result, downloads], show_progress="hidden")
+        timer.tick(on_tick, [state], [bar, progress, result, downloads, status], show_progress="hidden")
         demo.load(lambda s: session_of(s), [state], [state])
         demo.load(None, None, None, js=DRAG_JS)  # mouse down, move, up on the frame: a box (prompts/gui/drag.py)
     return demo

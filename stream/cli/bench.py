@@ -14,12 +14,15 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("bench", help="measure a pipeline: fps, latency p50/p95/max, peak RSS",
                        description="Run PIPELINE (default: the classical chain on a 720p testsrc clip into fakesink) "
                                    "and report per-element and end-to-end figures.")
-    p.add_argument("pipeline", nargs="*", metavar="PIPELINE")
+    p.add_argument("pipeline", nargs="*", metavar="PIPELINE",
+                   help="the pipeline to measure, as cleanfeed launch takes it (default: the classical chain)")
     p.add_argument("--width", type=int, default=1280, help="size of the default pipeline's testsrc")
-    p.add_argument("--height", type=int, default=720)
-    p.add_argument("--frames", type=int, default=300)
-    p.add_argument("--logo-size", type=int, default=100)
-    p.add_argument("--mode", default="process", choices=["process", "thread"])
+    p.add_argument("--height", type=int, default=720, help="size of the default pipeline's testsrc")
+    p.add_argument("--frames", type=int, default=300, help="frames of the default pipeline's testsrc (default 300)")
+    p.add_argument("--logo-size", type=int, default=100, metavar="PX",
+                   help="size of the default pipeline's logo (default 100)")
+    p.add_argument("--mode", default="process", choices=["process", "thread"],
+                   help="one process per element (default) or threads in one process (debugging)")
     p.add_argument("--json", default="cleanfeed-bench.json", metavar="FILE", help="where to write the JSON (default ./cleanfeed-bench.json)")
     p.set_defaults(func=main)
 

@@ -24,14 +24,17 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the chain on a built-in synthetic clip and score it",
                        description="Render a synthetic clip with a logo, remove the logo, and compare with the ground truth.")
     p.add_argument("-o", "--out", default="cleanfeed-demo", metavar="DIR", help="output folder (default ./cleanfeed-demo)")
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=360)
-    p.add_argument("--frames", type=int, default=90)
+    p.add_argument("--width", type=int, default=640, help="clip width in pixels (default 640)")
+    p.add_argument("--height", type=int, default=360, help="clip height in pixels (default 360)")
+    p.add_argument("--frames", type=int, default=90, help="clip length in frames (default 90)")
     p.add_argument("--logo", default="fixed", choices=["fixed", "scene"],
                    help="a screen-fixed channel bug (default) or a logo that moves with the scene")
-    p.add_argument("--window", type=int, default=5)
-    p.add_argument("--dilate", type=int, default=6)
-    p.add_argument("--mode", default="process", choices=["process", "thread"])
+    p.add_argument("--window", type=int, default=5, metavar="N",
+                   help="frames the inpainter uses before and after each frame (its lookahead; default 5)")
+    p.add_argument("--dilate", type=int, default=6, metavar="PX",
+                   help="grow the tracked mask by PX pixels before inpainting; the score uses the same (default 6)")
+    p.add_argument("--mode", default="process", choices=["process", "thread"],
+                   help="one process per element (default) or threads in one process (debugging)")
     p.set_defaults(func=main)
 
 

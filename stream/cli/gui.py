@@ -52,6 +52,11 @@ def main(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests are not news
     demo = build_app(config)
     demo.queue(default_concurrency_limit=4)
+    # quiet: Gradio's own lines advertise share=True, a public tunnel this local tool never opens;
+    # the address is the one line worth printing
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{args.max_upload_mb:g}mb",
-                css=CSS, footer_links=[], quiet=False, show_error=True, allowed_paths=[str(workdir)])
+                css=CSS, footer_links=[], quiet=True, show_error=True, allowed_paths=[str(workdir)],
+                prevent_thread_lock=True)
+    print(f"cleanfeed gui on {demo.local_url} (Ctrl+C stops it)", flush=True)
+    demo.block_thread()
     return 0

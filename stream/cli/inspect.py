@@ -13,7 +13,7 @@ from stream.element import Element
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("inspect", help="list the elements, or describe one",
                        description="Without NAME, list every element; with NAME, show its properties.")
-    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("name", nargs="?", metavar="NAME", help="an element's factory name, e.g. inpaint")
     p.set_defaults(func=main)
 
 

@@ -14,8 +14,10 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("launch", help="run a pipeline written like gst-launch",
                        description='Run a pipeline, e.g. cleanfeed launch "filesrc location=in.mp4 ! identity ! filesink location=out.mp4". '
                                    "The pipeline may be one quoted argument or separate tokens.")
-    p.add_argument("pipeline", nargs="+", metavar="PIPELINE")
-    p.add_argument("--mode", default="process", choices=["process", "thread"])
+    p.add_argument("pipeline", nargs="+", metavar="PIPELINE",
+                   help="elements joined by !, each FACTORY key=value ... (see cleanfeed inspect)")
+    p.add_argument("--mode", default="process", choices=["process", "thread"],
+                   help="one process per element (default) or threads in one process (debugging)")
     p.add_argument("--max-restarts", type=int, default=3, metavar="N",
                    help="process mode: a filter whose process dies is restarted and the frames that were inside it "
                         "re-sent, at most N times in a run, then the run stops naming it (0: the first death stops "
@@ -27,7 +29,7 @@ def add_parser(sub: Any) -> None:
                         "(filters holding frames emit late ones covered, flagged degraded); refused when smaller than "
                         "the chain's lookahead plus the encoder's delay (use the sink's tune=zerolatency)")
     add_reporting_arguments(p)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=main)
 
 

@@ -24,7 +24,9 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--box", metavar="X0,Y0,X1,Y1", help="box around the object on the prompt frame")
     g.add_argument("--point", action="append", default=[], metavar="X,Y[,L]",
                    help="a point on the object (L=1, default) or off it (L=0); repeatable")
-    g.add_argument("--mask", metavar="FILE", help="a mask image of the object on the prompt frame")
+    g.add_argument("--mask", metavar="FILE",
+                   help="a mask image on the prompt frame, 0 = background: one object, or N objects with their "
+                        "ids when it is a palette PNG (DAVIS, YouTube-VOS) or a label image of ids 1..N")
     g.add_argument("--frame", type=int, default=0, metavar="N", help="the frame the prompt applies to (default 0)")
     g.add_argument("--prompts", metavar="FILE", help="a JSON prompt file with several objects (see README)")
     g.add_argument("--masks", metavar="DIR|VIDEO", help="per-frame masks made elsewhere: skips segmenting and tracking")

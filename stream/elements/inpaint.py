@@ -75,7 +75,7 @@ class Inpaint(Filter):
         Property.int("num_ref", "E2FGVI: reference frames per window (-1: offline all, stream 3)", -1, -1, 64),
         Property.enum("region", "E2FGVI: auto (a crop around the masks when small) or full (whole frame)",
                       ("auto", "full"), "auto"),
-        Property.int("margin", "Context kept around the mask (pixels; classical default 16, E2FGVI 64)", 0, 0, 1024),
+        Property.int("margin", "Context kept around the mask (pixels; 0 = auto: 16 classical, 64 E2FGVI)", 0, 0, 1024),
         Property.string("spill", "E2FGVI offline: folder for the spill file (default: the system's temp folder)", None),
         Property.int("window", "Classical: frames used before and after each frame (= lookahead); 0 = spatial only",
                      5, 0, 30),

@@ -11,7 +11,7 @@ import numpy as np
 from engines.classical import regions
 from engines.classical.segmenter import SegmenterConfig, segment
 from prompts.promptfile import load_prompts
-from prompts.shapes import Box, ObjectPrompt, load_mask, parse_point
+from prompts.shapes import Box, ObjectPrompt, load_labels, mask_ids, parse_point
 from stream.buffers import Caps, Probe, VideoFrame
 from stream.element import EngineChoice, Filter
 from stream.elements.model_choice import check_device, engine_choice, model_properties
@@ -29,6 +29,27 @@ def parse_points(text: str) -> tuple[Any, ...]:
     return tuple(parse_point(part.strip()) for part in text.split(";") if part.strip())
 
 
+def split_mask_objects(prompt: ObjectPrompt) -> list[ObjectPrompt]:
+    """One prompt per object of its mask file: a label image or palette PNG of ids 1..N is N objects, not one.
+
+    A mask of one object keeps the prompt's id (a 0/255 mask says no id); a mask of several keeps
+    its own ids, so the prompt's id must be left at 1, and a box or points would belong to none of them.
+    """
+    if prompt.mask is None:
+        return [prompt]
+    ids = mask_ids(prompt.mask)
+    if len(ids) <= 1:
+        return [prompt]
+    listed = ", ".join(map(str, ids))
+    if prompt.box is not None or prompt.points:
+        raise PromptError(f"mask file {prompt.mask!r} holds objects {listed}: give it without a box or points, "
+                          "or one mask file per object")
+    if prompt.obj_id != 1:
+        raise PromptError(f"mask file {prompt.mask!r} holds objects {listed} with their own ids: "
+                          f"its id must be left at 1, got {prompt.obj_id}")
+    return [ObjectPrompt(i, prompt.frame, None, (), prompt.mask, {**prompt.extra, "mask_id": i}) for i in ids]
+
+
 @register
 class Segment(Filter):
     factory: ClassVar[str] = "segment"
@@ -40,7 +61,9 @@ class Segment(Filter):
         "\"box\": [x0,y0,x1,y1], \"points\": [[x,y,1]], \"mask\": \"file.png\"}]}). On the prompted frame "
         "the masks are written into the frame's mask (object ids) and meta reference lists their ids, "
         "so `track` takes them as references; other frames pass through. A mask alone is used as is; "
-        "with a box or points it is SAM's mask prompt.\n\n"
+        "with a box or points it is SAM's mask prompt. A mask file of several ids (a palette PNG, as DAVIS "
+        "and YouTube-VOS annotate, or a label image whose values 1..N each fill a region) is N objects with "
+        "those ids; a mask of one value (0/255), or an anti-aliased one, is one object with object_id.\n\n"
         "engine=auto uses SAM when a checkpoint is found (checkpoint=PATH, or the official file names "
         "in the models folder: models=DIR, $CLEANFEED_MODELS, ~/.cache/cleanfeed/models) and GrabCut "
         "otherwise, and says which and why. SAM encodes the frame once for all its objects; with "
@@ -55,7 +78,7 @@ class Segment(Filter):
     properties: ClassVar[tuple[Property, ...]] = (
         Property.box("box", "Box around the object on the prompted frame", None),
         Property.string("points", "Points X,Y,L separated by ';' (L=1 on the object, 0 off it)", None),
-        Property.string("mask_file", "Mask image of the object (frame size, non-zero = object)", None),
+        Property.string("mask_file", "Mask image (frame size, 0 = background): one object, or ids 1..N as N objects", None),
         Property.int("frame", "Frame number (seq, from 0) the box, points and mask_file apply to", 0, 0, None),
         Property.int("object_id", "Id written into the mask for the box/points/mask_file object", 1, 1, 255),
         Property.string("prompts_file", "JSON prompt file with one or more objects", None),
@@ -90,6 +113,7 @@ class Segment(Filter):
             prompts.append(ObjectPrompt(self.object_id, self.frame, box, pts, self.mask_file or None))
         if self.prompts_file:
             prompts += load_prompts(self.prompts_file)
+        prompts = [q for p in prompts for q in split_mask_objects(p)]
         if not prompts:
             raise PromptError(
                 "segment needs a prompt: box=X0,Y0,X1,Y1, points=X,Y,L;..., mask_file=PATH or prompts_file=PATH"
@@ -128,7 +152,8 @@ class Segment(Filter):
         for p in self._prompts:
             p.check(caps.width, caps.height)
             if p.mask is not None:
-                mask = load_mask(p.mask, caps.width, caps.height)
+                labels = load_labels(p.mask, caps.width, caps.height)
+                mask = labels == p.extra["mask_id"] if "mask_id" in p.extra else labels > 0
                 if not mask.any():
                     raise PromptError(f"mask file {p.mask!r} of object {p.obj_id} must mark the object, got an empty mask")
                 self._masks[(p.frame, p.obj_id)] = mask

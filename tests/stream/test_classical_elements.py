@@ -126,6 +126,75 @@ def test_segment_mask_file_is_used_as_is_and_checked(tmp_path: Path) -> None:
         create("segment", {"mask_file": str(tmp_path / "empty.png")}).start(caps)
 
 
+def _labels(height: int = 96, width: int = 160) -> np.ndarray:
+    labels = np.zeros((height, width), np.uint8)
+    labels[10:30, 10:40] = 1
+    labels[40:70, 60:90] = 2
+    labels[20:50, 110:150] = 3
+    return labels
+
+
+def _palette_png(path: Path, indices: np.ndarray) -> None:
+    from PIL import Image
+
+    img = Image.fromarray(indices, "P")
+    img.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (256 * 3 - 12))  # DAVIS's first colours
+    img.save(path)
+
+
+@pytest.mark.parametrize("kind", ["label", "palette"])
+def test_segment_mask_file_of_several_ids_gives_one_object_per_id(tmp_path: Path, kind: str) -> None:
+    caps, frames = frames_of(width=160, height=96, frames=2, logo_size=40)
+    labels = _labels()
+    path = tmp_path / "ids.png"
+    if kind == "label":
+        cv2.imwrite(str(path), labels)
+    else:
+        _palette_png(path, labels)
+        assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).ndim == 3  # OpenCV would give colours, not ids
+    out = chain(caps, frames, [create("segment", {"mask_file": str(path)})])
+    np.testing.assert_array_equal(out[0].mask, labels)
+    assert out[0].meta["reference"] == [1, 2, 3]
+    assert [s["id"] for s in out[0].meta["segment"]] == [1, 2, 3]
+    assert not out[1].mask.any()
+
+
+def test_segment_mask_file_of_ids_in_a_prompts_file_and_its_rules(tmp_path: Path) -> None:
+    _palette_png(tmp_path / "ids.png", _labels())
+    (tmp_path / "p.json").write_text(json.dumps({"version": 1, "objects": [{"frame": 0, "mask": "ids.png"}]}))
+    out = chain(*frames_of(width=160, height=96, frames=2, logo_size=40), [create("segment", {"prompts_file": str(tmp_path / "p.json")})])
+    np.testing.assert_array_equal(out[0].mask, _labels())
+    with pytest.raises(PromptError, match=r"holds objects 1, 2, 3: give it without a box or points"):
+        create("segment", {"mask_file": str(tmp_path / "ids.png"), "box": "0,0,10,10"})
+    with pytest.raises(PromptError, match=r"holds objects 1, 2, 3 with their own ids: its id must be left at 1, got 7"):
+        create("segment", {"mask_file": str(tmp_path / "ids.png"), "object_id": 7})
+    (tmp_path / "q.json").write_text(json.dumps({"version": 1, "objects": [
+        {"id": 2, "frame": 0, "box": [0, 0, 10, 10]}, {"frame": 0, "mask": "ids.png"}]}))
+    with pytest.raises(PromptError, match="object 2 must be prompted once per frame"):
+        create("segment", {"prompts_file": str(tmp_path / "q.json")})
+
+
+def test_segment_binary_and_anti_aliased_masks_stay_one_object(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    binary = np.zeros((96, 160), np.uint8)
+    binary[10:30, 10:40] = 255
+    binary[40:70, 60:90] = 255
+    cv2.imwrite(str(tmp_path / "binary.png"), binary)
+    out = chain(*frames_of(width=160, height=96, frames=2, logo_size=40), [create("segment", {"mask_file": str(tmp_path / "binary.png"), "object_id": 4})])
+    np.testing.assert_array_equal(out[0].mask, (binary > 0) * 4)
+    one = np.zeros((96, 160), np.uint8)
+    one[10:30, 10:40] = 1
+    _palette_png(tmp_path / "one.png", one)
+    out = chain(*frames_of(width=160, height=96, frames=2, logo_size=40), [create("segment", {"mask_file": str(tmp_path / "one.png"), "object_id": 5})])
+    np.testing.assert_array_equal(out[0].mask, one * 5)
+    smooth = cv2.GaussianBlur(binary, (0, 0), 2.0)
+    assert len(np.unique(smooth)) > 20
+    cv2.imwrite(str(tmp_path / "smooth.png"), smooth)
+    with caplog.at_level("WARNING"):
+        out = chain(*frames_of(width=160, height=96, frames=2, logo_size=40), [create("segment", {"mask_file": str(tmp_path / "smooth.png")})])
+    np.testing.assert_array_equal(out[0].mask, (smooth > 0).astype(np.uint8))
+    assert "read as one object" in caplog.text
+
+
 def test_segment_prompts_file_with_several_objects(tmp_path: Path) -> None:
     caps, frames = frames_of(width=320, height=180, frames=4, logo_size=50)
     mask = np.zeros((180, 320), np.uint8)

@@ -206,15 +206,20 @@ def test_signal_mid_run_finalizes_output_and_leaves_no_children(tmp_path, sig):
                              "testsrc width=320 height=180 frames=100000 ! identity delay_ms=5 ! "
                              f"filesink location={out} preset=ultrafast"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    children: set[int] = set()
-    while time.monotonic() < deadline and bytes_written(out) < 20000:
+    try:
+        deadline = time.monotonic() + 60
+        children: set[int] = set()
+        while time.monotonic() < deadline and bytes_written(out) < 20000:
+            children |= _descendants(proc.pid)
+            time.sleep(0.2)
         children |= _descendants(proc.pid)
-        time.sleep(0.2)
-    children |= _descendants(proc.pid)
-    assert len(children) >= 3, "expected one process per element"
-    os.kill(proc.pid, sig)
-    _, err = proc.communicate(timeout=60)
+        assert len(children) >= 3, "expected one process per element"
+        os.kill(proc.pid, sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # a failed check above: the run has 100000 frames to go
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     time.sleep(0.5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,8 +43,23 @@ def send(location: str, frames: int = FRAMES, **props: object) -> float:
     return time.monotonic() - started
 
 
+_RECEIVERS: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _end_receivers() -> Iterator[None]:
+    """A receiver whose sender failed would wait for its own timeout, past the test: ended here."""
+    yield
+    while _RECEIVERS:
+        proc = _RECEIVERS.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
 def receive(command: list[str]) -> subprocess.Popen[str]:
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _RECEIVERS.append(proc)
     time.sleep(0.7)  # let the receiver listen before the first packet
     return proc
 

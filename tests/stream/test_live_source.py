@@ -111,7 +111,10 @@ class RtspServer:
         proc = subprocess.Popen(command + ["--once"] * self.once + ["--audio"] * self.audio, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
-        assert line == "ready", f"server did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}"
+        if line != "ready":
+            proc.kill()
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(f"server did not start: {line!r} {err}")
         self.sent.append(0)
         index = len(self.sent) - 1
 

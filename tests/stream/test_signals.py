@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,20 @@ print("finished", report.frames_out, flush=True)
 """
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _end_started() -> Iterator[None]:
+    """The pipelines run until signalled (frames=0): one a failed assertion left running is killed here."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
 def _start(line: str, mode: str, tmp: Path, group: bool = False) -> subprocess.Popen:
     """``group``: in a process group of its own, as a terminal's job or a service is."""
     env = {**os.environ, "TMPDIR": str(tmp)}  # a killed supervisor's run directory lands here
@@ -52,6 +67,7 @@ def _start(line: str, mode: str, tmp: Path, group: bool = False) -> subprocess.P
         [sys.executable, "-c", SCRIPT, line, mode], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         process_group=0 if group else None,
     )
+    _STARTED.append(proc)
     ready, _, _ = select.select([proc.stdout], [], [], 60)
     if not ready:
         proc.kill()

@@ -42,11 +42,12 @@ def _background(line: str) -> subprocess.Popen:
 
 
 def _reap(proc: subprocess.Popen, wait_s: float = 0.0) -> tuple[str, str]:
-    """Lets it end by itself for ``wait_s``, then kills it (a frozen one too)."""
-    try:
-        return proc.communicate(timeout=wait_s) if wait_s else ("", "")
-    except subprocess.TimeoutExpired:
-        pass
+    """Lets it end by itself for ``wait_s``, then kills it (a frozen one too): with no wait, at once."""
+    if wait_s:
+        try:
+            return proc.communicate(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            pass
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
         os.kill(proc.pid, signal.SIGCONT)
