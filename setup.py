@@ -6,6 +6,7 @@ Dependencies are pinned to what the project is tested with; torch is pinned exac
 
 from setuptools import find_packages, setup
 
+SUBPACKAGES = ("stream", "engines", "export", "prompts", "bench")
 TORCH = ["torch==2.13.0", "segment-anything==1.0", "pillow>=10"]
 ONNX = ["onnx>=1.16", "onnxscript>=0.5"]
 
@@ -16,9 +17,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["stream", "stream.*", "engines", "engines.*", "export", "export.*",
-                                    "prompts", "prompts.*", "bench", "bench.*"]),
-    package_data={"stream": ["py.typed"], "export": ["data/*.json", "data/README.md"]},
+    # the brief's folders stay at the repository's root and install as cleanfeed.<folder>: one
+    # top-level name in site-packages, so no other distribution's `stream` or `bench` can clash
+    packages=["cleanfeed", *(f"cleanfeed.{name}" for name in find_packages(include=[f"{top}*" for top in SUBPACKAGES]))],
+    package_dir={"cleanfeed": "cleanfeed", **{f"cleanfeed.{top}": top for top in SUBPACKAGES}},
+    package_data={"cleanfeed": ["py.typed"], "cleanfeed.export": ["data/*.json", "data/README.md"]},
     install_requires=[
         "numpy>=1.26",
         "av>=14,<20",
@@ -36,12 +39,13 @@ setup(
         "trt": ONNX + ["tensorrt>=10"],
         # the web app (`cleanfeed gui`)
         "gui": ["gradio>=6,<7"],
-        # --metrics-port: a Prometheus endpoint with the run's live figures (stream.metrics)
+        # --metrics-port: a Prometheus endpoint with the run's live figures (cleanfeed.stream.metrics)
         "metrics": ["prometheus-client>=0.20"],
         # the tests run every model path that can run on a CPU machine
         # (and the web app's end-to-end test: playwright brings its driver; Chromium comes from apt, see .ci/run)
-        "dev": ["pytest>=8", "ruff==0.17.6", "hypothesis>=6", "prometheus-client>=0.20", *TORCH, *ONNX, "onnxruntime>=1.18",
+        # (setuptools >= 70.1 builds wheels itself: tests/test_packaging.py builds one without network)
+        "dev": ["pytest>=8", "setuptools>=70.1", "ruff==0.17.6", "hypothesis>=6", "prometheus-client>=0.20", *TORCH, *ONNX, "onnxruntime>=1.18",
                 "gradio>=6,<7", "playwright>=1.40"],
     },
-    entry_points={"console_scripts": ["cleanfeed=stream.cli.main:main"]},
+    entry_points={"console_scripts": ["cleanfeed=cleanfeed.stream.cli.main:main"]},
 )

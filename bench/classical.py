@@ -7,7 +7,7 @@ with the slowest stage: ``1000 / slowest ms`` is the bound this reports next to 
 fps. ``--score`` also measures PSNR inside the logo's mask against the clip's ground truth
 (outside the timings).
 
-    python -m bench.classical --width 1280 --height 720 --frames 150 --logo-size 100 --json out.json
+    python -m cleanfeed.bench.classical --width 1280 --height 720 --frames 150 --logo-size 100 --json out.json
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stream.buffers import VideoFrame
-from stream.element import Filter
-from stream.registry import create
-from stream.testclip import LOGOS, MOTIONS, SyntheticClip, psnr
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.registry import create
+from cleanfeed.stream.testclip import LOGOS, MOTIONS, SyntheticClip, psnr
 
 STAGES = ("segment", "track", "dilate", "inpaint")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.classical", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cleanfeed.bench.classical", description=__doc__.split("\n\n")[0])
     p.add_argument("--width", type=int, default=1280)
     p.add_argument("--height", type=int, default=720)
     p.add_argument("--frames", type=int, default=150)
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stages = {name: summarize(samples, args.frames) for name, samples in timings.items()}
     steady = max(stages[s]["ms_per_frame"] for s in ("track", "dilate", "inpaint"))
     result: dict[str, Any] = {
-        "command": "python -m bench.classical " + " ".join(sys.argv[1:]),
+        "command": "python -m cleanfeed.bench.classical " + " ".join(sys.argv[1:]),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
         "cv2_threads": cv2.getNumThreads(),

@@ -1,4 +1,4 @@
-"""The synthetic shot (stream.testclip) written as an H.264 file, for the benches that serve or load one."""
+"""The synthetic shot (cleanfeed.stream.testclip) written as an H.264 file, for the benches that serve or load one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import av
 
-from stream.testclip import SyntheticClip
+from cleanfeed.stream.testclip import SyntheticClip
 
 
 def encode_clip(clip: SyntheticClip, path: Path, rate: int, options: dict[str, str],

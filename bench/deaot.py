@@ -3,7 +3,7 @@
 What one frame costs is the loop the ``track`` element runs: ``DeaotTracker.track(rgb)`` (resize
 to model size, upload, step graph, label upsampling, argmax, copy to the host) then
 ``DeaotTracker.update(rgb, labels)`` (labels to model size, one-hot, memorise graph, memory
-writes). The trackers are built as ``engines.deaot.tracker.open_tracker`` builds them, but from
+writes). The trackers are built as ``cleanfeed.engines.deaot.tracker.open_tracker`` builds them, but from
 a freshly initialised network (``DeAOT(VARIANTS[v])`` after ``torch.manual_seed``), so no
 checkpoint is needed: timings do not depend on the weights. Per case (variant x frame size x
 device x precision x torch mode) it reports, in wall milliseconds with the device synchronised
@@ -46,9 +46,9 @@ R50-DeAOT-L >= 150 fps and DeAOT-T >= 300 fps with flat GPU memory over 10,000 f
 masks at IoU >= 0.99 with fp32's; upstream's own engine gives 42 fps fp32 / 59 fps fp16
 autocast (R50-DeAOT-L) and 80 fps (DeAOT-T) there.
 
-    python -m bench.deaot --devices cpu --precisions fp32,bf16 --modes eager --frames 20 --warmup 3 --save 2026-11-24-deaot-cpu
-    python -m bench.deaot --devices cuda --sizes 480p --modes eager,cuda_graphs --frames 200 --warmup 20 --save 2026-11-25-deaot-h100-480p
-    python -m bench.deaot --devices cuda --sizes 480p --precisions fp16 --modes cuda_graphs --long 10000 --save 2026-11-25-deaot-h100-long
+    python -m cleanfeed.bench.deaot --devices cpu --precisions fp32,bf16 --modes eager --frames 20 --warmup 3 --save 2026-11-24-deaot-cpu
+    python -m cleanfeed.bench.deaot --devices cuda --sizes 480p --modes eager,cuda_graphs --frames 200 --warmup 20 --save 2026-11-25-deaot-h100-480p
+    python -m cleanfeed.bench.deaot --devices cuda --sizes 480p --precisions fp16 --modes cuda_graphs --long 10000 --save 2026-11-25-deaot-h100-long
 """
 
 from __future__ import annotations
@@ -70,15 +70,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.host import csv, machine
-from bench.report import record_case, run_and_report, torch_header
-from engines.deaot.variants import VARIANTS
+from cleanfeed.bench.host import csv, machine
+from cleanfeed.bench.report import record_case, run_and_report, torch_header
+from cleanfeed.engines.deaot.variants import VARIANTS
 
 if TYPE_CHECKING:
     import torch
 
-    from engines.deaot.tracker import DeaotTracker
-    from engines.runners.base import Runner
+    from cleanfeed.engines.deaot.tracker import DeaotTracker
+    from cleanfeed.engines.runners.base import Runner
 
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -310,11 +310,11 @@ def build_tracker(case: Case, args: argparse.Namespace) -> tuple[DeaotTracker, d
     """``open_tracker``'s torch path on a freshly initialised network (seeded: every case gets the same weights)."""
     import torch
 
-    from engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph
-    from engines.deaot.model import DeAOT
-    from engines.deaot.tracker import DeaotTracker, TrackerConfig
-    from engines.deaot.variants import with_gap
-    from engines.runners import RunnerConfig, get_runner
+    from cleanfeed.engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph
+    from cleanfeed.engines.deaot.model import DeAOT
+    from cleanfeed.engines.deaot.tracker import DeaotTracker, TrackerConfig
+    from cleanfeed.engines.deaot.variants import with_gap
+    from cleanfeed.engines.runners import RunnerConfig, get_runner
 
     arch = with_gap(VARIANTS[case.variant], args.gap)
     torch.manual_seed(args.seed)
@@ -383,7 +383,7 @@ def run_case(case: Case, clip: SyntheticClip, args: argparse.Namespace,
              references: dict[tuple[str, str, str], list[np.ndarray]]) -> dict[str, Any]:
     import torch
 
-    from engines.deaot.variants import model_size
+    from cleanfeed.engines.deaot.variants import model_size
 
     if case.device == "cuda":
         gc.collect()
@@ -491,7 +491,7 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None 
                                 torch.cuda.is_available(), with_reference=args.iou_frames > 0)
     report: dict[str, Any] = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python -m bench.deaot " + shlex.join(args.argv),
+        "command": "python -m cleanfeed.bench.deaot " + shlex.join(args.argv),
         "machine": machine(("numpy", "cv2")),
         "settings": {
             "frames": args.frames, "warmup": args.warmup, "long": args.long, "objects": args.objects,
@@ -604,7 +604,7 @@ def size_list(text: str) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.deaot", description=(__doc__ or "").split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cleanfeed.bench.deaot", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--variants", type=lambda t: csv(t, tuple(VARIANTS), "--variants"), default=list(DEFAULT_VARIANTS))
     p.add_argument("--sizes", type=size_list, default=["480p", "1080p"],
                    help="480p (854x480), 720p, 1080p (1920x1080) or WxH; the model input is upstream's resize of it")

@@ -1,7 +1,7 @@
 """E2FGVI-HQ offline inpainting speed, memory and reduced-precision accuracy per frame size, device,
 precision and torch mode.
 
-What is measured is ``engines.e2fgvi.offline.inpaint_clip`` over a whole clip in memory. By default
+What is measured is ``cleanfeed.engines.e2fgvi.offline.inpaint_clip`` over a whole clip in memory. By default
 that is the offline mode, upstream test.py's procedure (windows centred every ``neighbor_stride``
 frames, every ``ref_step``-th frame of the video as references, mirror padding to multiples of
 60x108, uint8 compositing and averaging on the host); ``--schedule stream`` is the live schedule
@@ -43,9 +43,9 @@ The issue's baseline, upstream test.py on one H100 at 432x240: 27 fps fp32, 31 f
 autocast, 2.6 GB of GPU memory. Cases this machine cannot run (CUDA without a GPU) are listed
 as skipped with the reason.
 
-    python -m bench.e2fgvi --sizes 432x240 --frames 20 --devices cpu --precisions fp32,bf16 --save 2026-11-24-e2fgvi-cpu
-    python -m bench.e2fgvi --sizes 432x240,864x480 --frames 100 --devices cuda --modes eager,compile --save 2026-11-25-e2fgvi-h100
-    python -m bench.e2fgvi --sizes 1920x1080 --logo 100 --schedule stream --region auto --frames 30 --devices cpu --precisions fp32,bf16 --save 2026-11-24-e2fgvi-region-cpu
+    python -m cleanfeed.bench.e2fgvi --sizes 432x240 --frames 20 --devices cpu --precisions fp32,bf16 --save 2026-11-24-e2fgvi-cpu
+    python -m cleanfeed.bench.e2fgvi --sizes 432x240,864x480 --frames 100 --devices cuda --modes eager,compile --save 2026-11-25-e2fgvi-h100
+    python -m cleanfeed.bench.e2fgvi --sizes 1920x1080 --logo 100 --schedule stream --region auto --frames 30 --devices cpu --precisions fp32,bf16 --save 2026-11-24-e2fgvi-region-cpu
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.host import csv, machine
-from bench.report import record_case, run_and_report, torch_header
+from cleanfeed.bench.host import csv, machine
+from cleanfeed.bench.report import record_case, run_and_report, torch_header
 
 if TYPE_CHECKING:
     import torch
@@ -209,7 +209,7 @@ class TimedModel:
 
 def window_shapes(length: int, args: argparse.Namespace) -> list[tuple[int, int]]:
     """The distinct (frames, local frames) of the clip's model calls, in first-use order."""
-    from engines.e2fgvi.windows import offline_windows
+    from cleanfeed.engines.e2fgvi.windows import offline_windows
 
     shapes: list[tuple[int, int]] = []
     for w in offline_windows(length, args.neighbor_stride, args.ref_step, args.num_ref):
@@ -251,10 +251,10 @@ def run_case(case: Case, clip: tuple[np.ndarray, np.ndarray], args: argparse.Nam
              references: dict[tuple[str, str], list[np.ndarray]]) -> dict[str, Any]:
     import torch
 
-    from engines.e2fgvi.model import InpaintGenerator, check_frame_size
-    from engines.e2fgvi.offline import inpaint_clip
-    from engines.e2fgvi.schedule import SlidingConfig
-    from engines.e2fgvi.windows import dilate_mask, padding
+    from cleanfeed.engines.e2fgvi.model import InpaintGenerator, check_frame_size
+    from cleanfeed.engines.e2fgvi.offline import inpaint_clip
+    from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
+    from cleanfeed.engines.e2fgvi.windows import dilate_mask, padding
 
     frames, masks = clip
     height, width = frames.shape[1:3]
@@ -344,7 +344,7 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] | None 
     cases, skipped = plan_cases(args.sizes, args.devices, args.precisions, args.modes, torch.cuda.is_available())
     report: dict[str, Any] = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python -m bench.e2fgvi " + shlex.join(args.argv),
+        "command": "python -m cleanfeed.bench.e2fgvi " + shlex.join(args.argv),
         "machine": machine(("numpy", "cv2")),
         "settings": {
             "frames": args.frames, "warmup_calls_per_shape": args.warmup, "neighbor_stride": args.neighbor_stride,
@@ -429,7 +429,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.e2fgvi", description=(__doc__ or "").split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cleanfeed.bench.e2fgvi", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--sizes", type=size_list, default=list(DEFAULT_SIZES),
                    help="comma list of WxH frame sizes (padded by mirroring to multiples of 108x60 as test.py does)")
     p.add_argument("--devices", type=lambda t: csv(t, DEVICES, "--devices"), default=list(DEVICES),

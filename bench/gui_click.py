@@ -1,12 +1,12 @@
 """Bench: how fast `cleanfeed gui` answers a click, on an idle page and while a run takes every core.
 
 Run from the repository root (needs gradio, playwright and Debian's /usr/bin/chromium):
-    python -m bench.gui_click --save 2026-11-25-gui-click-cpu
+    python -m cleanfeed.bench.gui_click --save 2026-11-25-gui-click-cpu
 
 Issue 6's targets: click to mask on screen under 2 s for a 1080p frame with the classical
 engine on this CPU; the page answers a click in under 200 ms while a run is in progress.
 
-It renders a synthetic 1080p panning shot with a channel bug (stream.testclip), encodes it
+It renders a synthetic 1080p panning shot with a channel bug (cleanfeed.stream.testclip), encodes it
 with PyAV, and for each mode starts `cleanfeed gui` on a free loopback port and drives it with
 Playwright and Chromium (the e2e test's launch flags):
 
@@ -19,7 +19,7 @@ Playwright and Chromium (the e2e test's launch flags):
 
 Times are taken inside the page: from the pointerdown event to the status line's mutation
 (and the frame image's load event), so Playwright's polling does not count. The modes are
-``nice`` (the app as shipped: the run's worker lowers its priority, prompts/gui/worker.py)
+``nice`` (the app as shipped: the run's worker lowers its priority, stream/gui/worker.py)
 and ``no-nice`` ($CLEANFEED_GUI_RUN_NICE=0: the run at the app's priority), for comparison.
 """
 
@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.clips import encode_clip
-from bench.memory import tree_rss_mb
-from stream.testclip import SyntheticClip
+from cleanfeed.bench.clips import encode_clip
+from cleanfeed.bench.memory import tree_rss_mb
+from cleanfeed.stream.testclip import SyntheticClip
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -79,7 +79,7 @@ ANSWERED_JS = """([k, text, image]) => {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.gui_click", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cleanfeed.bench.gui_click", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="1920x1080", help="WxH of the clip")
     p.add_argument("--seconds", type=float, default=60.0, help="clip length (the run is cancelled once measured)")
     p.add_argument("--rate", type=int, default=30)
@@ -130,7 +130,7 @@ def _nice_of_tree(root: int) -> dict[str, list[int]]:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        kind = "app" if pid == root else "worker" if "prompts.gui.worker" in cmd else "pipeline"
+        kind = "app" if pid == root else "worker" if "cleanfeed.stream.gui.worker" in cmd else "pipeline"
         out[kind].append(nice)
     return {k: sorted(set(v)) for k, v in out.items()}
 
@@ -178,7 +178,7 @@ def measure_mode(mode: str, args: argparse.Namespace, clip_path: Path, target: t
     port = free_port()
     log = (work / f"gui-{mode}.log").open("wb")
     load_before = list(os.getloadavg())
-    app = subprocess.Popen([sys.executable, "-m", "stream.cli.main", "gui", "--port", str(port), "--workdir",
+    app = subprocess.Popen([sys.executable, "-m", "cleanfeed.stream.cli.main", "gui", "--port", str(port), "--workdir",
                             str(work / f"app-{mode}")], env=env, stdout=log, stderr=log, cwd=str(ROOT))
     result: dict[str, Any] = {"env": {"CLEANFEED_GUI_RUN_NICE": MODES[mode]}, "load_average_before": load_before}
     try:
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         encode_clip(clip, clip_path, args.rate, {"preset": "ultrafast", "crf": "20"})
     report: dict[str, Any] = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python -m bench.gui_click " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m cleanfeed.bench.gui_click " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                     "load_average_before": list(os.getloadavg())},
         "clip": {"size": f"{width}x{height}", "frames": frames, "rate": args.rate, "logo_box": [x0, y0, x1, y1],

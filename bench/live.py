@@ -1,11 +1,11 @@
 """Bench: a live RTSP feed through `cleanfeed run --live`, scored frame by frame; long runs are soaks.
 
 Run from the repository root (needs Debian's GStreamer RTSP server packages, see .ci/run):
-    python -m bench.live --size 1920x1080 --seconds 30 --max-latency 1000 --save 2026-11-25-live-rtsp-cpu
-    python -m bench.live --size 1280x720 --seconds 600 --soak --save 2026-11-25-soak-cpu
-    python -m bench.live --input file --engines "--models ~/models --device cuda --precision fp16" --save NAME
+    python -m cleanfeed.bench.live --size 1920x1080 --seconds 30 --max-latency 1000 --save 2026-11-25-live-rtsp-cpu
+    python -m cleanfeed.bench.live --size 1280x720 --seconds 600 --soak --save 2026-11-25-soak-cpu
+    python -m cleanfeed.bench.live --input file --engines "--models ~/models --device cuda --precision fp16" --save NAME
 
-It renders a synthetic panning shot with a channel bug (stream.testclip, ground truth known),
+It renders a synthetic panning shot with a channel bug (cleanfeed.stream.testclip, ground truth known),
 encodes it as H.264 in Matroska, serves it over RTSP on loopback at real time
 (tests/stream/rtsp_server.py), and runs
 
@@ -40,9 +40,9 @@ from typing import Any
 import av
 import numpy as np
 
-from bench.clips import encode_clip
-from bench.memory import RssSampler, memory_verdict
-from stream.testclip import SyntheticClip
+from cleanfeed.bench.clips import encode_clip
+from cleanfeed.bench.memory import RssSampler, memory_verdict
+from cleanfeed.stream.testclip import SyntheticClip
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path += [str(ROOT / "tests"), str(ROOT / "tests" / "stream")]  # after the root: "stream" is the package
@@ -51,7 +51,7 @@ RATE = 25
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cleanfeed.bench.live", description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="1920x1080", help="WxH of the served clip")
     p.add_argument("--input", default="rtsp", choices=["rtsp", "file"],
                    help="served over RTSP on loopback, or the file read at its rate (--live)")
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if server is not None:
         server.start()
     started = time.monotonic()
-    run = subprocess.Popen([sys.executable, "-m", "stream.cli.main", *command[1:]])
+    run = subprocess.Popen([sys.executable, "-m", "cleanfeed.stream.cli.main", *command[1:]])
     sampler = RssSampler(run.pid, args.sample_s)
     sampler.start()
     try:
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print("scoring every output frame ...", flush=True)
     report: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
-        "command": "python -m bench.live " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m cleanfeed.bench.live " + " ".join(sys.argv[1:] if argv is None else argv),
         "run_command": " ".join(command).replace(url, "rtsp://127.0.0.1:PORT/clip" if server else "clip.mkv"),
         "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(), "av": av.__version__,
                     "load_average_before": load_before, "load_average_after": list(os.getloadavg())},

@@ -1,7 +1,7 @@
 """Bench: an RTSP server killed KILLS times during a live run of `cleanfeed launch`.
 
 Run from the repository root (needs Debian's GStreamer RTSP server packages, see .ci/run):
-    python -m bench.reconnect [KILLS] [SESSION_S]
+    python -m cleanfeed.bench.reconnect [KILLS] [SESSION_S]
 Starts tests/stream/rtsp_server.py on loopback, runs
     cleanfeed launch --live --stats S "urisrc uri=rtsp://… timeout_s=2 reconnect_timeout=3 ! filesink location=out.ts …"
 kills the server every SESSION_S seconds (restarting it 0.5 s later), KILLS times, then for good;
@@ -34,7 +34,7 @@ def main() -> None:
     line = (f"urisrc uri={server.url} timeout_s=2 reconnect_timeout=3 ! "
             f"filesink location={out} preset=ultrafast tune=zerolatency")
     started = time.monotonic()
-    run = subprocess.Popen([sys.executable, "-m", "stream.cli.main", "launch", "--live", "--quiet", "--stats", str(stats), line])
+    run = subprocess.Popen([sys.executable, "-m", "cleanfeed.stream.cli.main", "launch", "--live", "--quiet", "--stats", str(stats), line])
     for i in range(kills + 1):
         time.sleep(session_s)
         server.kill()

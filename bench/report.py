@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from stream.errors import CleanfeedError
+from cleanfeed.errors import CleanfeedError
 
 Report = dict[str, Any]
 
@@ -64,7 +64,7 @@ def record_case(report: Report, case: Any, measure: Callable[[], Report], line: 
 def torch_header(report: Report, title: str) -> list[str]:
     """The Markdown lines every torch model bench opens with: the title and where, when, how and on what it ran.
 
-    The machine is ``bench.host.machine(("numpy", "cv2"))``'s map; the load average is there because
+    The machine is ``cleanfeed.bench.host.machine(("numpy", "cv2"))``'s map; the load average is there because
     other work on a shared machine inflates CPU numbers.
     """
     m = report["machine"]

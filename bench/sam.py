@@ -14,15 +14,15 @@ with the device synchronised around each call:
 Accuracy against torch fp32 eager on the same device (when that case is in the run): the
 embeddings' relative error (max |difference| / max |embedding|), the decoder's max |logits|
 difference fed the same fp32 embeddings, and the IoU of the predicted 1080p mask with fp32's.
-Weights are random (``engines.sam.variants.build``, seed 0): timings do not depend on them.
+Weights are random (``cleanfeed.engines.sam.variants.build``, seed 0): timings do not depend on them.
 
-ONNX files for onnxruntime and TensorRT are exported on the fly with ``export.onnx_export`` into a
+ONNX files for onnxruntime and TensorRT are exported on the fly with ``cleanfeed.export.onnx_export`` into a
 temporary folder (``--onnx-dir`` keeps and reuses them: vit_h takes minutes). Cases a backend
 cannot run here (fp16 on onnxruntime's CPU provider, TensorRT without a GPU) are listed as
 skipped with the reason.
 
-    python -m bench.sam --models vit_b --devices cpu --backends torch,onnxruntime --precisions fp32,bf16 --save 2026-11-24-sam-cpu
-    python -m bench.sam --models vit_b,vit_h --devices cuda --save 2026-11-25-sam-h100
+    python -m cleanfeed.bench.sam --models vit_b --devices cpu --backends torch,onnxruntime --precisions fp32,bf16 --save 2026-11-24-sam-cpu
+    python -m cleanfeed.bench.sam --models vit_b,vit_h --devices cuda --save 2026-11-25-sam-h100
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.host import csv, machine
-from stream.errors import CleanfeedError
+from cleanfeed.bench.host import csv, machine
+from cleanfeed.errors import CleanfeedError
 
 MODELS = ("vit_b", "vit_l", "vit_h")
 DEVICES = ("cpu", "cuda")
@@ -58,7 +58,7 @@ FRAME = (1080, 1920)
 CLICK = (1010.0, 560.0)
 RESULTS = Path(__file__).resolve().parent / "results"
 
-log = logging.getLogger("bench.sam")
+log = logging.getLogger("cleanfeed.bench.sam")
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class ModelBench:
     def __init__(self, model: str, onnx_root: Path, args: argparse.Namespace) -> None:
         import torch
 
-        from engines.sam.variants import VARIANTS, build
+        from cleanfeed.engines.sam.variants import VARIANTS, build
 
         torch.manual_seed(0)
         started = time.perf_counter()
@@ -146,7 +146,7 @@ class ModelBench:
         self.export_s: dict[str, float] = {}
 
     def graphs(self) -> tuple[Any, Any]:
-        from engines.sam.graphs import ImageEncoderGraph, PromptDecoderGraph
+        from cleanfeed.engines.sam.graphs import ImageEncoderGraph, PromptDecoderGraph
 
         return ImageEncoderGraph(self.sam), PromptDecoderGraph(self.sam)
 
@@ -155,10 +155,10 @@ class ModelBench:
         now unless already there (export while the model is still on the CPU)."""
         import torch
 
-        from engines.sam.graphs import DECODER_PROFILES
-        from export.onnx_export import export_graph
-        from export.sam import compare_embeddings, compare_masks, sample_image, sample_prompt
-        from export.spec import GraphSpec
+        from cleanfeed.engines.sam.graphs import DECODER_PROFILES
+        from cleanfeed.export.onnx_export import export_graph
+        from cleanfeed.export.sam import compare_embeddings, compare_masks, sample_image, sample_prompt
+        from cleanfeed.export.spec import GraphSpec
 
         folder = self.onnx_root / f"{self.model}-{precision}"
         encoder, decoder = self.graphs()
@@ -191,8 +191,8 @@ def onnx_precision(case: Case) -> str:
 
 
 def open_runners(case: Case, bench: ModelBench, cache_dir: Path | None) -> tuple[Any, Any]:
-    from engines.runners import RunnerConfig, get_runner
-    from engines.sam.graphs import DECODER_PROFILES, ImageEncoderGraph, PromptDecoderGraph
+    from cleanfeed.engines.runners import RunnerConfig, get_runner
+    from cleanfeed.engines.sam.graphs import DECODER_PROFILES, ImageEncoderGraph, PromptDecoderGraph
 
     config = RunnerConfig(backend=case.backend, device=case.device, precision=case.precision,
                           cuda_graphs="cuda_graphs" in case.mode, compile="compile" in case.mode, cache_dir=cache_dir)
@@ -210,8 +210,8 @@ def open_runners(case: Case, bench: ModelBench, cache_dir: Path | None) -> tuple
 def run_case(case: Case, bench: ModelBench, frame: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from engines.sam.predictor import SamPrompt, SamSegmenter
-    from engines.sam.transforms import prompt_points
+    from cleanfeed.engines.sam.predictor import SamPrompt, SamSegmenter
+    from cleanfeed.engines.sam.transforms import prompt_points
 
     started = time.perf_counter()
     encoder, decoder = open_runners(case, bench, args.cache_dir)
@@ -266,7 +266,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     frame = synthetic_frame(*FRAME)
     report: dict[str, Any] = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": "python -m bench.sam " + shlex.join(args.argv),
+        "command": "python -m cleanfeed.bench.sam " + shlex.join(args.argv),
         "machine": machine(("onnxruntime", "tensorrt")),
         "settings": {"repeats": args.repeats, "decoder_repeats": args.decoder_repeats, "warmup": args.warmup,
                      "frame": f"{FRAME[1]}x{FRAME[0]}", "click": CLICK, "weights": "random (seed 0)"},
@@ -357,7 +357,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.sam", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cleanfeed.bench.sam", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", type=lambda t: csv(t, MODELS, "--models"), default=list(MODELS))
     p.add_argument("--devices", type=lambda t: csv(t, DEVICES, "--devices"), default=list(DEVICES),
                    help="cuda is left out (and listed as skipped) where torch sees no GPU")

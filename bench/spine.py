@@ -1,6 +1,6 @@
 """The spine issue's numbers, measured with real files and whole processes.
 
-    python -m bench.spine --json bench/results/<date>-spine-cpu.json [--repeat 3] [--soak]
+    python -m cleanfeed.bench.spine --json bench/results/<date>-spine-cpu.json [--repeat 3] [--soak]
 
 1. re-encode: ``cleanfeed launch "filesrc ! filesink"`` vs ``ffmpeg`` doing the same 1080p
    H.264 -> libx264 (veryfast, crf 20) re-encode; target >= 0.9x ffmpeg's fps.
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-CLI = [sys.executable, "-m", "stream.cli.main"]
+CLI = [sys.executable, "-m", "cleanfeed.stream.cli.main"]
 
 
 def machine() -> str:
@@ -81,7 +81,7 @@ def medians(runs: list[Run]) -> tuple[float, float | None]:
 
 def make_inputs(folder: Path, frames: int) -> tuple[Path, Path, tuple[int, int, int, int]]:
     """A 1080p H.264 file (ffmpeg's testsrc2) and a 720p testsrc clip with its logo box."""
-    from stream.testclip import SyntheticClip
+    from cleanfeed.stream.testclip import SyntheticClip
 
     hd = folder / "in1080.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
@@ -95,7 +95,7 @@ def make_inputs(folder: Path, frames: int) -> tuple[Path, Path, tuple[int, int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.spine", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cleanfeed.bench.spine", description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", type=int, default=900)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--soak", action="store_true", help="also run the 1- vs 10-minute memory soak (about 10 minutes)")
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which("ffmpeg"):
         raise SystemExit("ffmpeg is needed for the baseline (apt-get install ffmpeg)")
     results: dict[str, Any] = {"date": datetime.date.today().isoformat(), "machine": machine(),
-                               "command": "python -m bench.spine " + " ".join(argv or sys.argv[1:]), "frames": args.frames}
+                               "command": "python -m cleanfeed.bench.spine " + " ".join(argv or sys.argv[1:]), "frames": args.frames}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         hd, clip, box = make_inputs(folder, args.frames)

@@ -1,8 +1,8 @@
 """What process hops cost: ``src ! sink`` in one process vs ``src ! identity x N ! sink`` with
 every element in its own process (frames in shared memory, headers over ZeroMQ).
 
-    python -m bench.transport --width 1920 --height 1080 --frames 300 --hops 5 --json out.json
-    python -m bench.transport --launch-a "filesrc location=a.mp4 ! fakesink" \\
+    python -m cleanfeed.bench.transport --width 1920 --height 1080 --frames 300 --hops 5 --json out.json
+    python -m cleanfeed.bench.transport --launch-a "filesrc location=a.mp4 ! fakesink" \\
         --launch-b "filesrc location=a.mp4 ! identity ! identity ! fakesink"
 
 The default source, ``benchsrc``, copies one pre-rendered picture into each frame, so the
@@ -27,12 +27,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from stream.buffers import Caps, Packet, VideoFrame
-from stream.element import Source
-from stream.picture import Picture
-from stream.pipeline import Pipeline
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.stream.buffers import Caps, Packet, VideoFrame
+from cleanfeed.stream.element import Source
+from cleanfeed.stream.picture import Picture
+from cleanfeed.stream.pipeline import Pipeline
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 
 @register
@@ -90,7 +90,7 @@ def measure(line: str, mode: str, repeat: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.transport", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cleanfeed.bench.transport", description=__doc__.split("\n\n")[0])
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--frames", type=int, default=300)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         result = {
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "host": platform.node(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "command": " ".join([sys.executable, "-m", "bench.transport", *(argv or sys.argv[1:])]),
+            "python": platform.python_version(), "command": " ".join([sys.executable, "-m", "cleanfeed.bench.transport", *(argv or sys.argv[1:])]),
             "a": a, "b": b, "ratio": ratio, "per_hop_us": per_hop_us,
         }
         args.json.write_text(json.dumps(result, indent=2, default=str))

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stream.errors import BackendError, CheckpointError
+from cleanfeed.errors import BackendError, CheckpointError
 
 if TYPE_CHECKING:
     import torch

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.checkpoints import check_file
-from stream.errors import CheckpointError
+from cleanfeed.engines.checkpoints import check_file
+from cleanfeed.errors import CheckpointError
 
 ENV = "CLEANFEED_MODELS"
 DEFAULT = Path("~/.cache/cleanfeed/models")

@@ -37,14 +37,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from export.spec import GraphSpec, ModelSpec, OptionError, Shape
+from cleanfeed.export.spec import GraphSpec, ModelSpec, OptionError, Shape
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from engines.deaot.model import DeAOT
-    from engines.runners.base import TensorSpec
+    from cleanfeed.engines.deaot.model import DeAOT
+    from cleanfeed.engines.runners.base import TensorSpec
 
 MAX_ENGINES = 4
 """Sub-engines the TensorRT profile allows: 40 objects."""
@@ -68,10 +68,10 @@ def deaot_spec(checkpoint: Path, model: str | None = None, *, size: tuple[int, i
     they are. The options (``size``, ``max_long_term``) go into the manifest, so the tracker finds
     the export made for its frame size.
     """
-    from engines.checkpoints import checkpoint_sha256
-    from engines.deaot.checkpoint import load_deaot
-    from engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph
-    from engines.deaot.variants import model_size
+    from cleanfeed.engines.checkpoints import checkpoint_sha256
+    from cleanfeed.engines.deaot.checkpoint import load_deaot
+    from cleanfeed.engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph
+    from cleanfeed.engines.deaot.variants import model_size
 
     height, width = check_size(size)
     if isinstance(max_long_term, bool) or not isinstance(max_long_term, int) or max_long_term < MIN_LONG_TERM:
@@ -148,7 +148,7 @@ class _ClipMaker:
     """Random synthetic clips at model size, and the inputs each graph would get while tracking them."""
 
     def __init__(self, net: DeAOT, frame: tuple[int, int], max_long_term: int) -> None:
-        from engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph
+        from cleanfeed.engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph
 
         self.frame = frame
         self.max_long_term = max_long_term
@@ -183,7 +183,7 @@ class _ClipMaker:
         """StepGraph's inputs for frame ``t`` of a fresh clip: frames 0..slots-1 in long-term memory, t-1 in short-term."""
         import torch
 
-        from engines.deaot.graphs import memory_names
+        from cleanfeed.engines.deaot.graphs import memory_names
 
         slots = _draw(rng, 2, self.max_long_term)
         clip = _Clip(rng, self.frame, engines=_draw(rng, 2, MAX_ENGINES))
@@ -217,7 +217,7 @@ class _Clip:
     def __init__(self, rng: np.random.Generator, frame: tuple[int, int], engines: int) -> None:
         import numpy as np
 
-        from engines.deaot.variants import MAX_OBJECTS
+        from cleanfeed.engines.deaot.variants import MAX_OBJECTS
 
         self.engines = engines
         self.frame = frame
@@ -262,7 +262,7 @@ class _Clip:
     def one_hot(self, t: int) -> torch.Tensor:
         import torch
 
-        from engines.deaot.variants import ID_CHANNELS
+        from cleanfeed.engines.deaot.variants import ID_CHANNELS
 
         labels = torch.from_numpy(self._labels(t))
         return torch.nn.functional.one_hot(labels, ID_CHANNELS).permute(0, 3, 1, 2).float().contiguous()

@@ -43,7 +43,7 @@ nodes at 3 + 2 frames (each further local frame adds two unrolled propagation st
 Standard ops only (onnxruntime runs it; TensorRT 10.1's operator matrix finds nothing to reject):
 the deformable convolution and the warps are GridSample, the soft split an unfold the exporter
 writes with Pad/Gather, and the soft compositions' ``F.fold`` — ONNX Col2Im, which TensorRT's
-parser lacks — is traced as engines.e2fgvi.transformer.fold_by_phases (slices, pads, adds, a
+parser lacks — is traced as cleanfeed.engines.e2fgvi.transformer.fold_by_phases (slices, pads, adds, a
 pixel shuffle; the same bits as CPU ``F.fold``).
 """
 
@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engines.e2fgvi.windows import MULTIPLE
-from export.spec import GraphSpec, ModelSpec, OptionError, Shape
+from cleanfeed.engines.e2fgvi.windows import MULTIPLE
+from cleanfeed.export.spec import GraphSpec, ModelSpec, OptionError, Shape
 
 if TYPE_CHECKING:
     import torch
@@ -85,9 +85,9 @@ def e2fgvi_spec(checkpoint: Path, model: str | None = None, *, local: int, refs:
     is tuned for (default 240x432). The options — local, refs and the opt size — go into the
     manifest, so an engine finds the export made for its window.
     """
-    from engines.checkpoints import checkpoint_sha256
-    from engines.e2fgvi.checkpoint import load_e2fgvi
-    from engines.e2fgvi.exported import GRAPH_NAME, WindowGraph, window_specs
+    from cleanfeed.engines.checkpoints import checkpoint_sha256
+    from cleanfeed.engines.e2fgvi.checkpoint import load_e2fgvi
+    from cleanfeed.engines.e2fgvi.exported import GRAPH_NAME, WindowGraph, window_specs
 
     local, refs = check_counts(local, refs)
     opt = check_size(size)

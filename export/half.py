@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from stream.errors import ExportError
+from cleanfeed.errors import ExportError
 
 log = logging.getLogger(__name__)
 

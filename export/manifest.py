@@ -1,7 +1,7 @@
 """manifest.json: what an export directory holds, where it came from, and how well it matched.
 
 It is written at the end of every export, also a failed one (``status: "failed"`` with the
-reason), so a user can see the figures that missed; :func:`export.model_export.find_export`
+reason), so a user can see the figures that missed; :func:`cleanfeed.export.model_export.find_export`
 only reuses directories whose manifest says ``ok`` and whose files are still the ones listed.
 """
 
@@ -18,8 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from engines.runners.base import TensorSpec
-from stream.errors import ExportError
+from cleanfeed.engines.runners.base import TensorSpec
+from cleanfeed.errors import ExportError
 
 FORMAT = 1
 """Bumped when the layout changes; find_export ignores manifests of another format."""

@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export import tensorrt_ops
-from export.manifest import (
+from cleanfeed.errors import BackendError, ExportError
+from cleanfeed.export import tensorrt_ops
+from cleanfeed.export.manifest import (
     FORMAT,
     FileRecord,
     GraphRecord,
@@ -30,7 +31,7 @@ from export.manifest import (
     tensor_json,
     tool_versions,
 )
-from export.onnx_export import (
+from cleanfeed.export.onnx_export import (
     DEFAULT_OPSET,
     check_opset,
     check_precision,
@@ -38,9 +39,8 @@ from export.onnx_export import (
     external_data_files,
     sample_inputs,
 )
-from export.parity import ParityResult, check_parity
-from export.spec import GraphSpec, ModelSpec
-from stream.errors import BackendError, ExportError
+from cleanfeed.export.parity import ParityResult, check_parity
+from cleanfeed.export.spec import GraphSpec, ModelSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,7 +64,7 @@ def export_model(spec: ModelSpec, out_dir: Path, precision: str = "fp32", tensor
 
     For each graph: ``<name>.onnx`` (plus ``<name>.onnx.data`` over 2 GiB), onnx.checker,
     TensorRT operator-matrix findings, and parity of onnxruntime (and with ``tensorrt`` a native
-    TensorRT engine, built and cached by engines.runners) against the torch module on
+    TensorRT engine, built and cached by cleanfeed.engines.runners) against the torch module on
     ``samples`` fresh random inputs (``seed`` to repeat them). Raises ParityError when a figure
     misses its limit — after writing the manifest, marked failed — and BackendError before any
     work when ``tensorrt`` is asked for but TensorRT does not import.

@@ -32,8 +32,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.spec import GraphSpec
-from stream.errors import ExportError
+from cleanfeed.errors import ExportError
+from cleanfeed.export.spec import GraphSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,7 +79,7 @@ def export_graph(graph: GraphSpec, path: Path, example: Mapping[str, torch.Tenso
     if precision == "fp32":
         program.save(str(path), external_data=_initializer_bytes(program) > EXTERNAL_DATA_THRESHOLD)
     else:
-        from export.half import to_fp16
+        from cleanfeed.export.half import to_fp16
 
         model = to_fp16(program.model_proto, keep_fp32=graph.keep_fp32, inplace=True)
         save_onnx(model, path)

@@ -2,7 +2,7 @@
 
 Each sample is a fresh set of random inputs from ``GraphSpec.sample``; the torch module (fp32,
 CPU) gives the expected outputs, the exported graph runs through the same runner interface the
-engines use (engines.runners, backend onnxruntime or tensorrt), and ``GraphSpec.compare`` turns
+engines use (cleanfeed.engines.runners, backend onnxruntime or tensorrt), and ``GraphSpec.compare`` turns
 each pair into figures. The verdict uses the worst figure over all samples.
 """
 
@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.onnx_export import sample_inputs
-from export.spec import COMPARISONS, GraphSpec, Limits
+from cleanfeed.export.onnx_export import sample_inputs
+from cleanfeed.export.spec import COMPARISONS, GraphSpec, Limits
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from engines.runners.base import Runner
+    from cleanfeed.engines.runners.base import Runner
 
 
 @dataclass
@@ -92,12 +92,12 @@ def check_parity(graph: GraphSpec, onnx_path: Path, *, precision: str, samples: 
                  open_runner: Callable[..., Runner] | None = None) -> ParityResult:
     """Runs the torch module and the exported graph on ``samples`` fresh random inputs.
 
-    ``open_runner`` defaults to engines.runners.get_runner (backend, device, precision from the
+    ``open_runner`` defaults to cleanfeed.engines.runners.get_runner (backend, device, precision from the
     arguments; TensorRT profiles from the graph).
     """
     if open_runner is None:
-        from engines.runners import get_runner
-        from engines.runners.base import RunnerConfig
+        from cleanfeed.engines.runners import get_runner
+        from cleanfeed.engines.runners.base import RunnerConfig
 
         def open_runner() -> Runner:
             return get_runner(RunnerConfig(backend=backend, device=device, precision=precision),

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from export.spec import GraphSpec, ModelSpec
+from cleanfeed.export.spec import GraphSpec, ModelSpec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,8 +36,8 @@ DECODER_LIMITS_FP16 = {"rel_logits": ("<", 5e-2), "mask_iou": (">", 0.99)}
 
 def sam_spec(checkpoint: Path, model: str | None = None) -> ModelSpec:
     """The export spec of a SAM checkpoint (its size read from the file; ``model`` must match it)."""
-    from engines.sam.checkpoint import checkpoint_sha256, load_sam
-    from engines.sam.graphs import DECODER_PROFILES, ImageEncoderGraph, PromptDecoderGraph
+    from cleanfeed.engines.sam.checkpoint import checkpoint_sha256, load_sam
+    from cleanfeed.engines.sam.graphs import DECODER_PROFILES, ImageEncoderGraph, PromptDecoderGraph
 
     checkpoint = Path(checkpoint)
     sam, arch = load_sam(checkpoint, model)
@@ -57,7 +57,7 @@ def sample_image(rng: np.random.Generator) -> dict[str, torch.Tensor]:
     """1x3x1024x1024 float32: a normalised frame of random aspect, zero-padded bottom/right."""
     import torch
 
-    from engines.sam.variants import IMAGE_SIZE
+    from cleanfeed.engines.sam.variants import IMAGE_SIZE
 
     image = rng.standard_normal((1, 3, IMAGE_SIZE, IMAGE_SIZE), dtype="float32")
     short = int(rng.integers(IMAGE_SIZE // 2, IMAGE_SIZE + 1))
@@ -73,7 +73,7 @@ def sample_prompt(rng: np.random.Generator) -> dict[str, torch.Tensor]:
     import numpy as np
     import torch
 
-    from engines.sam.variants import EMBEDDING_SIZE, IMAGE_SIZE, MASK_SIZE
+    from cleanfeed.engines.sam.variants import EMBEDDING_SIZE, IMAGE_SIZE, MASK_SIZE
 
     kind = rng.choice(["points", "box", "points+box"])
     coords: list[list[float]] = []

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engines.runners.base import TensorSpec
-from stream.errors import ExportError
+from cleanfeed.engines.runners.base import TensorSpec
+from cleanfeed.errors import ExportError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,10 +27,10 @@ Limits = Mapping[str, tuple[str, float]]
 COMPARISONS = ("<", "<=", ">", ">=")
 
 FAMILIES: Mapping[str, tuple[str, str]] = {
-    "sam": ("export.sam:sam_spec", "SAM (segment-anything): --model vit_b | vit_l | vit_h"),
-    "deaot": ("export.deaot:deaot_spec", "DeAOT (aot-benchmark): --model auto | deaott | deaots | deaotb | deaotl "
+    "sam": ("cleanfeed.export.sam:sam_spec", "SAM (segment-anything): --model vit_b | vit_l | vit_h"),
+    "deaot": ("cleanfeed.export.deaot:deaot_spec", "DeAOT (aot-benchmark): --model auto | deaott | deaots | deaotb | deaotl "
                                          "| r50_deaotl | swinb_deaotl, --size WxH of the video, --max-long-term N"),
-    "e2fgvi": ("export.e2fgvi:e2fgvi_spec", "E2FGVI-HQ (one model call): --model e2fgvi_hq, --local N, --refs N, "
+    "e2fgvi": ("cleanfeed.export.e2fgvi:e2fgvi_spec", "E2FGVI-HQ (one model call): --model e2fgvi_hq, --local N, --refs N, "
                                             "--size WxH padded to multiples of 108x60 (the TensorRT profile's opt)"),
 }
 """Model family -> (its spec function ``module:function``, one line of help). DeAOT and E2FGVI

@@ -1,5 +1,5 @@
 """What the user says to remove: points, boxes, masks, prompt files."""
 
-from prompts.shapes import Box, ObjectPrompt, Point, load_mask, parse_box, parse_point
+from cleanfeed.prompts.shapes import Box, ObjectPrompt, Point, load_mask, parse_box, parse_point
 
 __all__ = ["Box", "ObjectPrompt", "Point", "load_mask", "parse_box", "parse_point"]

@@ -9,7 +9,7 @@ One format, read and written only here::
        {"id": 2, "frame": 0,  "mask": "masks/bug.png"}
      ]}
 
-Each entry is one object prompted on one frame (``prompts.shapes.ObjectPrompt``). An id may
+Each entry is one object prompted on one frame (``cleanfeed.prompts.shapes.ObjectPrompt``). An id may
 appear on several frames: each later entry is a new reference for that object there (a
 correction), and tracking restarts from it. Points are ``[x, y, label]`` with label 1 (on the
 object) or 0 (off it); a mask path is taken relative to the prompt file's folder. Other keys
@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from prompts.shapes import ObjectPrompt
-from stream.errors import PromptError
+from cleanfeed.errors import PromptError
+from cleanfeed.prompts.shapes import ObjectPrompt
 
 VERSION = 1
 

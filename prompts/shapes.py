@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stream.errors import PromptError
+from cleanfeed.errors import PromptError
 
 log = logging.getLogger(__name__)
 

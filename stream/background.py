@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from stream.errors import ElementError
+from cleanfeed.errors import ElementError
 
 Call = Callable[[], list[Any]]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.picture import Picture
+from cleanfeed.stream.picture import Picture
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from stream.buffers import Caps, Packet, Probe, VideoFrame
-from stream.errors import PropertyError
-from stream.picture import Picture
-from stream.properties import Property, normalize_name
+from cleanfeed.errors import PropertyError
+from cleanfeed.stream.buffers import Caps, Packet, Probe, VideoFrame
+from cleanfeed.stream.picture import Picture
+from cleanfeed.stream.properties import Property, normalize_name
 
 Allocator = Callable[[Caps], tuple[Picture, np.ndarray, "int | None"]]
 """Returns an empty picture, a zeroed mask and the shared-memory slot they live in (None: heap)."""

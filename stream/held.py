@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from stream.buffers import VideoFrame
+from cleanfeed.stream.buffers import VideoFrame
 
 Late = Callable[[VideoFrame], VideoFrame]
 """How a frame leaves without its answer."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stream.errors import PipelineSyntaxError
+from cleanfeed.errors import PipelineSyntaxError
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,15 @@ the abort flag between waits) and ``Outlet.put(item)``, which gives up with
 ZeroMQ links are PUSH/PULL (PUB/SUB loses what is sent before the subscriber joins) with a
 high-water mark of 2; the receiving end binds an ``ipc://`` endpoint in the run's private
 directory. HWM alone does not bound memory (kernel buffers hold thousands of small
-messages, see STREAMING-NOTES), so frames in flight are bounded by shared-memory slots and
+messages, see docs/streaming.md), so frames in flight are bounded by shared-memory slots and
 the credits that return them (:class:`CreditReturns`, :class:`CreditSender`).
 
 ZeroMQ drops the messages a receiver had not yet taken in (beyond its HWM) when their
 sender disconnects, linger or not: a sender's last frames and its EOS. So a sending end
 does not close until its receiver says it read EOS (``delivered``, a flag in the run's
-control file); zmqsink/zmqsrc use acknowledgements instead (stream.elements.zmqlink).
+control file); zmqsink/zmqsrc use acknowledgements instead (cleanfeed.stream.elements.zmqlink).
 
-Links across hosts (zmqsink/zmqsrc, :func:`open_net_link`) add two things. Liveness: ZeroMQ's
+Links across hosts (zmqsink/zmqsrc, :class:`NetLink`) add two things. Liveness: ZeroMQ's
 own heartbeats (ZMTP PING/PONG, answered by ZeroMQ's I/O thread, so a busy or back-pressured
 peer still counts as alive) drop a connection whose peer froze or whose network vanished; a
 killed peer's connection drops at once. :class:`LinkWatch` follows the socket's monitor
@@ -44,13 +44,13 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
-from stream.buffers import Eos, Item, StreamStart, VideoFrame
-from stream.errors import MediaError, PropertyError
-from stream.runner import Aborted, Control
-from stream.wire import Part, decode, encode, pack
+from cleanfeed.errors import MediaError, PropertyError
+from cleanfeed.stream.buffers import Eos, Item, StreamStart, VideoFrame
+from cleanfeed.stream.runner import Aborted, Control
+from cleanfeed.stream.wire import Part, decode, encode, pack
 
 if TYPE_CHECKING:
-    from stream.shm import ShmSlots
+    from cleanfeed.stream.shm import ShmSlots
 
 HWM = 2
 RECONNECT_MS = 10  # a peer that binds after we connect is found within this (ZeroMQ's default: 100)
@@ -111,7 +111,7 @@ class QueueReporter:
 
 # -- processes ----------------------------------------------------------------------------
 class Board(Protocol):
-    """A link's restart fields (stream.supervisor.FileControl, see its ``FIELDS``)."""
+    """A link's restart fields (cleanfeed.stream.supervisor.FileControl, see its ``FIELDS``)."""
 
     def get(self, link: int, field: str) -> int: ...
 
@@ -547,7 +547,7 @@ class Curve:
             return None
         from zmq.auth.thread import ThreadAuthenticator
 
-        auth = ThreadAuthenticator(ctx, log=logging.getLogger("stream.links.auth"))
+        auth = ThreadAuthenticator(ctx, log=logging.getLogger("cleanfeed.stream.links.auth"))
         auth.start()
         auth.configure_curve(domain="*", location=self.authorized)
         return auth

@@ -4,7 +4,7 @@
     pipeline.run(monitor=server)                 # updated with every stats document
     server.close()
 
-It exposes the figures of the stats document (stream.stats), so ``--stats`` and the endpoint
+It exposes the figures of the stats document (cleanfeed.stream.stats), so ``--stats`` and the endpoint
 never disagree. prometheus-client is imported only when a server is made (``pip install
 'cleanfeed[metrics]'``). The server binds to loopback unless another host is given: the
 figures describe a feed and its machine, which is nobody else's business by default.
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from stream.errors import CleanfeedError, MediaError
+from cleanfeed.errors import CleanfeedError, MediaError
 
 QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"), ("max", "1"))
 _TOTALS = (

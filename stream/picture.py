@@ -1,6 +1,6 @@
 """Pixels of one frame, kept in the decoder's layout and converted only where touched.
 
-Converting every 1080p frame to RGB and back halves throughput (STREAMING-NOTES: 0.45x of
+Converting every 1080p frame to RGB and back halves throughput (docs/streaming.md: 0.45x of
 ffmpeg), so a Picture keeps the planes as decoded and offers RGB *regions*: an element that
 paints a 100-px logo converts ~100x100 pixels, not 2 million.
 

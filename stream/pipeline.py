@@ -6,7 +6,7 @@
 ``mode="process"`` (the default) runs every element in its own process, links are
 ZeroMQ sockets and pixels stay in shared memory; ``mode="thread"`` runs the same runners in
 threads joined by bounded queues, for a debugger. Either way the same rules hold (see
-stream.runner and stream.supervisor): every frame once and in order, errors finalize the
+cleanfeed.stream.runner and cleanfeed.stream.supervisor): every frame once and in order, errors finalize the
 outputs and surface as the element's own error, a signal stops gracefully, nothing is left
 running.
 """
@@ -21,9 +21,7 @@ from fractions import Fraction
 from time import monotonic
 from typing import Any
 
-from stream.buffers import Item, Probe
-from stream.element import Element, EngineChoice, Filter, Sink, Source
-from stream.errors import (
+from cleanfeed.errors import (
     CleanfeedError,
     ElementError,
     Interrupted,
@@ -33,14 +31,23 @@ from stream.errors import (
     PropertyError,
     UnknownElementError,
 )
-from stream.launch import parse
-from stream.links import QueueInlet, QueueOutlet, QueueReporter
-from stream.media.overlap import refuse_overwrite
-from stream.properties import normalize_name
-from stream.registry import lookup
-from stream.runner import ElementRunner, HeapSlots, LivePlan, ThreadControl, rebuild_error, refuse_short_budget
-from stream.stats import Collector, Progress, RunReport
-from stream.supervisor import Deadlines, ProcessCrew, SignalTrap, Supervisor
+from cleanfeed.stream.buffers import Item, Probe
+from cleanfeed.stream.element import Element, EngineChoice, Filter, Sink, Source
+from cleanfeed.stream.launch import parse
+from cleanfeed.stream.links import QueueInlet, QueueOutlet, QueueReporter
+from cleanfeed.stream.media.overlap import refuse_overwrite
+from cleanfeed.stream.properties import normalize_name
+from cleanfeed.stream.registry import lookup
+from cleanfeed.stream.runner import (
+    ElementRunner,
+    HeapSlots,
+    LivePlan,
+    ThreadControl,
+    rebuild_error,
+    refuse_short_budget,
+)
+from cleanfeed.stream.stats import Collector, Progress, RunReport
+from cleanfeed.stream.supervisor import Deadlines, ProcessCrew, SignalTrap, Supervisor
 
 __all__ = ["MODES", "Pipeline", "Progress", "RunReport"]
 
@@ -169,13 +176,13 @@ class Pipeline:
 
     ``latency_ms`` is the run's latency budget: frames whose end-to-end latency exceeds it
     are counted in ``RunReport.late_frames``, and every element gets a deadline for each
-    frame (birth + budget, less what comes after it; see stream.runner.LivePlan), so a
+    frame (birth + budget, less what comes after it; see cleanfeed.stream.runner.LivePlan), so a
     filter holding frames emits overdue ones on time through ``Filter.expire``. A budget
     smaller than the chain's lookahead plus the encoder's delay is refused (PropertyError
     naming ``latency_label``, e.g. "--max-latency", with the numbers): before the run when
     the source states its rate up front (a ``rate`` property), else in the source's process
     as soon as ``open()`` told the rate, before any frame is read. ``live``: sources reading a file are paced to its
-    timestamps, as a camera would deliver them. ``deadlines`` (stream.supervisor.Deadlines)
+    timestamps, as a camera would deliver them. ``deadlines`` (cleanfeed.stream.supervisor.Deadlines)
     sets how long a stop may take before the run aborts, and an abort before processes are
     terminated and killed. ``max_restarts`` (process mode): a filter whose process dies is
     restarted, the frames that were inside it re-sent, up to that many times in a run, after
@@ -307,7 +314,7 @@ class Pipeline:
     ) -> RunReport:
         """Runs to the end of stream and returns the report.
 
-        ``monitor`` gets the live stats document (stream.stats) every ``stats_every_s`` from
+        ``monitor`` gets the live stats document (cleanfeed.stream.stats) every ``stats_every_s`` from
         the calling thread, and the final one (``RunReport.to_json()``, ``final`` true) once
         the run ended, also when it failed or was interrupted.
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from stream.errors import PropertyError
+from cleanfeed.errors import PropertyError
 
 
 def _parse_bool(text: str) -> bool:

@@ -1,7 +1,6 @@
 """Elements by factory name, so a launch string and ``inspect`` can find them.
 
-Element modules register themselves with ``@register`` when imported (all of them on the first lookup);
-engines never import stream/, the elements that wrap them do.
+Element modules register themselves with ``@register`` when imported (all of them on the first lookup).
 """
 
 from __future__ import annotations
@@ -10,8 +9,8 @@ import difflib
 import functools
 from typing import Any
 
-from stream.element import Element
-from stream.errors import UnknownElementError
+from cleanfeed.errors import UnknownElementError
+from cleanfeed.stream.element import Element
 
 _FACTORIES: dict[str, type[Element]] = {}
 
@@ -27,14 +26,14 @@ def register(cls: type[Element]) -> type[Element]:
 
 @functools.cache
 def _load() -> None:
-    """Imports every module of stream.elements once; each registers its elements."""
+    """Imports every module of cleanfeed.stream.elements once; each registers its elements."""
     import importlib
     import pkgutil
 
-    import stream.elements
+    from cleanfeed.stream import elements
 
-    for module in pkgutil.iter_modules(stream.elements.__path__):
-        importlib.import_module(f"stream.elements.{module.name}")
+    for module in pkgutil.iter_modules(elements.__path__):
+        importlib.import_module(f"cleanfeed.stream.elements.{module.name}")
 
 
 def factories() -> dict[str, type[Element]]:

@@ -13,13 +13,13 @@ What it guarantees, whatever the element does:
   keeps draining its input (returning slots) until upstream's EOS: nothing deadlocks;
 - on abort every runner leaves at its next wait; a sink still calls ``finish()``.
 
-Statistics (stream.stats) go out every ``stats_every_s`` and at exit: frames, busy time, the
+Statistics (cleanfeed.stream.stats) go out every ``stats_every_s`` and at exit: frames, busy time, the
 sink's per-frame latencies and degraded count (frames whose ``meta["degraded"]`` is true),
 and the element's own named counters (``Element.count``).
 
 Live runs (:class:`LivePlan`): a source reading a non-live input (a file, testsrc) is
 paced to its timestamps, like a camera; with a latency budget, every later element gets
-``element.deadline`` (stream.element.Deadline: the budget, less the margin of what comes
+``element.deadline`` (cleanfeed.stream.element.Deadline: the budget, less the margin of what comes
 after it) before ``start()``, the source's runner refuses a budget smaller than the chain's
 lookahead plus the encoder's delay as soon as ``open()`` told the rate (PropertyError with
 the numbers, before any frame is read), and the runner of a filter holding frames
@@ -31,7 +31,7 @@ A source that may wait a long time for input (a network receiver) can declare a
 ``stop_check`` attribute; the runner sets it to a function to call while waiting, which
 raises (StopRequested, Aborted) when the run wants the source to stop.
 
-Restarts (process mode, stream.supervisor): the runner of a restarted filter gets a
+Restarts (process mode, cleanfeed.stream.supervisor): the runner of a restarted filter gets a
 :class:`Resume`: it starts at the seq the next stage still needs, and the frames its
 upstream re-sends (those that were inside the dead process) go through the element's
 optional ``recover(frame) -> list[VideoFrame]`` instead of ``process`` (an element that
@@ -55,12 +55,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stream import errors
-from stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamStart, VideoFrame
-from stream.element import Deadline, Element, Filter, Sink, Source
-from stream.errors import CleanfeedError, ElementError, PropertyError
-from stream.stats import ElementCounters, ErrorRecord
-from stream.wire import caps_to_dict
+from cleanfeed import errors
+from cleanfeed.errors import CleanfeedError, ElementError, PropertyError
+from cleanfeed.stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamStart, VideoFrame
+from cleanfeed.stream.element import Deadline, Element, Filter, Sink, Source
+from cleanfeed.stream.stats import ElementCounters, ErrorRecord
+from cleanfeed.stream.wire import caps_to_dict
 
 _WAIT_S = 0.1
 EXPIRE_POLL_S = 0.005
@@ -265,7 +265,7 @@ def error_record(element: str, exc: BaseException) -> ErrorRecord:
 
 
 def _error_class(record: ErrorRecord) -> Any:
-    """The class a record names, looked up in stream.errors or its (already loaded) module."""
+    """The class a record names, looked up in cleanfeed.errors or its (already loaded) module."""
     module = sys.modules.get(record.module) if record.module else None
     return getattr(module, record.cls, None) or getattr(errors, record.cls, None)
 

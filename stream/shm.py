@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import zmq
 
-from stream.buffers import Caps, VideoFrame
-from stream.element import Source, heap_allocator
-from stream.errors import MediaError, WireError
-from stream.links import CreditReturns, CreditSender
-from stream.picture import Picture, picture_nbytes, picture_shape
-from stream.runner import Aborted, Control, StopRequested
+from cleanfeed.errors import MediaError, WireError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.element import Source, heap_allocator
+from cleanfeed.stream.links import CreditReturns, CreditSender
+from cleanfeed.stream.picture import Picture, picture_nbytes, picture_shape
+from cleanfeed.stream.runner import Aborted, Control, StopRequested
 
 SHM_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
 PREFIX = "cleanfeed-"

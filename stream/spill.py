@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from stream.buffers import Caps, VideoFrame
-from stream.errors import MediaError
-from stream.picture import Picture, picture_nbytes, picture_shape
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.picture import Picture, picture_nbytes, picture_shape
 
 
 @dataclass

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from stream.buffers import Caps
-from stream.wire import caps_from_dict
+from cleanfeed.stream.buffers import Caps
+from cleanfeed.stream.wire import caps_from_dict
 
 
 @dataclass
@@ -261,7 +261,7 @@ class Collector:
         return int(msg.get(key) or 0)
 
     def restarted(self, element: str) -> None:
-        """The supervisor brought a dead stage back (stream.supervisor)."""
+        """The supervisor brought a dead stage back (cleanfeed.stream.supervisor)."""
         self.restarts[element] = self.restarts.get(element, 0) + 1
 
     def fail(self, element: str, message: str) -> None:

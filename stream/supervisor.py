@@ -6,10 +6,10 @@ into a graceful stop (the source stops reading, EOS flows, the sink finalizes), 
 escalates when things do not end: ``grace_s`` after a stop it aborts (every runner leaves,
 sinks finalize what they have), ``abort_s`` later it sends SIGTERM, ``term_s`` later
 SIGKILL. A second signal aborts at once. A crew (:class:`ProcessCrew` here, the threads
-crew in stream.pipeline) is what it supervises.
+crew in cleanfeed.stream.pipeline) is what it supervises.
 
 Process mode: every element runs :func:`child_main` in its own process, forked from
-multiprocessing's fork server with the runtime already imported (see stream.forking); it
+multiprocessing's fork server with the runtime already imported (see cleanfeed.stream.forking); it
 takes the caller's environment as it is at the run's start, as a spawned process would. A
 child dies with its supervisor (PR_SET_PDEATHSIG, through the fork server, which leaves
 when the supervisor does), is named ``cf:ELEMENT`` for top and ps, ignores SIGINT (Ctrl+C
@@ -54,7 +54,7 @@ late, and the frames it would propagate from are gone); a tracker re-seeds throu
 optional ``reseed`` from a copy of the last frame it emitted, which the next stage keeps
 (only on a link after an element with ``reseed``: one picture and mask copy per frame).
 The shared-memory name is unlinked once every process mapped it, so a restarted process
-opens the segment through a running peer's descriptor (stream.shm.find_segment).
+opens the segment through a running peer's descriptor (cleanfeed.stream.shm.find_segment).
 Limits: pass-through packets next to the crash may be repeated or missed (they have no seq);
 an element that wrote into a frame in place before dying hands the restarted one those
 half-written pixels (idempotent writes such as inpaint fills and masks are unaffected); two
@@ -91,17 +91,17 @@ from typing import Any, Protocol
 import numpy as np
 import zmq
 
-from stream.buffers import VideoFrame
-from stream.element import Element, Sink, Source
-from stream.errors import ElementError
-from stream.forking import PRELOAD, START_METHOD, let_go_of_fork_server
-from stream.links import LastFrame, ZmqInlet, ZmqOutlet, ZmqReporter
-from stream.logs import configure
-from stream.picture import Picture
-from stream.runner import Aborted, ElementRunner, LivePlan, Resume, error_record
-from stream.shm import PREFIX, ShmSlots, unlink_segment
-from stream.stats import Collector, Progress
-from stream.wire import pack, unpack
+from cleanfeed.errors import ElementError
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.element import Element, Sink, Source
+from cleanfeed.stream.forking import PRELOAD, START_METHOD, let_go_of_fork_server
+from cleanfeed.stream.links import LastFrame, ZmqInlet, ZmqOutlet, ZmqReporter
+from cleanfeed.stream.logs import configure
+from cleanfeed.stream.picture import Picture
+from cleanfeed.stream.runner import Aborted, ElementRunner, LivePlan, Resume, error_record
+from cleanfeed.stream.shm import PREFIX, ShmSlots, unlink_segment
+from cleanfeed.stream.stats import Collector, Progress
+from cleanfeed.stream.wire import pack, unpack
 
 log = logging.getLogger(__name__)
 
@@ -624,7 +624,7 @@ def _child_body(spec: dict[str, Any], control: FileControl) -> None:
 
 
 def _previous(path: str | None) -> VideoFrame | None:
-    """The last frame a dead stage emitted, as its next stage kept it (stream.links.LastFrame)."""
+    """The last frame a dead stage emitted, as its next stage kept it (cleanfeed.stream.links.LastFrame)."""
     if not path or not os.path.exists(path):
         return None
     with np.load(path) as data:
@@ -660,7 +660,7 @@ class ProcessCrew:
         self, elements: list[Element], stats_every_s: float = 0.5, plans: list[dict[str, Any]] | None = None,
         max_restarts: int = 0,
     ) -> None:
-        """``plans``: each runner's stream.runner.LivePlan as a dict (live runs), else None."""
+        """``plans``: each runner's cleanfeed.stream.runner.LivePlan as a dict (live runs), else None."""
         self._plans = plans
         self.max_restarts = max_restarts
         for el in elements:
@@ -712,7 +712,7 @@ class ProcessCrew:
 
     def _spawn(self, spec: dict[str, Any]) -> Any:
         ctx = multiprocessing.get_context(START_METHOD)
-        # Children start deaf to Ctrl+C: forked ones from the fork server (stream.forking),
+        # Children start deaf to Ctrl+C: forked ones from the fork server (cleanfeed.stream.forking),
         # spawned ones from this disposition, which a new interpreter keeps.
         main = START_METHOD == "spawn" and threading.current_thread() is threading.main_thread()
         saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stream.errors import PropertyError
+from cleanfeed.errors import PropertyError
 
 MOTIONS = ("pan", "static", "zoom")
 LOGOS = ("fixed", "scene", "none")

@@ -27,9 +27,9 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamInfo, StreamStart, VideoFrame
-from stream.errors import WireError
-from stream.picture import FORMATS, Picture, picture_shape
+from cleanfeed.errors import WireError
+from cleanfeed.stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamInfo, StreamStart, VideoFrame
+from cleanfeed.stream.picture import FORMATS, Picture, picture_shape
 
 VERSION = 1
 _FRACTION_EXT = 1

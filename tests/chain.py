@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream.buffers import Caps, VideoFrame
-from stream.element import Filter
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.element import Filter
 
 
 def run_filters(caps: Caps, frames: list[VideoFrame], elements: list[Filter], copy: bool = False) -> list[VideoFrame]:

@@ -7,11 +7,11 @@ from pathlib import Path
 import torch
 from deaot_weights import load_layout, seeded_state_dict
 
-from engines.deaot.checkpoint import deaot_from_state_dict
-from engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph
-from engines.deaot.tracker import DeaotTracker, TrackerConfig
-from engines.runners import get_runner
-from engines.runners.base import RunnerConfig
+from cleanfeed.engines.deaot.checkpoint import deaot_from_state_dict
+from cleanfeed.engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph
+from cleanfeed.engines.deaot.tracker import DeaotTracker, TrackerConfig
+from cleanfeed.engines.runners import get_runner
+from cleanfeed.engines.runners.base import RunnerConfig
 
 
 def tracker_for(variant: str, seed: int, gap: int, capacity: int = 16) -> DeaotTracker:

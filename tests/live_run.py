@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stream.pipeline import Pipeline
-from stream.stats import RunReport
+from cleanfeed.stream.pipeline import Pipeline
+from cleanfeed.stream.stats import RunReport
 from tests.stream import fake_elements  # noqa: F401  (registers t_coversink)
 
 

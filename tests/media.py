@@ -165,7 +165,7 @@ def pump(source: Any, sink: Any, limit: int | None = None, finish: bool = True) 
     """source.open/read/close into sink.start/render/render_packet/finish; returns (caps, frames, packets).
 
     ``limit`` stops after that many frames (a partial write)."""
-    from stream.buffers import VideoFrame
+    from cleanfeed.stream.buffers import VideoFrame
 
     caps = source.open()
     sink.start(caps)

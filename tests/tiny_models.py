@@ -1,6 +1,6 @@
 """Small models with random weights, built with the upstream packages' own builders, for tests.
 
-The tiny SAM is segment-anything's ``_build_sam`` (through engines.sam.variants.build) at embed dim
+The tiny SAM is segment-anything's ``_build_sam`` (through cleanfeed.engines.sam.variants.build) at embed dim
 32, 2 blocks, 2 heads, block 1 global; its prompt encoder and mask decoder are full size. Every
 weight is perturbed from the package's init (which zeroes the relative-position tables) so that no
 path through the model is trivial. Its image encoder runs in ~0.2 s on a 2-core CPU.
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from engines.sam.variants import SamArch, build
+from cleanfeed.engines.sam.variants import SamArch, build
 
 TINY_SAM = SamArch("custom", 32, 2, 2, (1,))
 

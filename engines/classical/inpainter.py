@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from engines.classical import regions
-from engines.classical.regions import Box
+from cleanfeed.engines.classical import regions
+from cleanfeed.engines.classical.regions import Box
 
 RegionReader = Callable[[Box], np.ndarray]
 """Returns the RGB pixels of a box of the frame: (y1-y0)x(x1-x0)x3 uint8, a new array."""

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engines.classical import regions
-from engines.classical.regions import Box
+from cleanfeed.engines.classical import regions
+from cleanfeed.engines.classical.regions import Box
 
 PointLike = tuple[float, float, int] | tuple[float, float]
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from engines.classical import regions
-from engines.classical.regions import Box
+from cleanfeed.engines.classical import regions
+from cleanfeed.engines.classical.regions import Box
 
 MODELS = ("similarity", "affine", "homography", "flow")
 PRESETS = {

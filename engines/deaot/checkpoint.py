@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.checkpoints import check_layout, read_state_dict, require_family
-from engines.deaot.variants import VARIANTS, DeaotArch, recognise
-from stream.errors import CheckpointError
+from cleanfeed.engines.checkpoints import check_layout, read_state_dict, require_family
+from cleanfeed.engines.deaot.variants import VARIANTS, DeaotArch, recognise
+from cleanfeed.errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch
 
-    from engines.deaot.model import DeAOT
+    from cleanfeed.engines.deaot.model import DeAOT
 
 
 def load_deaot(path: str | Path, model: str = "auto") -> tuple[DeAOT, DeaotArch]:
@@ -35,7 +35,7 @@ def deaot_from_state_dict(
     state: Mapping[str, torch.Tensor], model: str = "auto", source: str = "the checkpoint"
 ) -> tuple[DeAOT, DeaotArch]:
     """``load_deaot`` for weights already in memory."""
-    from engines.deaot.model import DeAOT
+    from cleanfeed.engines.deaot.model import DeAOT
 
     _check_model(model)
     require_family(state, "DeAOT", source, None if model == "auto" else model)

@@ -21,10 +21,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engines.deaot.model import DeAOT
-from engines.deaot.propagation import Current, Memory, map_to_tokens
-from engines.deaot.variants import EMBED_DIM, ID_CHANNELS
-from engines.runners.base import TensorSpec
+from cleanfeed.engines.deaot.model import DeAOT
+from cleanfeed.engines.deaot.propagation import Current, Memory, map_to_tokens
+from cleanfeed.engines.deaot.variants import EMBED_DIM, ID_CHANNELS
+from cleanfeed.engines.runners.base import TensorSpec
 
 D_KEY = EMBED_DIM // 2
 D_VALUE = 2 * EMBED_DIM

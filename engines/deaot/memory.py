@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engines.deaot.propagation import Memory
+from cleanfeed.engines.deaot.propagation import Memory
 
 
 @dataclass

@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engines.deaot.decoder import FpnDecoder
-from engines.deaot.encoders import build_encoder
-from engines.deaot.propagation import Propagator, map_to_tokens, tokens_to_map
-from engines.deaot.variants import EMBED_DIM, ID_CHANNELS, PIXEL_MEAN, PIXEL_STD, STRIDE, DeaotArch
+from cleanfeed.engines.deaot.decoder import FpnDecoder
+from cleanfeed.engines.deaot.encoders import build_encoder
+from cleanfeed.engines.deaot.propagation import Propagator, map_to_tokens, tokens_to_map
+from cleanfeed.engines.deaot.variants import EMBED_DIM, ID_CHANNELS, PIXEL_MEAN, PIXEL_STD, STRIDE, DeaotArch
 
 
 class DeAOT(nn.Module):

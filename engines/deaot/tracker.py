@@ -26,12 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.deaot.graphs import memory_names
-from engines.deaot.memory import MemoryBank
-from engines.deaot.propagation import Memory
-from engines.deaot.variants import ID_CHANNELS, MAX_OBJECTS, NO_GAP, DeaotArch, model_size, with_gap
-from engines.runners.base import Runner, RunnerConfig
-from stream.errors import BackendError
+from cleanfeed.engines.deaot.graphs import memory_names
+from cleanfeed.engines.deaot.memory import MemoryBank
+from cleanfeed.engines.deaot.propagation import Memory
+from cleanfeed.engines.deaot.variants import ID_CHANNELS, MAX_OBJECTS, NO_GAP, DeaotArch, model_size, with_gap
+from cleanfeed.engines.runners.base import Runner, RunnerConfig
+from cleanfeed.errors import BackendError
 
 MAX_ID = 255
 """Object ids are the values of a uint8 label map."""
@@ -340,9 +340,9 @@ def open_tracker(
     run ``onnx_dir``'s exported graphs (one frame size, every slot given: static shapes).
     ``long_term_gap`` None keeps upstream's gap for the recognised variant (``tracking``'s is replaced).
     """
-    from engines.deaot.checkpoint import load_deaot
-    from engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph
-    from engines.runners import get_runner
+    from cleanfeed.engines.deaot.checkpoint import load_deaot
+    from cleanfeed.engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph
+    from cleanfeed.engines.runners import get_runner
 
     net, arch = load_deaot(checkpoint, model)
     arch = with_gap(arch, long_term_gap)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from stream.errors import CheckpointError
+from cleanfeed.errors import CheckpointError
 
 EMBED_DIM = 256
 """Channels of the propagated features (MODEL_ENCODER_EMBEDDING_DIM)."""

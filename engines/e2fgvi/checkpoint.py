@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.checkpoints import check_layout, read_state_dict, require_family
-from stream.errors import CheckpointError
+from cleanfeed.engines.checkpoints import check_layout, read_state_dict, require_family
+from cleanfeed.errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch
 
-    from engines.e2fgvi.model import InpaintGenerator
+    from cleanfeed.engines.e2fgvi.model import InpaintGenerator
 
 VARIANTS = ("e2fgvi_hq", "e2fgvi")
 OFFICIAL_FILES = {"e2fgvi_hq": "E2FGVI-HQ-CVPR22.pth", "e2fgvi": "E2FGVI-CVPR22.pth"}
@@ -52,7 +52,7 @@ def e2fgvi_from_state_dict(
     state: Mapping[str, torch.Tensor], model: str = "auto", source: str = "the checkpoint"
 ) -> tuple[InpaintGenerator, str]:
     """``load_e2fgvi`` for weights already in memory."""
-    from engines.e2fgvi.model import FIXED_FRAME, InpaintGenerator
+    from cleanfeed.engines.e2fgvi.model import FIXED_FRAME, InpaintGenerator
 
     require_family(state, "E2FGVI", source, None if model == "auto" else model)
     found = variant_of(state)

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from engines.e2fgvi.windows import MULTIPLE
-from engines.runners.base import Profile, TensorSpec
-from stream.errors import BackendError, ExportError
+from cleanfeed.engines.e2fgvi.windows import MULTIPLE
+from cleanfeed.engines.runners.base import Profile, TensorSpec
+from cleanfeed.errors import BackendError, ExportError
 
 if TYPE_CHECKING:
-    from engines.runners.base import Runner, RunnerConfig
+    from cleanfeed.engines.runners.base import Runner, RunnerConfig
 
 GRAPH_NAME = "window"
 GRAPH_FILE = f"{GRAPH_NAME}.onnx"
@@ -67,7 +67,7 @@ class WindowExport:
 
 def read_window_export(folder: str | Path) -> WindowExport:
     """The facts of an E2FGVI window export folder; BackendError in one line when it is not one."""
-    from export.manifest import Manifest
+    from cleanfeed.export.manifest import Manifest
 
     folder = Path(folder)
     path = folder / "manifest.json"
@@ -147,7 +147,7 @@ class ExportedWindow:
 
 def open_exported_window(onnx_dir: str | Path, config: RunnerConfig) -> ExportedWindow:
     """An :class:`ExportedWindow` on ``onnx_dir``'s window.onnx, for backend onnxruntime or tensorrt."""
-    from engines.runners import get_runner
+    from cleanfeed.engines.runners import get_runner
 
     if config.backend == "torch":
         raise BackendError("E2FGVI exports must run on backend onnxruntime or tensorrt, got backend torch: "

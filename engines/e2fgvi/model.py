@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.e2fgvi.flow import SPyNet
-from engines.e2fgvi.propagation import BidirectionalPropagation
-from engines.e2fgvi.transformer import DIM, T2T, SoftComp, SoftSplit, build_blocks, check_grid
+from cleanfeed.engines.e2fgvi.flow import SPyNet
+from cleanfeed.engines.e2fgvi.propagation import BidirectionalPropagation
+from cleanfeed.engines.e2fgvi.transformer import DIM, T2T, SoftComp, SoftSplit, build_blocks, check_grid
 
 CHANNELS = 128
 """Width of the quarter-resolution features the encoder makes and the decoder reads (upstream's channel // 2)."""

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from engines.e2fgvi.regions import Box, Patch
-from engines.e2fgvi.schedule import SlidingConfig
-from engines.e2fgvi.sliding import SlidingInpainter, WindowModel
-from engines.e2fgvi.windows import Window
+from cleanfeed.engines.e2fgvi.regions import Box, Patch
+from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
+from cleanfeed.engines.e2fgvi.sliding import SlidingInpainter, WindowModel
+from cleanfeed.engines.e2fgvi.windows import Window
 
 
 def inpaint_offline(

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from engines.e2fgvi.deform_conv import ModulatedDeformConv2d, modulated_deform_conv2d
-from engines.e2fgvi.flow import flow_warp
+from cleanfeed.engines.e2fgvi.deform_conv import ModulatedDeformConv2d, modulated_deform_conv2d
+from cleanfeed.engines.e2fgvi.flow import flow_warp
 
 DIRECTIONS = ("backward_", "forward_")
 """Branch names in upstream's order: the backward pass runs first and the forward pass reads it."""

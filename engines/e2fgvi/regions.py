@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engines.e2fgvi.windows import MULTIPLE
+from cleanfeed.engines.e2fgvi.windows import MULTIPLE
 
 REGION_MODES = ("auto", "full")
 FULL_FRAME_SHARE = 0.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engines.e2fgvi.regions import REGION_MODES
+from cleanfeed.engines.e2fgvi.regions import REGION_MODES
 
 MODES = ("offline", "stream")
 STREAM_NUM_REF = 3

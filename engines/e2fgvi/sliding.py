@@ -33,9 +33,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from engines.e2fgvi.regions import Box, Patch, RegionCompositor, SparseMask, window_region
-from engines.e2fgvi.schedule import SlidingConfig
-from engines.e2fgvi.windows import MULTIPLE, Window, dilate_mask, offline_windows, pad_by_mirroring
+from cleanfeed.engines.e2fgvi.regions import Box, Patch, RegionCompositor, SparseMask, window_region
+from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
+from cleanfeed.engines.e2fgvi.windows import MULTIPLE, Window, dilate_mask, offline_windows, pad_by_mirroring
 
 WindowModel = Callable[[torch.Tensor, int], tuple[torch.Tensor, object]]
 """``model(masked_frames [1, T, 3, H, W] in [-1, 1], num_local_frames) -> (output [T, 3, H, W], anything)``."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.runners.base import (
+from cleanfeed.engines.runners.base import (
     BACKENDS,
     DTYPES,
     PRECISIONS,
@@ -25,8 +25,8 @@ from engines.runners.base import (
     validate_profiles,
     validate_specs,
 )
-from engines.runners.engine_cache import engine_cache_dir
-from stream.errors import BackendError
+from cleanfeed.engines.runners.engine_cache import engine_cache_dir
+from cleanfeed.errors import BackendError
 
 if TYPE_CHECKING:
     import torch
@@ -55,7 +55,7 @@ def get_runner(config: RunnerConfig, *, module: torch.nn.Module | None = None, o
     if config.backend == "torch":
         if module is None:
             raise BackendError("backend torch needs module (a torch.nn.Module), got None")
-        from engines.runners.torch_runner import TorchRunner
+        from cleanfeed.engines.runners.torch_runner import TorchRunner
 
         runner = TorchRunner(config, module, inputs, outputs, resolve_device(config.device))
     else:
@@ -64,11 +64,11 @@ def get_runner(config: RunnerConfig, *, module: torch.nn.Module | None = None, o
         if not Path(onnx_path).is_file():
             raise BackendError(f"onnx_path must be an existing ONNX file, got {str(onnx_path)!r}")
         if config.backend == "onnxruntime":
-            from engines.runners.onnxruntime_runner import OnnxRuntimeRunner
+            from cleanfeed.engines.runners.onnxruntime_runner import OnnxRuntimeRunner
 
             runner = OnnxRuntimeRunner(config, Path(onnx_path), inputs, outputs, clean_profiles)
         else:
-            from engines.runners.tensorrt_runner import TensorRTRunner
+            from cleanfeed.engines.runners.tensorrt_runner import TensorRTRunner
 
             runner = TensorRTRunner(config, Path(onnx_path), inputs, outputs, clean_profiles)
     log.info("runner: %s", runner.description)

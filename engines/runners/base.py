@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stream.errors import BackendError
+from cleanfeed.errors import BackendError
 
 if TYPE_CHECKING:
     import torch

@@ -23,8 +23,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from engines.runners.base import Profile
-from stream.errors import BackendError
+from cleanfeed.engines.runners.base import Profile
+from cleanfeed.errors import BackendError
 
 _CHUNK = 1 << 20
 

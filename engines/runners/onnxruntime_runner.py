@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from engines.runners.base import Profile, Runner, RunnerConfig, TensorSpec, resolve_device, resolve_shape
-from engines.runners.engine_cache import engine_cache_dir, onnx_sha256, ort_trt_cache_dir
-from stream.errors import BackendError
+from cleanfeed.engines.runners.base import Profile, Runner, RunnerConfig, TensorSpec, resolve_device, resolve_shape
+from cleanfeed.engines.runners.engine_cache import engine_cache_dir, onnx_sha256, ort_trt_cache_dir
+from cleanfeed.errors import BackendError
 
 log = logging.getLogger(__name__)
 

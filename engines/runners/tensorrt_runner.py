@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
-from engines.runners.base import Profile, Runner, RunnerConfig, TensorSpec, resolve_device
-from engines.runners.engine_cache import (
+from cleanfeed.engines.runners.base import Profile, Runner, RunnerConfig, TensorSpec, resolve_device
+from cleanfeed.engines.runners.engine_cache import (
     engine_cache_dir,
     engine_key,
     engine_path,
@@ -39,7 +39,7 @@ from engines.runners.engine_cache import (
     timing_cache_path,
     write_atomic,
 )
-from stream.errors import BackendError
+from cleanfeed.errors import BackendError
 
 log = logging.getLogger(__name__)
 

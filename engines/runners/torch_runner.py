@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 
-from engines.runners.base import Runner, RunnerConfig, TensorSpec
-from stream.errors import BackendError
+from cleanfeed.engines.runners.base import Runner, RunnerConfig, TensorSpec
+from cleanfeed.errors import BackendError
 
 MAX_GRAPHS = 16
 WARMUP = 3

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.checkpoints import check_layout, checkpoint_sha256, read_state_dict, require_family
-from engines.sam.variants import (
+from cleanfeed.engines.checkpoints import check_layout, checkpoint_sha256, read_state_dict, require_family
+from cleanfeed.engines.sam.variants import (
     EMBEDDING_SIZE,
     PATCH_SIZE,
     PIXEL_MEAN,
@@ -26,7 +26,7 @@ from engines.sam.variants import (
     SamArch,
     build,
 )
-from stream.errors import CheckpointError
+from cleanfeed.errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch

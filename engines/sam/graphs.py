@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from engines.runners.base import TensorSpec
-from engines.sam.variants import EMBEDDING_SIZE, IMAGE_SIZE, MASK_SIZE
+from cleanfeed.engines.runners.base import TensorSpec
+from cleanfeed.engines.sam.variants import EMBEDDING_SIZE, IMAGE_SIZE, MASK_SIZE
 
 if TYPE_CHECKING:
     from segment_anything.modeling import Sam

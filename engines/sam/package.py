@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from types import ModuleType
 
-from stream.errors import BackendError
+from cleanfeed.errors import BackendError
 
 _PACKAGE = "segment_anything"
 _INSTALL = "pip install cleanfeed[torch] (torch and segment-anything)"

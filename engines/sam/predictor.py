@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engines.runners.base import Runner, RunnerConfig
-from engines.sam.graphs import DECODER_PROFILES, ImageEncoderGraph, PromptDecoderGraph
-from engines.sam.transforms import BilinearResizer, mask_to_logits, preprocess, prompt_points, upscale_logits
-from engines.sam.variants import MASK_SIZE
-from stream.errors import BackendError, PromptError
+from cleanfeed.engines.runners.base import Runner, RunnerConfig
+from cleanfeed.engines.sam.graphs import DECODER_PROFILES, ImageEncoderGraph, PromptDecoderGraph
+from cleanfeed.engines.sam.transforms import BilinearResizer, mask_to_logits, preprocess, prompt_points, upscale_logits
+from cleanfeed.engines.sam.variants import MASK_SIZE
+from cleanfeed.errors import BackendError, PromptError
 
 __all__ = ["SamMask", "SamPrompt", "SamSegmenter", "mask_to_logits", "open_segmenter"]
 
@@ -175,8 +175,8 @@ def open_segmenter(
     prompt_decoder.onnx, written by ``cleanfeed export sam``.
     """
     if config.backend == "torch":
-        from engines.runners import get_runner
-        from engines.sam.checkpoint import load_sam
+        from cleanfeed.engines.runners import get_runner
+        from cleanfeed.engines.sam.checkpoint import load_sam
 
         sam, _ = load_sam(checkpoint, model)
         encoder = get_runner(
@@ -197,7 +197,7 @@ def open_segmenter(
             f"backend {config.backend} must run SAM from an ONNX export, got none ({where}): "
             f"run `cleanfeed export sam{size} --checkpoint {checkpoint} --out DIR` and use that folder"
         )
-    from engines.runners import get_runner
+    from cleanfeed.engines.runners import get_runner
 
     folder = Path(onnx_dir)  # type: ignore[arg-type]
     encoder = get_runner(

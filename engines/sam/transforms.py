@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.sam.variants import IMAGE_SIZE, MASK_SIZE, PIXEL_MEAN, PIXEL_STD
+from cleanfeed.engines.sam.variants import IMAGE_SIZE, MASK_SIZE, PIXEL_MEAN, PIXEL_STD
 
 _PRECISION_BITS = 22
 """Pillow's fixed-point precision for 8-bit resampling (32 - 8 - 2)."""

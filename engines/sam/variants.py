@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engines.sam.package import sam_package
+from cleanfeed.engines.sam.package import sam_package
 
 if TYPE_CHECKING:
     import torch

@@ -7,7 +7,7 @@ import datetime
 import platform
 from typing import Any
 
-from stream.cli.report import element_table, summary_line, write_json
+from cleanfeed.stream.cli.report import element_table, summary_line, write_json
 
 
 def add_parser(sub: Any) -> None:
@@ -28,7 +28,7 @@ def add_parser(sub: Any) -> None:
 
 
 def default_pipeline(width: int, height: int, frames: int, logo_size: int) -> str:
-    from stream.testclip import SyntheticClip
+    from cleanfeed.stream.testclip import SyntheticClip
 
     clip = SyntheticClip(width=width, height=height, frames=frames, logo_size=logo_size)
     box = ",".join(map(str, clip.frame(0).box))
@@ -37,8 +37,8 @@ def default_pipeline(width: int, height: int, frames: int, logo_size: int) -> st
 
 
 def main(args: argparse.Namespace) -> int:
-    from stream.launch import join_argv
-    from stream.pipeline import Pipeline
+    from cleanfeed.stream.launch import join_argv
+    from cleanfeed.stream.pipeline import Pipeline
 
     if not args.pipeline:
         text = default_pipeline(args.width, args.height, args.frames, args.logo_size)

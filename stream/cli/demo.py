@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from stream.errors import MediaError
+from cleanfeed.errors import MediaError
 
 
 def add_parser(sub: Any) -> None:
@@ -48,7 +48,7 @@ def score(clip: Any, input_path: Path, output_path: Path, dilate: int) -> dict[s
     inputs, outputs = _decode(input_path), _decode(output_path)
     if len(inputs) != len(outputs):
         raise MediaError(f"output must have as many frames as the input ({len(inputs)}), got {len(outputs)}")
-    from stream.testclip import psnr
+    from cleanfeed.stream.testclip import psnr
 
     ours, telea = [], []
     for i, (src, out) in enumerate(zip(inputs, outputs, strict=True)):
@@ -69,8 +69,8 @@ def side_by_side(clip: Any, input_path: Path, output_path: Path, index: int, des
 
 
 def main(args: argparse.Namespace) -> int:
-    from stream.cli.execute import build, execute
-    from stream.testclip import SyntheticClip
+    from cleanfeed.stream.cli.execute import build, execute
+    from cleanfeed.stream.testclip import SyntheticClip
 
     out = Path(args.out)
     try:

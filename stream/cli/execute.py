@@ -11,10 +11,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from stream import registry
-from stream.cli.progress import ProgressBar
-from stream.cli.report import LiveStatsFile, engines_line, late_warning, summary_line
-from stream.errors import LateError
+from cleanfeed.errors import LateError
+from cleanfeed.stream import registry
+from cleanfeed.stream.cli.progress import ProgressBar
+from cleanfeed.stream.cli.report import LiveStatsFile, engines_line, late_warning, summary_line
 
 log = logging.getLogger("cleanfeed")
 
@@ -22,7 +22,7 @@ DEFAULT_METRICS_HOST = "127.0.0.1"
 
 
 def build(specs: list[tuple[str, dict[str, Any]]]) -> Any:
-    from stream.pipeline import Pipeline
+    from cleanfeed.stream.pipeline import Pipeline
 
     return Pipeline([registry.create(name, props) for name, props in specs])
 
@@ -46,7 +46,7 @@ def execute(
 ) -> Any:
     """Runs the pipeline. ``stats``: a JSON file kept up to date while it runs and final at the
     end, also when the run fails or is interrupted. ``metrics_port``: a Prometheus endpoint
-    (stream.metrics) for the run's duration. Inputs, outputs and prompts are checked before
+    (cleanfeed.stream.metrics) for the run's duration. Inputs, outputs and prompts are checked before
     anything starts, so a bad one is the only line printed; then one line says which engines
     run. Late frames are warned about (``fail_on_late``: LateError, exit code 4)."""
     pipeline.check()
@@ -58,7 +58,7 @@ def execute(
         monitors.append(LiveStatsFile(stats))
     server = None
     if metrics_port is not None:
-        from stream.metrics import MetricsServer
+        from cleanfeed.stream.metrics import MetricsServer
 
         server = MetricsServer(metrics_port, metrics_host)
         monitors.append(server)

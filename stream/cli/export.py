@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from export.onnx_export import DEFAULT_OPSET, OPSETS, PRECISIONS
-from export.spec import FAMILIES, OptionError, check_options, model_spec
-from stream.errors import ExportError
+from cleanfeed.errors import ExportError
+from cleanfeed.export.onnx_export import DEFAULT_OPSET, OPSETS, PRECISIONS
+from cleanfeed.export.spec import FAMILIES, OptionError, check_options, model_spec
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
@@ -75,7 +75,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from export.model_export import ParityError, export_model, require_tensorrt
+    from cleanfeed.export.model_export import ParityError, export_model, require_tensorrt
 
     if args.samples < 1:
         raise ExportError(f"--samples must be at least 1, got {args.samples}")

@@ -10,7 +10,7 @@ import logging
 import tempfile
 from typing import Any
 
-from stream.errors import CleanfeedError
+from cleanfeed.errors import CleanfeedError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
         import gradio  # noqa: F401
     except ImportError:
         raise MissingExtraError("cleanfeed gui needs Gradio: pip install 'cleanfeed[gui]'") from None
-    from prompts.gui.app import CSS, AppConfig, build_app
+    from cleanfeed.stream.gui.app import CSS, AppConfig, build_app
 
     # the page's frames, previews and results are files in the work folder: Gradio serves files only
     # from its temp folder, the working directory and allowed_paths, so the folder is allowed

@@ -6,8 +6,8 @@ import argparse
 import textwrap
 from typing import Any
 
-from stream import registry
-from stream.element import Element
+from cleanfeed.stream import registry
+from cleanfeed.stream.element import Element
 
 
 def add_parser(sub: Any) -> None:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stream.errors import MediaError, PropertyError
+from cleanfeed.errors import MediaError, PropertyError
 
 
 def add_parser(sub: Any) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from stream.cli.execute import add_reporting_arguments
-from stream.errors import PropertyError
-from stream.launch import join_argv
+from cleanfeed.errors import PropertyError
+from cleanfeed.stream.cli.execute import add_reporting_arguments
+from cleanfeed.stream.launch import join_argv
 
 
 def add_parser(sub: Any) -> None:
@@ -34,8 +34,8 @@ def add_parser(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from stream.cli.execute import execute
-    from stream.pipeline import Pipeline
+    from cleanfeed.stream.cli.execute import execute
+    from cleanfeed.stream.pipeline import Pipeline
 
     text = args.pipeline[0] if len(args.pipeline) == 1 else join_argv(args.pipeline)
     if args.latency is not None and args.latency <= 0:

@@ -13,8 +13,8 @@ import re
 import sys
 from typing import NoReturn
 
-from stream.errors import CleanfeedError
-from stream.logs import configure
+from cleanfeed.errors import CleanfeedError
+from cleanfeed.stream.logs import configure
 
 INTERNAL_ERROR = 70
 USAGE_ERROR = 2
@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from stream.cli import bench, demo, export, gui, inspect, keys, launch, run
+    from cleanfeed.stream.cli import bench, demo, export, gui, inspect, keys, launch, run
 
     parser = _Parser(
         prog="cleanfeed",

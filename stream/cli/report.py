@@ -8,7 +8,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Any
 
-from stream.errors import MediaError
+from cleanfeed.errors import MediaError
 
 
 def summary_line(report: Any) -> str:

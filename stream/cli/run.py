@@ -10,8 +10,8 @@ import argparse
 import shlex
 from typing import Any
 
-from prompts.shapes import parse_box, parse_point
-from stream.errors import PromptError, PropertyError
+from cleanfeed.errors import PromptError, PropertyError
+from cleanfeed.prompts.shapes import parse_box, parse_point
 
 
 def add_parser(sub: Any) -> None:
@@ -80,7 +80,7 @@ def add_parser(sub: Any) -> None:
     lv.add_argument("--fallback", default="inpaint", choices=["inpaint", "blur", "pixelate"],
                     help="with --max-latency: how a late frame's object is covered (default inpaint: cv2 Telea)")
     o = p.add_argument_group("reporting")
-    from stream.cli.execute import add_reporting_arguments  # --stats, --metrics-port, --metrics-host
+    from cleanfeed.stream.cli.execute import add_reporting_arguments  # --stats, --metrics-port, --metrics-host
 
     add_reporting_arguments(o)
     o.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
@@ -176,7 +176,7 @@ FLAGS: dict[tuple[str, str], str] = {
 def build_pipeline(specs: list[tuple[str, dict[str, Any]]]) -> Any:
     """The pipeline for ``specs``; a bad value is said in terms of run's own options (``--window
     must be <= 30, got 99``), not of the element property it was turned into."""
-    from stream.cli.execute import build
+    from cleanfeed.stream.cli.execute import build
 
     try:
         return build(specs)
@@ -196,7 +196,7 @@ def launch_line(specs: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from stream.cli.execute import execute
+    from cleanfeed.stream.cli.execute import execute
 
     specs = chain(args)
     pipeline = build_pipeline(specs)

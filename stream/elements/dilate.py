@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from engines.classical.regions import dilate_ids
-from stream.buffers import VideoFrame
-from stream.element import Filter
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.engines.classical.regions import dilate_ids
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 
 @register

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from stream.buffers import Caps, Packet, VideoFrame
-from stream.element import Sink
-from stream.properties import Property
-from stream.registry import register
-from stream.timebase import seconds
+from cleanfeed.stream.buffers import Caps, Packet, VideoFrame
+from cleanfeed.stream.element import Sink
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
+from cleanfeed.stream.timebase import seconds
 
 
 @register

@@ -9,9 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
-from stream.buffers import Caps, VideoFrame
-from stream.errors import MediaError, PropertyError
-from stream.media.containers import (
+from cleanfeed.errors import MediaError, PropertyError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.media.containers import (
     CONTAINERS,
     IMAGE_CODECS,
     NETWORK_OUTPUTS,
@@ -19,7 +19,7 @@ from stream.media.containers import (
     container_for,
     network_container,
 )
-from stream.media.encode import (
+from cleanfeed.stream.media.encode import (
     ENCODER_PROPERTIES,
     EncoderSettings,
     check_encoder,
@@ -28,12 +28,12 @@ from stream.media.encode import (
     encoder_delay,
     resolve_codec,
 )
-from stream.media.naming import Kind, kind_of, local_path, redact
-from stream.media.pacing import FramePacer
-from stream.media.sink import EncodingSink
-from stream.media.writer import MediaWriter, OutputSpec
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.stream.media.naming import Kind, kind_of, local_path, redact
+from cleanfeed.stream.media.pacing import FramePacer
+from cleanfeed.stream.media.sink import EncodingSink
+from cleanfeed.stream.media.writer import MediaWriter, OutputSpec
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 log = logging.getLogger(__name__)
 

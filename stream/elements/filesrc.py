@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from stream.buffers import Caps, Packet, Probe, VideoFrame
-from stream.element import Source
-from stream.errors import PropertyError
-from stream.media.live import GAP_FILLS, LiveOptions, LiveReader
-from stream.media.naming import Kind, kind_of, local_path
-from stream.media.open import InputOptions
-from stream.media.reader import MediaReader, ReaderOptions
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.errors import PropertyError
+from cleanfeed.stream.buffers import Caps, Packet, Probe, VideoFrame
+from cleanfeed.stream.element import Source
+from cleanfeed.stream.media.live import GAP_FILLS, LiveOptions, LiveReader
+from cleanfeed.stream.media.naming import Kind, kind_of, local_path
+from cleanfeed.stream.media.open import InputOptions
+from cleanfeed.stream.media.reader import MediaReader, ReaderOptions
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 _COMMON = (
     Property.bool("audio", "pass audio and subtitle streams through to the sink (false: drop them)", True),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from stream.buffers import VideoFrame
-from stream.element import Filter
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 
 @register

@@ -8,17 +8,17 @@ from collections import deque
 from collections.abc import Iterator
 from typing import ClassVar
 
-from engines.classical import regions
-from engines.classical.cover import FALLBACKS, fill
-from engines.classical.inpainter import METHODS, Filled, FlowInpainter, InpaintConfig
-from engines.e2fgvi.schedule import SlidingConfig
-from stream.buffers import Caps, VideoFrame
-from stream.element import EngineChoice, Filter
-from stream.elements.inpaint_e2fgvi import E2FGVI, MODES, VARIANTS, E2fgviEngine, E2fgviSettings, choose
-from stream.elements.model_choice import check_device, engine_choice, model_properties
-from stream.errors import ElementError
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.engines.classical import regions
+from cleanfeed.engines.classical.cover import FALLBACKS, fill
+from cleanfeed.engines.classical.inpainter import METHODS, Filled, FlowInpainter, InpaintConfig
+from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
+from cleanfeed.errors import ElementError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.element import EngineChoice, Filter
+from cleanfeed.stream.elements.inpaint_e2fgvi import E2FGVI, MODES, VARIANTS, E2fgviEngine, E2fgviSettings, choose
+from cleanfeed.stream.elements.model_choice import check_device, engine_choice, model_properties
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class Inpaint(Filter):
 
     def recover(self, frame: VideoFrame) -> list[VideoFrame]:
         """A frame that was inside this stage's previous process when it died (the supervisor
-        restarted it, stream.runner ``Resume``): the frames before it, which the engine would
+        restarted it, cleanfeed.stream.runner ``Resume``): the frames before it, which the engine would
         propagate from, died with that process, and the frame is late already, so it leaves at
         once covered by the fallback fill and flagged degraded, like a frame past its deadline.
         The engine starts afresh with the frames after it."""

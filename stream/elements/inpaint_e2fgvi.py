@@ -23,17 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from engines.e2fgvi.checkpoint import OFFICIAL_FILES, TITLES
-from engines.e2fgvi.checkpoint import VARIANTS as E2FGVI_VARIANTS
-from engines.e2fgvi.schedule import SlidingConfig
-from engines.models import Choice, Family, auto_device
-from engines.models import choose as choose_model
-from stream.buffers import Caps, VideoFrame
-from stream.elements.inpaint_windows import BackgroundWindows, InlineWindows
-from stream.errors import BackendError, ElementError, PropertyError
-from stream.held import HeldFrames
-from stream.picture import Picture
-from stream.spill import FrameSpill
+from cleanfeed.engines.e2fgvi.checkpoint import OFFICIAL_FILES, TITLES
+from cleanfeed.engines.e2fgvi.checkpoint import VARIANTS as E2FGVI_VARIANTS
+from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
+from cleanfeed.engines.models import Choice, Family, auto_device
+from cleanfeed.engines.models import choose as choose_model
+from cleanfeed.errors import BackendError, ElementError, PropertyError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.elements.inpaint_windows import BackgroundWindows, InlineWindows
+from cleanfeed.stream.held import HeldFrames
+from cleanfeed.stream.picture import Picture
+from cleanfeed.stream.spill import FrameSpill
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ E2FGVI = Family(
 
 
 def choose(engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
-    """E2FGVI or the classical engine for these properties, and why (engines.models.choose)."""
+    """E2FGVI or the classical engine for these properties, and why (cleanfeed.engines.models.choose)."""
     return choose_model(E2FGVI, engine, checkpoint, model, models)
 
 
@@ -163,7 +163,7 @@ class E2fgviEngine:
                 "use mode=stream (reference frames from the past only)"
             )
         try:
-            from engines.e2fgvi.sliding import SlidingInpainter
+            from cleanfeed.engines.e2fgvi.sliding import SlidingInpainter
         except ImportError as err:
             raise BackendError(f"E2FGVI needs torch: pip install 'cleanfeed[torch]' ({err})") from None
         device = auto_device(s.device)
@@ -216,7 +216,7 @@ class E2fgviEngine:
         can do it in ``prepare`` before the first frame. Returns the window model and variant."""
         if self._loaded is None:
             try:
-                from engines.e2fgvi.checkpoint import load_e2fgvi
+                from cleanfeed.engines.e2fgvi.checkpoint import load_e2fgvi
             except ImportError as err:
                 raise BackendError(f"E2FGVI needs torch: pip install 'cleanfeed[torch]' ({err})") from None
             s = self.settings
@@ -227,13 +227,13 @@ class E2fgviEngine:
     def _exported(self, caps: Caps, fixed: tuple[int, int], device: str) -> tuple[Any, str]:
         """The exported window for these frame counts, from the engine cache (exported there the first time)."""
         try:
-            from engines.checkpoints import checkpoint_sha256
-            from engines.e2fgvi.exported import open_exported_window
-            from engines.e2fgvi.windows import padding
-            from engines.runners import engine_cache_dir
-            from engines.runners.base import RunnerConfig
-            from export.e2fgvi import e2fgvi_spec, window_options
-            from export.model_export import ensure_export, find_export
+            from cleanfeed.engines.checkpoints import checkpoint_sha256
+            from cleanfeed.engines.e2fgvi.exported import open_exported_window
+            from cleanfeed.engines.e2fgvi.windows import padding
+            from cleanfeed.engines.runners import engine_cache_dir
+            from cleanfeed.engines.runners.base import RunnerConfig
+            from cleanfeed.export.e2fgvi import e2fgvi_spec, window_options
+            from cleanfeed.export.model_export import ensure_export, find_export
         except ImportError as err:
             raise BackendError(
                 f"backend={self.settings.backend} needs onnx and onnxruntime: pip install 'cleanfeed[onnx]' ({err})"

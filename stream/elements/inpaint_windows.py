@@ -8,7 +8,7 @@ their window has not finished), and the window's answer for a frame that left al
 dropped. Torch and NumPy release the GIL while they compute, so the two threads overlap.
 
 Both kinds take frames with a global index and hand back ``(index, patch)`` pairs; a patch
-is the sliding inpainter's answer for one frame (``engines.e2fgvi.sliding``).
+is the sliding inpainter's answer for one frame (``cleanfeed.engines.e2fgvi.sliding``).
 
 When a background engine falls behind for good (``max_backlog`` frames not yet through it: a
 CPU far slower than the stream), waiting would only grow memory and produce answers
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.background import Background
+from cleanfeed.stream.background import Background
 
 Answer = tuple[int, Any]
 """(global frame index, the sliding inpainter's patch for it)."""

@@ -15,11 +15,11 @@ import av
 import cv2
 import numpy as np
 
-from stream.buffers import Caps, VideoFrame
-from stream.element import Filter
-from stream.errors import MediaError, PromptError
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.errors import MediaError, PromptError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp")
 

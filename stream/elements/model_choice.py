@@ -1,7 +1,7 @@
 """The properties every element with a neural engine shares: which engine, which checkpoint, where it runs.
 
 `segment`, `track` and `inpaint` each choose between a model family and a classical engine in
-the same words (engines.models.choose), so users type the same names everywhere and `inspect`
+the same words (cleanfeed.engines.models.choose), so users type the same names everywhere and `inspect`
 shows them in the same order.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engines.models import Choice, Family, device_problem, models_dir
-from stream.element import EngineChoice
-from stream.errors import PropertyError
-from stream.properties import Property
+from cleanfeed.engines.models import Choice, Family, device_problem, models_dir
+from cleanfeed.errors import PropertyError
+from cleanfeed.stream.element import EngineChoice
+from cleanfeed.stream.properties import Property
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16")

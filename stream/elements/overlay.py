@@ -7,11 +7,11 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from engines.classical import regions
-from stream.buffers import VideoFrame
-from stream.element import Filter
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.engines.classical import regions
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 _COLOURS = np.array(
     [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],

@@ -7,11 +7,11 @@ from typing import ClassVar
 
 import cv2
 
-from stream.buffers import Caps, VideoFrame
-from stream.element import Filter
-from stream.errors import MediaError, PropertyError
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.errors import MediaError, PropertyError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 
 @register

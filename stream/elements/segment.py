@@ -8,17 +8,17 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from engines.classical import regions
-from engines.classical.segmenter import SegmenterConfig, segment
-from prompts.promptfile import load_prompts
-from prompts.shapes import Box, ObjectPrompt, load_labels, mask_ids, parse_point
-from stream.buffers import Caps, Probe, VideoFrame
-from stream.element import EngineChoice, Filter
-from stream.elements.model_choice import check_device, engine_choice, model_properties
-from stream.elements.segment_sam import SAM, VARIANTS, SamEngine, choose
-from stream.errors import PromptError
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.engines.classical import regions
+from cleanfeed.engines.classical.segmenter import SegmenterConfig, segment
+from cleanfeed.errors import PromptError
+from cleanfeed.prompts.promptfile import load_prompts
+from cleanfeed.prompts.shapes import Box, ObjectPrompt, load_labels, mask_ids, parse_point
+from cleanfeed.stream.buffers import Caps, Probe, VideoFrame
+from cleanfeed.stream.element import EngineChoice, Filter
+from cleanfeed.stream.elements.model_choice import check_device, engine_choice, model_properties
+from cleanfeed.stream.elements.segment_sam import SAM, VARIANTS, SamEngine, choose
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from engines.models import Choice, Family, auto_device
-from engines.models import choose as choose_model
-from engines.sam.variants import OFFICIAL_FILES
-from engines.sam.variants import VARIANTS as SAM_VARIANTS
-from prompts.shapes import ObjectPrompt
-from stream.errors import BackendError
+from cleanfeed.engines.models import Choice, Family, auto_device
+from cleanfeed.engines.models import choose as choose_model
+from cleanfeed.engines.sam.variants import OFFICIAL_FILES
+from cleanfeed.engines.sam.variants import VARIANTS as SAM_VARIANTS
+from cleanfeed.errors import BackendError
+from cleanfeed.prompts.shapes import ObjectPrompt
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ SAM = Family(
 
 
 def choose(engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
-    """SAM or the classical engine for these properties, and why (engines.models.choose)."""
+    """SAM or the classical engine for these properties, and why (cleanfeed.engines.models.choose)."""
     return choose_model(SAM, engine, checkpoint, model, models)
 
 
@@ -60,8 +60,8 @@ class SamEngine:
     def open(self) -> str:
         """Loads the checkpoint onto its backend; returns what runs, in words."""
         try:
-            from engines.runners.base import RunnerConfig
-            from engines.sam.predictor import open_segmenter
+            from cleanfeed.engines.runners.base import RunnerConfig
+            from cleanfeed.engines.sam.predictor import open_segmenter
         except ImportError as err:
             raise BackendError(f"SAM needs torch and segment-anything: pip install 'cleanfeed[torch]' ({err})") from None
         config = RunnerConfig(backend=self.backend, device=auto_device(self.device), precision=self.precision)
@@ -77,15 +77,15 @@ class SamEngine:
     def _exported(self) -> Path:
         """The ONNX graphs of this checkpoint, exported into the engine cache the first time."""
         try:
-            from engines.runners import engine_cache_dir
-            from export.model_export import ensure_export
-            from export.sam import sam_spec
+            from cleanfeed.engines.runners import engine_cache_dir
+            from cleanfeed.export.model_export import ensure_export
+            from cleanfeed.export.sam import sam_spec
         except ImportError as err:
             raise BackendError(
                 f"backend={self.backend} needs onnx and onnxruntime: pip install 'cleanfeed[onnx]' ({err})"
             ) from None
-        from engines.checkpoints import checkpoint_sha256
-        from export.model_export import find_export
+        from cleanfeed.engines.checkpoints import checkpoint_sha256
+        from cleanfeed.export.model_export import find_export
 
         cache = engine_cache_dir() / "exports"
         # an export made earlier from the same file is found by the file's hash: no weights loaded
@@ -108,8 +108,8 @@ class SamEngine:
         ``masks`` holds the objects' mask files (already loaded): given with a box or points,
         a mask becomes SAM's mask prompt. The image is encoded once for all objects.
         """
-        from engines.sam.predictor import SamPrompt
-        from engines.sam.transforms import mask_to_logits
+        from cleanfeed.engines.sam.predictor import SamPrompt
+        from cleanfeed.engines.sam.transforms import mask_to_logits
 
         self._segmenter.set_image(rgb)
         out: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}

@@ -6,10 +6,10 @@ import logging
 import os
 from typing import ClassVar
 
-from stream.buffers import Caps
-from stream.errors import MediaError
-from stream.media.containers import STREAM_FORMATS, check_codec
-from stream.media.encode import (
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.buffers import Caps
+from cleanfeed.stream.media.containers import STREAM_FORMATS, check_codec
+from cleanfeed.stream.media.encode import (
     ENCODER_PROPERTIES,
     EncoderSettings,
     check_encoder,
@@ -17,10 +17,10 @@ from stream.media.encode import (
     check_tune,
     encoder_delay,
 )
-from stream.media.sink import EncodingSink
-from stream.media.writer import MediaWriter, OutputSpec
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.stream.media.sink import EncodingSink
+from cleanfeed.stream.media.writer import MediaWriter, OutputSpec
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 log = logging.getLogger(__name__)
 

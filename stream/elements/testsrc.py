@@ -9,13 +9,13 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from stream.buffers import Caps, Packet, VideoFrame
-from stream.element import Source
-from stream.errors import PropertyError
-from stream.picture import FORMATS
-from stream.properties import Property
-from stream.registry import register
-from stream.testclip import LOGOS, MOTIONS, SyntheticClip
+from cleanfeed.errors import PropertyError
+from cleanfeed.stream.buffers import Caps, Packet, VideoFrame
+from cleanfeed.stream.element import Source
+from cleanfeed.stream.picture import FORMATS
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
+from cleanfeed.stream.testclip import LOGOS, MOTIONS, SyntheticClip
 
 
 @register

@@ -9,15 +9,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from engines.classical import regions
-from engines.classical.tracker import MODELS, MaskTracker, TrackerConfig
-from stream.buffers import Caps, VideoFrame
-from stream.element import EngineChoice, Filter
-from stream.elements.model_choice import check_device, engine_choice, model_properties
-from stream.elements.track_deaot import DEAOT, VARIANTS, DeaotEngine, DeaotSettings, choose
-from stream.elements.track_live import PunctualTracker
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.engines.classical import regions
+from cleanfeed.engines.classical.tracker import MODELS, MaskTracker, TrackerConfig
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.element import EngineChoice, Filter
+from cleanfeed.stream.elements.model_choice import check_device, engine_choice, model_properties
+from cleanfeed.stream.elements.track_deaot import DEAOT, VARIANTS, DeaotEngine, DeaotSettings, choose
+from cleanfeed.stream.elements.track_live import PunctualTracker
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Track(Filter):
         return self._punctual.flush(lambda f: deadline.due(f) <= time.monotonic())
 
     def reseed(self, previous: VideoFrame) -> None:
-        """Re-seeds a tracker whose process died and was restarted (stream.supervisor).
+        """Re-seeds a tracker whose process died and was restarted (cleanfeed.stream.supervisor).
 
         ``previous`` is a copy of the last frame the dead process emitted (kept by the next
         stage): every object id in its mask becomes a reference again, with that frame's

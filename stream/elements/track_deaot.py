@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from engines.deaot.variants import OFFICIAL_FILES, PREFERENCE
-from engines.deaot.variants import VARIANTS as DEAOT_VARIANTS
-from engines.models import Choice, Family, auto_device
-from engines.models import choose as choose_model
-from stream.errors import BackendError
+from cleanfeed.engines.deaot.variants import OFFICIAL_FILES, PREFERENCE
+from cleanfeed.engines.deaot.variants import VARIANTS as DEAOT_VARIANTS
+from cleanfeed.engines.models import Choice, Family, auto_device
+from cleanfeed.engines.models import choose as choose_model
+from cleanfeed.errors import BackendError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ DEAOT = Family(
 
 
 def choose(engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
-    """DeAOT or the classical engine for these properties, and why (engines.models.choose)."""
+    """DeAOT or the classical engine for these properties, and why (cleanfeed.engines.models.choose)."""
     return choose_model(DEAOT, engine, checkpoint, model, models)
 
 
@@ -83,8 +83,8 @@ class DeaotEngine:
 
     def _open_tracker(self, size: tuple[int, int] | None) -> Any:
         try:
-            from engines.deaot.tracker import TrackerConfig, open_tracker
-            from engines.runners.base import RunnerConfig
+            from cleanfeed.engines.deaot.tracker import TrackerConfig, open_tracker
+            from cleanfeed.engines.runners.base import RunnerConfig
         except ImportError as err:
             raise BackendError(f"DeAOT needs torch: pip install 'cleanfeed[torch]' ({err})") from None
         s = self.settings
@@ -98,10 +98,10 @@ class DeaotEngine:
     def _exported(self, width: int, height: int) -> Path:
         """The ONNX graphs of this checkpoint at this frame size, exported into the engine cache the first time."""
         try:
-            from engines.checkpoints import checkpoint_sha256
-            from engines.runners import engine_cache_dir
-            from export.deaot import deaot_spec
-            from export.model_export import ensure_export, find_export
+            from cleanfeed.engines.checkpoints import checkpoint_sha256
+            from cleanfeed.engines.runners import engine_cache_dir
+            from cleanfeed.export.deaot import deaot_spec
+            from cleanfeed.export.model_export import ensure_export, find_export
         except ImportError as err:
             raise BackendError(
                 f"backend={self.settings.backend} needs onnx and onnxruntime: pip install 'cleanfeed[onnx]' ({err})"

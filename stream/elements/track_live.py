@@ -24,9 +24,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stream.background import Background
-from stream.buffers import VideoFrame
-from stream.held import HeldFrames
+from cleanfeed.stream.background import Background
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.held import HeldFrames
 
 
 class PunctualTracker:

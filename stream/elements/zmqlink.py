@@ -3,7 +3,7 @@
     cleanfeed launch "filesrc location=in.mp4 ! segment box=... ! zmqsink endpoint=tcp://127.0.0.1:5555"
     cleanfeed launch "zmqsrc endpoint=tcp://127.0.0.1:5555 ! track ! inpaint ! filesink location=out.mp4"
 
-The link is a DEALER pair carrying the wire format of stream.wire; frames carry their
+The link is a DEALER pair carrying the wire format of cleanfeed.stream.wire; frames carry their
 pixels (the other side may be another host, so no shared memory). Caps travel with the
 stream start; EOS ends the far side. The receiver acknowledges every message and the
 sender keeps at most ``WINDOW`` unacknowledged: memory stays bounded whatever the kernel
@@ -12,7 +12,7 @@ receiver had not yet taken in when its peer disconnects). By default the sink bi
 the source connects. Binding to anything but loopback (0.0.0.0, a LAN address) exposes
 frames to the network and must be asked for with ``public=true``.
 
-A dead peer is noticed within seconds (stream.links.LinkWatch): ZeroMQ heartbeats every
+A dead peer is noticed within seconds (cleanfeed.stream.links.LinkWatch): ZeroMQ heartbeats every
 ``heartbeat_s`` drop a connection whose peer froze or whose network vanished, a killed
 peer's connection drops at once, and a peer gone for ``heartbeat_timeout_s`` fails the
 element with "zmqsrc: no heartbeat from tcp://... for N s" (a sink also says how many
@@ -32,13 +32,13 @@ from typing import Any, ClassVar
 import numpy as np
 import zmq
 
-from stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamStart, VideoFrame
-from stream.element import Element, Sink, Source
-from stream.errors import MediaError, PropertyError, SourceTimeoutError, WireError
-from stream.links import Curve, Heartbeat, NetLink, check_endpoint
-from stream.properties import Property
-from stream.registry import register
-from stream.wire import decode, encode
+from cleanfeed.errors import MediaError, PropertyError, SourceTimeoutError, WireError
+from cleanfeed.stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamStart, VideoFrame
+from cleanfeed.stream.element import Element, Sink, Source
+from cleanfeed.stream.links import Curve, Heartbeat, NetLink, check_endpoint
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
+from cleanfeed.stream.wire import decode, encode
 
 _POLL_MS = 100
 _EOS_WAIT_S = 30.0

@@ -1,6 +1,6 @@
 """Media in and out through PyAV: opening inputs, decoding into Pictures, encoding, muxing.
 
 The elements ``filesrc``/``urisrc`` (stream/elements/filesrc.py), ``filesink`` and
-``stdoutsink`` are thin wrappers around :class:`~stream.media.reader.MediaReader` and
-:class:`~stream.media.writer.MediaWriter`.
+``stdoutsink`` are thin wrappers around :class:`~cleanfeed.stream.media.reader.MediaReader` and
+:class:`~cleanfeed.stream.media.writer.MediaWriter`.
 """

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import av
 import av.error
 
-from stream.errors import MediaError
+from cleanfeed.errors import MediaError
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Decoded AVFrames into Pictures, keeping I420 as I420.
 
-Converting every frame to RGB halves throughput (STREAMING-NOTES), so 4:2:0 frames are
+Converting every frame to RGB halves throughput (docs/streaming.md), so 4:2:0 frames are
 copied plane by plane into the Picture's one I420 buffer (which may live in shared memory),
 dropping the decoder's line padding. Everything else (PNG sequences, 4:4:4, odd sizes) is
 kept as rgb24 so lossless inputs stay lossless.
@@ -13,7 +13,7 @@ from typing import Any
 import av
 import numpy as np
 
-from stream.picture import Picture
+from cleanfeed.stream.picture import Picture
 
 I420_FORMATS = ("yuv420p", "yuvj420p")
 """Decoder formats copied without conversion (yuvj420p is full-range I420, same layout)."""

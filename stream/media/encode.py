@@ -15,10 +15,10 @@ from typing import Any
 import av
 import numpy as np
 
-from stream.buffers import Caps
-from stream.errors import MediaError, PropertyError
-from stream.picture import Picture
-from stream.properties import Property
+from cleanfeed.errors import MediaError, PropertyError
+from cleanfeed.stream.buffers import Caps
+from cleanfeed.stream.picture import Picture
+from cleanfeed.stream.properties import Property
 
 VIDEO_CODECS = ("h264", "hevc", "ffv1")
 """The codec tokens users type; ``auto`` picks one of these (see :func:`resolve_codec`)."""
@@ -155,7 +155,7 @@ def encoder_delay(settings: EncoderSettings) -> tuple[int, str]:
     (``(17, "x264 veryfast")``): part of a live run's latency.
 
     Measured, not tabulated: it depends on the preset, the tune and the thread count x264
-    picks from the machine's cores (STREAMING-NOTES: veryfast 11 with slice threads, 17 with
+    picks from the machine's cores (docs/streaming.md; here: veryfast 11 with slice threads, 17 with
     frame threads on 2 cores; zerolatency 0). Codecs without lookahead (ffv1, raw, images)
     hold none.
     """

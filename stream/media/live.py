@@ -1,7 +1,7 @@
 """A live network input that survives its server: reconnection with backoff, and an output
 that keeps its cadence while the input is gone.
 
-PyAV sees a killed server or a dropped link as a clean end of stream (STREAMING-NOTES), so
+PyAV sees a killed server or a dropped link as a clean end of stream (docs/streaming.md), so
 for a live input the end is only "maybe disconnected": a receiving thread opens the input
 again with exponential backoff until ``reconnect_timeout_s`` has passed since the loss; a
 server that stops answering is caught by FFmpeg's ``timeout`` option, which each attempt gets
@@ -39,11 +39,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stream.buffers import Caps, Packet, VideoFrame
-from stream.errors import MediaError
-from stream.media.decode import fill_picture
-from stream.media.reader import MediaReader, NewFrame, ReaderOptions
-from stream.picture import Picture
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.buffers import Caps, Packet, VideoFrame
+from cleanfeed.stream.media.decode import fill_picture
+from cleanfeed.stream.media.reader import MediaReader, NewFrame, ReaderOptions
+from cleanfeed.stream.picture import Picture
 
 log = logging.getLogger(__name__)
 

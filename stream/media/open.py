@@ -25,8 +25,8 @@ from typing import Any
 import av
 import av.error
 
-from stream.errors import MediaError, SourceTimeoutError
-from stream.media.naming import Kind, contiguous_run, kind_of, local_path, redact, sequence_numbers
+from cleanfeed.errors import MediaError, SourceTimeoutError
+from cleanfeed.stream.media.naming import Kind, contiguous_run, kind_of, local_path, redact, sequence_numbers
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from stream.errors import MediaError
-from stream.media.naming import Kind, kind_of, local_path, sequence_name, sequence_regex
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.media.naming import Kind, kind_of, local_path, sequence_name, sequence_regex
 
 
 def _same(a: Path, b: Path) -> bool:

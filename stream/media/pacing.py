@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from stream.buffers import VideoFrame
+from cleanfeed.stream.buffers import VideoFrame
 
 MAX_SLEEP_S = 0.05
 """Longest single sleep, so a stop request is seen promptly."""

@@ -27,7 +27,7 @@ from typing import Any
 
 import av
 
-from stream.buffers import Packet, StreamInfo
+from cleanfeed.stream.buffers import Packet, StreamInfo
 
 PASS_KINDS = ("audio", "subtitle")
 

@@ -16,13 +16,13 @@ from typing import Any
 import av
 import av.error
 
-from stream.buffers import Caps, Packet, StreamInfo, VideoFrame
-from stream.errors import MediaError
-from stream.media.decode import fill_picture, picture_format
-from stream.media.naming import Kind
-from stream.media.open import InputOptions, OpenedInput, open_input, translate_read_error
-from stream.media.passthrough import packet_from_av, stream_info
-from stream.timebase import rescale
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.buffers import Caps, Packet, StreamInfo, VideoFrame
+from cleanfeed.stream.media.decode import fill_picture, picture_format
+from cleanfeed.stream.media.naming import Kind
+from cleanfeed.stream.media.open import InputOptions, OpenedInput, open_input, translate_read_error
+from cleanfeed.stream.media.passthrough import packet_from_av, stream_info
+from cleanfeed.stream.timebase import rescale
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class MediaReader:
 
     def decoded(self) -> Iterator[Any]:
         """One pass over the input as decoded AVFrames (video, the container's timestamps) and
-        Packets (pass-through streams), for a caller that places frames itself (stream.media.live)."""
+        Packets (pass-through streams), for a caller that places frames itself (cleanfeed.stream.media.live)."""
         if self._opened is not None:
             yield from self._pass(self._opened)
 

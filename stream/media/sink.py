@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from stream.buffers import Packet, VideoFrame
-from stream.element import Sink
-from stream.errors import MediaError
-from stream.media.writer import MediaWriter
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.buffers import Packet, VideoFrame
+from cleanfeed.stream.element import Sink
+from cleanfeed.stream.media.writer import MediaWriter
 
 
 class EncodingSink(Sink):

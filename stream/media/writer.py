@@ -17,11 +17,11 @@ from typing import Any
 import av
 import av.error
 
-from stream.buffers import Caps, Packet, VideoFrame
-from stream.errors import MediaError
-from stream.media.encode import EncoderSettings, add_video_stream, frame_from_picture
-from stream.media.passthrough import PassthroughError, add_output_stream, packet_to_av
-from stream.timebase import rescale
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.buffers import Caps, Packet, VideoFrame
+from cleanfeed.stream.media.encode import EncoderSettings, add_video_stream, frame_from_picture
+from cleanfeed.stream.media.passthrough import PassthroughError, add_output_stream, packet_to_av
+from cleanfeed.stream.timebase import rescale
 
 log = logging.getLogger(__name__)
 

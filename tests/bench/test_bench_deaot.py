@@ -1,4 +1,4 @@
-"""bench.deaot runs end to end on the tiniest case and writes the report the GPU runs will be read from.
+"""cleanfeed.bench.deaot runs end to end on the tiniest case and writes the report the GPU runs will be read from.
 
 Speed is never asserted here (the numbers are whatever this machine gives); the report's shape,
 the skip reasons and the absence of media imports (the GPU machines have no av or zmq) are.
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import deaot
+from cleanfeed.bench import deaot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert deaot.main(argv) == 0
     report = json.loads((tmp_path / "tiny.json").read_text())
     assert "# DeAOT tracking" in (tmp_path / "tiny.md").read_text()
-    assert report["command"].startswith("python -m bench.deaot --variants deaott")
+    assert report["command"].startswith("python -m cleanfeed.bench.deaot --variants deaott")
     assert {"date", "machine", "settings", "results", "skipped", "errors"} <= set(report)
     assert report["machine"]["torch"] and report["settings"]["long"] == 6
     assert report["errors"] == []
@@ -70,8 +70,8 @@ def test_bad_size_is_refused_with_its_rule(capsys: pytest.CaptureFixture[str]) -
 def test_bench_imports_no_media_modules() -> None:
     """The GPU machines have torch and opencv but neither av nor pyzmq: nothing on the bench's path may need them."""
     code = (
-        "import sys; import bench.deaot as b; b.machine(); "
-        "import engines.deaot.tracker, engines.deaot.graphs, engines.deaot.model, engines.runners.torch_runner; "
+        "import sys; import cleanfeed.bench.deaot as b; b.machine(); "
+        "import cleanfeed.engines.deaot.tracker, cleanfeed.engines.deaot.graphs, cleanfeed.engines.deaot.model, cleanfeed.engines.runners.torch_runner; "
         "print(sorted(m for m in ('av', 'zmq') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)

@@ -1,4 +1,4 @@
-"""bench.e2fgvi runs end to end on the tiniest case and writes the report the GPU runs will be read from.
+"""cleanfeed.bench.e2fgvi runs end to end on the tiniest case and writes the report the GPU runs will be read from.
 
 Speed is never asserted (the numbers are whatever this machine gives); the report's shape, the
 accuracy figure's presence for reduced precision and the skip reasons are.
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import e2fgvi
+from cleanfeed.bench import e2fgvi
 
 
 def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ def test_tiny_run_writes_a_complete_report(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "tiny.json").read_text())
     text = (tmp_path / "tiny.md").read_text()
     assert "# E2FGVI-HQ inpainting, offline schedule, region full" in text and "27 fps fp32, 31 fps fp16" in text
-    assert report["command"].startswith("python -m bench.e2fgvi --sizes 216x120")
+    assert report["command"].startswith("python -m cleanfeed.bench.e2fgvi --sizes 216x120")
     assert {"date", "machine", "settings", "baseline", "results", "skipped", "errors"} <= set(report)
     assert report["errors"] == [] and report["settings"]["weights"].startswith("seeded")
 

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.classical import regions
-from engines.classical.inpainter import Filled, FlowInpainter, InpaintConfig
-from stream.testclip import SyntheticClip, psnr
+from cleanfeed.engines.classical import regions
+from cleanfeed.engines.classical.inpainter import Filled, FlowInpainter, InpaintConfig
+from cleanfeed.stream.testclip import SyntheticClip, psnr
 
 
 def reader(image: np.ndarray) -> Callable[[regions.Box], np.ndarray]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.classical.segmenter import Segmentation, SegmenterConfig, segment
-from stream.testclip import SyntheticClip
+from cleanfeed.engines.classical.segmenter import Segmentation, SegmenterConfig, segment
+from cleanfeed.stream.testclip import SyntheticClip
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.classical.tracker import MaskTracker, TrackerConfig
-from stream.testclip import SyntheticClip
+from cleanfeed.engines.classical.tracker import MaskTracker, TrackerConfig
+from cleanfeed.stream.testclip import SyntheticClip
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

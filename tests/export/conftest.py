@@ -19,7 +19,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_spec(tiny_checkpoint: Path):
-    from export.sam import sam_spec
+    from cleanfeed.export.sam import sam_spec
 
     return sam_spec(tiny_checkpoint)
 
@@ -27,7 +27,7 @@ def tiny_spec(tiny_checkpoint: Path):
 @pytest.fixture(scope="session")
 def fp32_export(tiny_spec, tmp_path_factory: pytest.TempPathFactory):
     """(export directory, manifest) of the tiny SAM in fp32, 2 parity samples, fixed seed."""
-    from export.model_export import export_model
+    from cleanfeed.export.model_export import export_model
 
     out = tmp_path_factory.mktemp("export") / "sam-fp32"
     lines: list[str] = []

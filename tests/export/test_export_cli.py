@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from stream.cli.main import main
+from cleanfeed.stream.cli.main import main
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -84,9 +84,9 @@ def test_opset_and_family_are_checked_by_the_parser(tmp_path, capsys):
 
 
 def test_parity_failure_prints_the_summary_then_one_error_line(tiny_checkpoint, tmp_path, capsys, monkeypatch):
-    import export.sam
+    from cleanfeed.export import sam as export_sam
 
-    monkeypatch.setattr(export.sam, "ENCODER_LIMITS", {"rel_error": ("<", 0.0)})  # a limit no export can meet
+    monkeypatch.setattr(export_sam, "ENCODER_LIMITS", {"rel_error": ("<", 0.0)})  # a limit no export can meet
     out = tmp_path / "o"
     code = main(["export", "sam", "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--samples", "1"])
     stdout, stderr = capsys.readouterr()
@@ -101,8 +101,8 @@ def test_parity_failure_prints_the_summary_then_one_error_line(tiny_checkpoint, 
 
 
 def test_tensorrt_findings_are_warned_on_stderr(capsys, tmp_path):
-    from export.manifest import FileRecord, GraphRecord, Manifest
-    from stream.cli.export import summarize
+    from cleanfeed.export.manifest import FileRecord, GraphRecord, Manifest
+    from cleanfeed.stream.cli.export import summarize
 
     graph = GraphRecord(name="g", onnx=FileRecord("g.onnx", "0" * 64, 2_000_000), external_data=[], inputs=[],
                         outputs=[], dynamic_axes={}, profiles={},

@@ -16,16 +16,16 @@ import pytest
 import torch
 from deaot_weights import golden_clip, load_layout, seeded_state_dict
 
-from engines.deaot.graphs import memory_names
-from engines.deaot.tracker import GRAPH_FILES, TrackerConfig, open_tracker, read_export
-from engines.runners import get_runner
-from engines.runners.base import RunnerConfig
-from export import model_export
-from export.deaot import MEMORY_LIMITS, STEP_LIMITS, compare, deaot_spec
-from export.manifest import Manifest
-from export.model_export import ensure_export, export_dir_name, find_export
-from export.spec import OptionError, model_spec
-from stream.cli.main import main
+from cleanfeed.engines.deaot.graphs import memory_names
+from cleanfeed.engines.deaot.tracker import GRAPH_FILES, TrackerConfig, open_tracker, read_export
+from cleanfeed.engines.runners import get_runner
+from cleanfeed.engines.runners.base import RunnerConfig
+from cleanfeed.export import model_export
+from cleanfeed.export.deaot import MEMORY_LIMITS, STEP_LIMITS, compare, deaot_spec
+from cleanfeed.export.manifest import Manifest
+from cleanfeed.export.model_export import ensure_export, export_dir_name, find_export
+from cleanfeed.export.spec import OptionError, model_spec
+from cleanfeed.stream.cli.main import main
 
 WIDTH, HEIGHT = 176, 96
 MODEL_SIZE = (97, 177)

@@ -23,16 +23,16 @@ import torch
 import torch.nn.functional as F
 from e2fgvi_weights import load_layout, seeded_state_dict
 
-from engines.e2fgvi.exported import GRAPH_FILE, ExportedWindow, open_exported_window, read_window_export
-from engines.e2fgvi.model import InpaintGenerator
-from engines.e2fgvi.transformer import fold_by_phases
-from engines.runners.base import RunnerConfig
-from export.e2fgvi import LIMITS, LIMITS_FP16, compare, e2fgvi_spec, sample_window, window_options
-from export.manifest import Manifest
-from export.model_export import export_dir_name, find_export
-from export.spec import OptionError
-from stream.cli.main import main
-from stream.errors import BackendError
+from cleanfeed.engines.e2fgvi.exported import GRAPH_FILE, ExportedWindow, open_exported_window, read_window_export
+from cleanfeed.engines.e2fgvi.model import InpaintGenerator
+from cleanfeed.engines.e2fgvi.transformer import fold_by_phases
+from cleanfeed.engines.runners.base import RunnerConfig
+from cleanfeed.errors import BackendError
+from cleanfeed.export.e2fgvi import LIMITS, LIMITS_FP16, compare, e2fgvi_spec, sample_window, window_options
+from cleanfeed.export.manifest import Manifest
+from cleanfeed.export.model_export import export_dir_name, find_export
+from cleanfeed.export.spec import OptionError
+from cleanfeed.stream.cli.main import main
 
 LOCAL, REFS = 3, 2
 OPT = (120, 216)
@@ -120,9 +120,9 @@ def test_exported_window_matches_the_torch_model_at_other_sizes(exported, net, s
 
 def test_fp16_conversion_of_the_window_runs_within_its_limits(exported, checkpoint, tmp_path):
     # The fp32 graph converted as `--precision fp16` converts it, checked by the exporter's own parity.
-    from export.half import to_fp16
-    from export.onnx_export import save_onnx
-    from export.parity import check_parity
+    from cleanfeed.export.half import to_fp16
+    from cleanfeed.export.onnx_export import save_onnx
+    from cleanfeed.export.parity import check_parity
 
     out, _ = exported
     (graph,) = e2fgvi_spec(checkpoint, local=LOCAL, refs=REFS).graphs
@@ -269,11 +269,11 @@ def test_inpaint_element_runs_the_exported_window_from_the_engine_cache(exported
     from chain import run_filters
     from e2fgvi_weights import golden_clip
 
-    from engines.e2fgvi.offline import inpaint_clip
-    from engines.e2fgvi.schedule import SlidingConfig
-    from stream.buffers import Caps, VideoFrame
-    from stream.picture import Picture
-    from stream.registry import create
+    from cleanfeed.engines.e2fgvi.offline import inpaint_clip
+    from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
+    from cleanfeed.stream.buffers import Caps, VideoFrame
+    from cleanfeed.stream.picture import Picture
+    from cleanfeed.stream.registry import create
 
     out, _ = exported
     monkeypatch.setenv("CLEANFEED_CACHE", str(tmp_path))
@@ -297,9 +297,9 @@ def test_inpaint_element_runs_the_exported_window_from_the_engine_cache(exported
 def test_offline_mode_on_an_exported_backend_is_refused(checkpoint):
     from fractions import Fraction
 
-    from stream.buffers import Caps
-    from stream.errors import PropertyError
-    from stream.registry import create
+    from cleanfeed.errors import PropertyError
+    from cleanfeed.stream.buffers import Caps
+    from cleanfeed.stream.registry import create
 
     element = create("inpaint", {"checkpoint": str(checkpoint), "backend": "onnxruntime", "mode": "offline"})
     with pytest.raises(PropertyError, match="mode=offline runs on backend=torch: .* use mode=stream with backend=onnxruntime"):

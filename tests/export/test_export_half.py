@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from export.half import to_fp16
-from stream.errors import ExportError
+from cleanfeed.errors import ExportError
+from cleanfeed.export.half import to_fp16
 
 F, H = TensorProto.FLOAT, TensorProto.FLOAT16
 

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from engines.runners.base import TensorSpec
-from export.model_export import ParityError, export_model, find_export
-from export.parity import judge, meets, worst
-from export.spec import GraphSpec, ModelSpec
-from stream.errors import ExportError
+from cleanfeed.engines.runners.base import TensorSpec
+from cleanfeed.errors import ExportError
+from cleanfeed.export.model_export import ParityError, export_model, find_export
+from cleanfeed.export.parity import judge, meets, worst
+from cleanfeed.export.spec import GraphSpec, ModelSpec
 
 
 class Affine(nn.Module):
@@ -112,7 +112,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_weights_go_to_external_data_over_the_threshold(tmp_path, monkeypatch, precision):
-    from export import onnx_export
+    from cleanfeed.export import onnx_export
 
     monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_THRESHOLD", 64)  # 2 GiB in real life
     out = tmp_path / precision

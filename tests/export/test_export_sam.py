@@ -13,11 +13,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export import model_export
-from export.manifest import Manifest
-from export.model_export import ensure_export, export_dir_name, find_export
-from export.sam import compare_masks
-from export.tensorrt_ops import check_file
+from cleanfeed.export import model_export
+from cleanfeed.export.manifest import Manifest
+from cleanfeed.export.model_export import ensure_export, export_dir_name, find_export
+from cleanfeed.export.sam import compare_masks
+from cleanfeed.export.tensorrt_ops import check_file
 
 
 def sha256(path: Path) -> str:

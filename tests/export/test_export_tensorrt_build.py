@@ -1,4 +1,4 @@
-"""--tensorrt: a native engine built through engines.runners and checked against torch (GPU machines only)."""
+"""--tensorrt: a native engine built through cleanfeed.engines.runners and checked against torch (GPU machines only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from export.model_export import export_model
+from cleanfeed.export.model_export import export_model
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
                                 reason="TensorRT is not installed (no build can be installed on these machines)")

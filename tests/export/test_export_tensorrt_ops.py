@@ -9,8 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from export import tensorrt_ops
-from export.tensorrt_ops import RULES, check, check_file, load_matrix
+from cleanfeed.export import tensorrt_ops
+from cleanfeed.export.tensorrt_ops import RULES, check, check_file, load_matrix
 
 F = TensorProto.FLOAT
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from chain import run_filters
 
-from prompts.promptfile import load_prompts, prompts_to_json, save_prompts
-from prompts.shapes import Box, ObjectPrompt, Point
-from stream.buffers import Caps, VideoFrame
-from stream.errors import PromptError
-from stream.picture import Picture
-from stream.registry import create
+from cleanfeed.errors import PromptError
+from cleanfeed.prompts.promptfile import load_prompts, prompts_to_json, save_prompts
+from cleanfeed.prompts.shapes import Box, ObjectPrompt, Point
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.picture import Picture
+from cleanfeed.stream.registry import create
 
 
 def test_save_then_load_gives_the_same_prompts(tmp_path: Path) -> None:

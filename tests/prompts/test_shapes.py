@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from prompts.shapes import Box, ObjectPrompt, Point, load_mask, parse_box, parse_point
-from stream.errors import PromptError
+from cleanfeed.errors import PromptError
+from cleanfeed.prompts.shapes import Box, ObjectPrompt, Point, load_mask, parse_box, parse_point
 
 
 def test_parse_box_and_point():

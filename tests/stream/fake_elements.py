@@ -21,19 +21,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from stream.buffers import Caps, Packet, StreamInfo, VideoFrame
-from stream.element import Filter, Sink, Source
-from stream.errors import CleanfeedError, MediaError
-from stream.picture import Picture, picture_shape
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.errors import CleanfeedError, MediaError
+from cleanfeed.stream.buffers import Caps, Packet, StreamInfo, VideoFrame
+from cleanfeed.stream.element import Filter, Sink, Source
+from cleanfeed.stream.picture import Picture, picture_shape
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 
 EXTRADATA = bytes(range(256)) + b"\x00\xff"
 TIME_BASE = Fraction(1, 90_000)
 
 
 class FakeEngineError(CleanfeedError, RuntimeError):
-    """An error class of a plug-in (not in stream.errors) that must survive the trip."""
+    """An error class of a plug-in (not in cleanfeed.errors) that must survive the trip."""
 
     exit_code = 4
 
@@ -305,7 +305,7 @@ class CoverSink(Sink):
     )
 
     def start(self, caps: Caps) -> Caps:
-        from stream.testclip import SyntheticClip
+        from cleanfeed.stream.testclip import SyntheticClip
 
         self._clip = SyntheticClip(self.width, self.height, self.frames, float(self.rate), "pan", "fixed",
                                    self.logo_size, self.seed)
@@ -395,7 +395,7 @@ def _with_pidfile(props: tuple[Property, ...]) -> tuple[Property, ...]:
 
 
 def _real(factory: str) -> type:
-    from stream.registry import lookup
+    from cleanfeed.stream.registry import lookup
 
     return lookup(factory)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from stream.errors import ElementError, MediaError
-from stream.pipeline import Pipeline, Progress
+from cleanfeed.errors import ElementError, MediaError
+from cleanfeed.stream.pipeline import Pipeline, Progress
 from tests.stream import fake_elements  # noqa: F401  (registers the t_* elements)
 from tests.stream.fake_elements import EXTRADATA, FakeEngineError, expected_crcs
 

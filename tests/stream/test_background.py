@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from stream.background import Background
-from stream.errors import ElementError
+from cleanfeed.errors import ElementError
+from cleanfeed.stream.background import Background
 
 
 def _until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]

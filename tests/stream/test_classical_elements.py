@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from chain import run_filters
 
-from stream.buffers import Caps, VideoFrame
-from stream.element import Element, Filter
-from stream.errors import PromptError, PropertyError
-from stream.picture import Picture
-from stream.registry import create, lookup
-from stream.testclip import SyntheticClip
+from cleanfeed.errors import PromptError, PropertyError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.element import Element, Filter
+from cleanfeed.stream.picture import Picture
+from cleanfeed.stream.registry import create, lookup
+from cleanfeed.stream.testclip import SyntheticClip
 
 CLASSICAL = ("testsrc", "segment", "track", "dilate", "inpaint", "overlay")
 

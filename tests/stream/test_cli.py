@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from media import bytes_written, ffprobe, frame_count, frame_pts, make_video, streams
 
-CLI = [sys.executable, "-m", "stream.cli.main"]
+CLI = [sys.executable, "-m", "cleanfeed.stream.cli.main"]
 BOX = "40,20,80,50"  # inside the 160x96 test video
 
 

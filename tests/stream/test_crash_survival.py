@@ -14,10 +14,10 @@ from pathlib import Path
 import av
 import pytest
 
-from stream.errors import ElementError, PropertyError
-from stream.pipeline import Pipeline, Progress
-from stream.shm import PREFIX, SHM_DIR
-from stream.testclip import SyntheticClip
+from cleanfeed.errors import ElementError, PropertyError
+from cleanfeed.stream.pipeline import Pipeline, Progress
+from cleanfeed.stream.shm import PREFIX, SHM_DIR
+from cleanfeed.stream.testclip import SyntheticClip
 from tests.stream import fake_elements  # noqa: F401  (registers the t_* elements)
 from tests.stream.fake_elements import expected_crcs
 from tests.stream.runtime_checks import element_processes
@@ -149,7 +149,7 @@ def test_max_restarts_zero_keeps_the_first_death_fatal(tmp_path) -> None:
 CLI = """
 import sys
 from tests.stream import fake_elements
-from stream.cli.main import main
+from cleanfeed.stream.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

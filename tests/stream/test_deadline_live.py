@@ -25,8 +25,8 @@ from typing import Any
 import av
 import pytest
 
-from stream.errors import ElementError
-from stream.pipeline import Pipeline
+from cleanfeed.errors import ElementError
+from cleanfeed.stream.pipeline import Pipeline
 from tests.stream import fake_elements  # noqa: F401  (registers t_stall, t_coversink)
 from tests.stream.lag import LagProbe
 
@@ -42,7 +42,7 @@ CHAIN = "t_stall at=30 ms=300 ! inpaint engine=classical window=10"
 CLI = (
     "import sys\n"
     "from tests.stream import fake_elements\n"
-    "from stream.cli.main import main\n"
+    "from cleanfeed.stream.cli.main import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 

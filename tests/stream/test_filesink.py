@@ -23,10 +23,10 @@ from media import (
     streams,
 )
 
-from stream import registry
-from stream.buffers import Caps, VideoFrame
-from stream.errors import MediaError
-from stream.picture import Picture
+from cleanfeed.errors import MediaError
+from cleanfeed.stream import registry
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.picture import Picture
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -266,7 +266,7 @@ def test_a_live_recording_is_readable_after_the_run_was_killed(tmp_path: Path, s
 
     out = tmp_path / f"rec{suffix}"
     line = f"testsrc width=640 height=360 frames=100000 rate=25 ! filesink location={out} tune=zerolatency crf=18"
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli.main", "launch", "--quiet", "--live", line],
+    proc = subprocess.Popen([sys.executable, "-m", "cleanfeed.stream.cli.main", "launch", "--quiet", "--live", line],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 100_000):
@@ -279,7 +279,7 @@ def test_a_live_recording_is_readable_after_the_run_was_killed(tmp_path: Path, s
 
 def test_a_live_run_tells_the_sink_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """--live on a file input (caps not live) still makes the stream live for the sink."""
-    from stream.pipeline import Pipeline
+    from cleanfeed.stream.pipeline import Pipeline
 
     line = f"testsrc width=160 height=96 frames=5 rate=25 ! filesink location={tmp_path / 'out.mp4'}"
     with caplog.at_level(logging.WARNING):

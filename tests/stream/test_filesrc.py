@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from media import frame_pts, make_image_sequence, make_video, packet_pts, pattern_rgb
 
-from stream import registry
-from stream.buffers import Caps, Packet, VideoFrame
-from stream.errors import PropertyError
-from stream.picture import Picture
+from cleanfeed.errors import PropertyError
+from cleanfeed.stream import registry
+from cleanfeed.stream.buffers import Caps, Packet, VideoFrame
+from cleanfeed.stream.picture import Picture
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -180,7 +180,7 @@ def test_mp4_indexed_at_its_end_on_stdin_says_why_it_cannot_be_read(tmp_path: Pa
     assert clip.stat().st_size > 150_000  # more than FFmpeg keeps buffered from the pipe
     out = tmp_path / "out.mkv"
     with open(clip, "rb") as stdin:
-        done = subprocess.run([sys.executable, "-m", "stream.cli.main", "launch", "--quiet",
+        done = subprocess.run([sys.executable, "-m", "cleanfeed.stream.cli.main", "launch", "--quiet",
                                f"filesrc location=- ! filesink location={out}"], stdin=stdin, capture_output=True,
                               text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
     if faststart:

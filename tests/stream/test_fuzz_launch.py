@@ -6,10 +6,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream import registry
-from stream.errors import CleanfeedError
-from stream.launch import parse
-from stream.pipeline import Pipeline
+from cleanfeed.errors import CleanfeedError
+from cleanfeed.stream import registry
+from cleanfeed.stream.launch import parse
+from cleanfeed.stream.pipeline import Pipeline
 
 # elements whose construction writes files (savemask makes its folder) or loads a model stay out
 SKIP = {"savemask", "segment_sam", "track_deaot"}

@@ -10,9 +10,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prompts.promptfile import load_prompts, prompts_from_json
-from prompts.shapes import ObjectPrompt
-from stream.errors import PromptError
+from cleanfeed.errors import PromptError
+from cleanfeed.prompts.promptfile import load_prompts, prompts_from_json
+from cleanfeed.prompts.shapes import ObjectPrompt
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

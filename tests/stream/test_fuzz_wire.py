@@ -10,10 +10,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.buffers import Caps, Eos, ErrorEvent, Packet, StreamStart, VideoFrame
-from stream.errors import WireError
-from stream.picture import Picture
-from stream.wire import VERSION, decode, encode
+from cleanfeed.errors import WireError
+from cleanfeed.stream.buffers import Caps, Eos, ErrorEvent, Packet, StreamStart, VideoFrame
+from cleanfeed.stream.picture import Picture
+from cleanfeed.stream.wire import VERSION, decode, encode
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LINK = "fuzz -> test"

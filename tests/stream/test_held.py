@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from stream.buffers import VideoFrame
-from stream.held import HeldFrames
-from stream.picture import Picture
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.held import HeldFrames
+from cleanfeed.stream.picture import Picture
 
 
 def _frame(seq: int) -> VideoFrame:

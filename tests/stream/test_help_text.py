@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from stream.cli.main import _build_parser
-from stream.registry import factories
+from cleanfeed.stream.cli.main import _build_parser
+from cleanfeed.stream.registry import factories
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:

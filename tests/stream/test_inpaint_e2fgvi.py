@@ -21,14 +21,14 @@ from chain import run_filters  # noqa: E402
 from e2fgvi_weights import golden_clip, load_layout, seeded_state_dict  # noqa: E402
 from live_run import late_rows, run_live  # noqa: E402
 
-from engines.e2fgvi.model import InpaintGenerator  # noqa: E402
-from engines.e2fgvi.offline import inpaint_offline  # noqa: E402
-from stream.buffers import Caps, VideoFrame  # noqa: E402
-from stream.element import Deadline  # noqa: E402
-from stream.elements.inpaint_windows import BackgroundWindows  # noqa: E402
-from stream.errors import CheckpointError, PropertyError  # noqa: E402
-from stream.picture import Picture  # noqa: E402
-from stream.registry import create  # noqa: E402
+from cleanfeed.engines.e2fgvi.model import InpaintGenerator  # noqa: E402
+from cleanfeed.engines.e2fgvi.offline import inpaint_offline  # noqa: E402
+from cleanfeed.errors import CheckpointError, PropertyError  # noqa: E402
+from cleanfeed.stream.buffers import Caps, VideoFrame  # noqa: E402
+from cleanfeed.stream.element import Deadline  # noqa: E402
+from cleanfeed.stream.elements.inpaint_windows import BackgroundWindows  # noqa: E402
+from cleanfeed.stream.picture import Picture  # noqa: E402
+from cleanfeed.stream.registry import create  # noqa: E402
 
 GOLDEN = Path(__file__).parents[1] / "engines" / "e2fgvi" / "goldens" / "e2fgvi_hq_20f.npz"
 
@@ -158,7 +158,7 @@ def test_run_offline_on_png_frames_gives_upstreams_frames(checkpoint: Path, gold
     write_pngs(tmp_path / "frames", rgb)
     write_pngs(tmp_path / "masks", (masks > 0).astype(np.uint8) * 255)
     (tmp_path / "out").mkdir()
-    cmd = [sys.executable, "-m", "stream.cli.main", "run", str(tmp_path / "frames" / "%05d.png"),
+    cmd = [sys.executable, "-m", "cleanfeed.stream.cli.main", "run", str(tmp_path / "frames" / "%05d.png"),
            "--masks", str(tmp_path / "masks"), "--e2fgvi", str(checkpoint), "--inpaint-mode", "offline",
            "--device", "cpu", "-o", str(tmp_path / "out" / "%05d.png"), "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2])

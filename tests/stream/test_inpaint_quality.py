@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 from chain import run_filters
 
-from stream.buffers import Caps, VideoFrame
-from stream.element import Filter
-from stream.registry import create
-from stream.testclip import SyntheticClip, psnr
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.registry import create
+from cleanfeed.stream.testclip import SyntheticClip, psnr
 
 SIZE = {"width": 320, "height": 180, "frames": 40, "logo_size": 50}
 

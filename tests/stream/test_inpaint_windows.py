@@ -11,12 +11,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from engines.e2fgvi.schedule import SlidingConfig
-from stream.buffers import VideoFrame
-from stream.elements.inpaint_e2fgvi import E2fgviEngine, E2fgviSettings
-from stream.elements.inpaint_windows import BackgroundWindows, InlineWindows
-from stream.errors import ElementError
-from stream.picture import Picture
+from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
+from cleanfeed.errors import ElementError
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.elements.inpaint_e2fgvi import E2fgviEngine, E2fgviSettings
+from cleanfeed.stream.elements.inpaint_windows import BackgroundWindows, InlineWindows
+from cleanfeed.stream.picture import Picture
 
 
 @dataclass

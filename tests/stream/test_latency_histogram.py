@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.stats import Collector, LatencyHistogram
+from cleanfeed.stream.stats import Collector, LatencyHistogram
 
 
 def nearest_rank(values: np.ndarray, q: float) -> float:

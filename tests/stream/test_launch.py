@@ -2,8 +2,8 @@
 
 import pytest
 
-from stream.errors import PipelineSyntaxError
-from stream.launch import ElementSpec, join_argv, parse
+from cleanfeed.errors import PipelineSyntaxError
+from cleanfeed.stream.launch import ElementSpec, join_argv, parse
 
 
 def test_parses_elements_and_properties_in_order():

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from media import frame_count
 
-from stream.buffers import Caps, VideoFrame
-from stream.cli.main import main as cleanfeed_main
-from stream.elements.filesink import FileSink
-from stream.errors import PropertyError
-from stream.media.containers import protocol_available
-from stream.picture import Picture
+from cleanfeed.errors import PropertyError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.cli.main import main as cleanfeed_main
+from cleanfeed.stream.elements.filesink import FileSink
+from cleanfeed.stream.media.containers import protocol_available
+from cleanfeed.stream.picture import Picture
 
 W, H, RATE, FRAMES = 160, 96, 25, 40
 CAPS = Caps(W, H, Fraction(RATE), Fraction(1, RATE))

@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 from media import frame_pts
 
-from stream.elements.filesink import FileSink
-from stream.elements.filesrc import UriSrc
-from stream.errors import SourceTimeoutError
-from stream.media.live import _place
+from cleanfeed.errors import SourceTimeoutError
+from cleanfeed.stream.elements.filesink import FileSink
+from cleanfeed.stream.elements.filesrc import UriSrc
+from cleanfeed.stream.media.live import _place
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -264,7 +264,7 @@ def test_killed_server_reconnects_every_frame_accounted_for(server: RtspServer, 
 
 @needs_gst
 def test_reconnect_to_a_silent_server_times_out_with_slate(server: RtspServer, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="stream.media.live")
+    caplog.set_level(logging.DEBUG, logger="cleanfeed.stream.media.live")
     src = UriSrc(uri=server.url, timeout_s=1, reconnect_timeout=2.5, gap_fill="slate")
     src.open()
     stop = threading.Event()
@@ -319,7 +319,7 @@ def test_a_presentation_of_known_length_ends_with_every_frame(short_server: Rtsp
     once, instead of reconnecting and replaying it for ever."""
     out = tmp_path / "out.mkv"
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "stream.cli.main", "launch",
+    done = subprocess.run([sys.executable, "-m", "cleanfeed.stream.cli.main", "launch",
                            f"urisrc uri={short_server.url} timeout_s=3 ! filesink location={out}"],
                           capture_output=True, text=True, timeout=30, cwd=REPO,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
@@ -337,7 +337,7 @@ def test_a_presentation_of_known_length_ends_with_every_frame(short_server: Rtsp
 def test_a_presentation_cut_short_reconnects_then_ends(short_server: RtspServer, caplog: pytest.LogCaptureFixture) -> None:
     """A killed server looks like a clean end: before the end of the range the session was lost,
     and is reconnected; the session that plays to the end ends the stream."""
-    caplog.set_level(logging.INFO, logger="stream.media.live")
+    caplog.set_level(logging.INFO, logger="cleanfeed.stream.media.live")
     src = UriSrc(uri=short_server.url, timeout_s=2, reconnect_timeout=5)
     src.open()
     real: list[list[int]] = [[]]

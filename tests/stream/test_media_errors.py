@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from media import frame_count, make_image_sequence, make_video, pump
 
-from stream import registry
-from stream.errors import MediaError, PropertyError, SourceTimeoutError
+from cleanfeed.errors import MediaError, PropertyError, SourceTimeoutError
+from cleanfeed.stream import registry
 
 
 def open_source(location: str, factory: str = "filesrc", **props: object) -> None:

@@ -9,10 +9,10 @@ import urllib.request
 
 import pytest
 
-from stream.cli.execute import execute
-from stream.errors import MediaError
-from stream.metrics import MetricsServer, MetricsUnavailableError
-from stream.pipeline import Pipeline
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.cli.execute import execute
+from cleanfeed.stream.metrics import MetricsServer, MetricsUnavailableError
+from cleanfeed.stream.pipeline import Pipeline
 from tests.stream import fake_elements  # noqa: F401  (registers t_countsrc)
 
 

@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 from media import frame_count, make_image_sequence, make_video
 
-from stream.errors import MediaError
-from stream.media.open import InputOptions
-from stream.media.overlap import refuse_overwrite
-from stream.media.reader import MediaReader, ReaderOptions
-from stream.pipeline import Pipeline
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.media.open import InputOptions
+from cleanfeed.stream.media.overlap import refuse_overwrite
+from cleanfeed.stream.media.reader import MediaReader, ReaderOptions
+from cleanfeed.stream.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 BOX = "40,20,80,50"  # inside the 160x96 test video
 CLI = (
     "import sys\n"
     "from tests.stream import fake_elements\n"
-    "from stream.cli.main import main\n"
+    "from cleanfeed.stream.cli.main import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 
@@ -233,7 +233,7 @@ class _Frame:
     """Stands in for a VideoFrame: the reader only fills its picture."""
 
     def __init__(self) -> None:
-        from stream.picture import Picture
+        from cleanfeed.stream.picture import Picture
 
         self.picture = Picture.empty("yuv420p", 160, 96)
 

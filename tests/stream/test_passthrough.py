@@ -12,12 +12,18 @@ import msgpack
 import pytest
 from media import frame_count, make_video, packet_pts, pump, streams
 
-from stream import registry
-from stream.buffers import Caps, Packet, StreamInfo, VideoFrame
-from stream.media.encode import EncoderSettings
-from stream.media.passthrough import PassthroughError, add_output_stream, packet_from_av, packet_to_av, stream_info
-from stream.media.writer import MediaWriter, OutputSpec
-from stream.picture import Picture
+from cleanfeed.stream import registry
+from cleanfeed.stream.buffers import Caps, Packet, StreamInfo, VideoFrame
+from cleanfeed.stream.media.encode import EncoderSettings
+from cleanfeed.stream.media.passthrough import (
+    PassthroughError,
+    add_output_stream,
+    packet_from_av,
+    packet_to_av,
+    stream_info,
+)
+from cleanfeed.stream.media.writer import MediaWriter, OutputSpec
+from cleanfeed.stream.picture import Picture
 
 
 def demuxed(path: Path) -> tuple[StreamInfo, list[Packet]]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stream.picture import Picture, picture_nbytes
+from cleanfeed.stream.picture import Picture, picture_nbytes
 
 
 def smooth_rgb(h, w, seed=0):

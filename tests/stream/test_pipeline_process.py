@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from stream.element import Filter
-from stream.elements.fakesink import FakeSink
-from stream.errors import ElementError
-from stream.pipeline import Pipeline
-from stream.shm import PREFIX, SHM_DIR
+from cleanfeed.errors import ElementError
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.elements.fakesink import FakeSink
+from cleanfeed.stream.pipeline import Pipeline
+from cleanfeed.stream.shm import PREFIX, SHM_DIR
 from tests.stream.fake_elements import CountSource, RecordSink, expected_crcs
 from tests.stream.runtime_checks import SCENARIOS, alive, element_processes
 
@@ -68,7 +68,7 @@ def test_a_plugin_element_is_loaded_in_the_child_from_its_file(tmp_path) -> None
     """Element modules that are not on the child's sys.path still load (by file)."""
     plugin = tmp_path / "cf_plugin_invert.py"
     plugin.write_text(textwrap.dedent('''
-        from stream.element import Filter
+        from cleanfeed.stream.element import Filter
 
         class PluginInvert(Filter):
             factory = "t_plugin_invert"

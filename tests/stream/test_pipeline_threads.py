@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
-from stream.element import Element
-from stream.elements.fakesink import FakeSink
-from stream.elements.identity import Identity
-from stream.errors import LinkError, PipelineSyntaxError, PropertyError, UnknownElementError
-from stream.pipeline import Pipeline
+from cleanfeed.errors import LinkError, PipelineSyntaxError, PropertyError, UnknownElementError
+from cleanfeed.stream.element import Element
+from cleanfeed.stream.elements.fakesink import FakeSink
+from cleanfeed.stream.elements.identity import Identity
+from cleanfeed.stream.pipeline import Pipeline
 from tests.stream.fake_elements import CountSource, RecordSink
 from tests.stream.runtime_checks import SCENARIOS
 

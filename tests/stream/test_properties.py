@@ -5,9 +5,9 @@ from typing import ClassVar
 
 import pytest
 
-from stream.element import Filter
-from stream.errors import PropertyError
-from stream.properties import Property
+from cleanfeed.errors import PropertyError
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.properties import Property
 
 
 class Sample(Filter):

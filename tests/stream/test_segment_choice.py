@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engines.models import find_checkpoint, models_dir
-from stream.elements.segment_sam import OFFICIAL_FILES, choose
-from stream.errors import CheckpointError
-from stream.registry import create
+from cleanfeed.engines.models import find_checkpoint, models_dir
+from cleanfeed.errors import CheckpointError
+from cleanfeed.stream.elements.segment_sam import OFFICIAL_FILES, choose
+from cleanfeed.stream.registry import create
 
 
 def test_models_dir_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_missing_checkpoint_file_fails_when_the_element_is_built(tmp_path: Path)
 
 
 def test_engine_choice_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    from stream.buffers import Caps
+    from cleanfeed.stream.buffers import Caps
 
     seg = create("segment", {"box": (1, 1, 9, 9)})
     with caplog.at_level(logging.INFO):
@@ -85,7 +85,7 @@ def test_cli_sam_flags_build_the_segment_element(tmp_path: Path) -> None:
     ckpt = tmp_path / "sam.pth"
     ckpt.write_bytes(b"x")
     out = subprocess.run(
-        [sys.executable, "-m", "stream.cli.main", "run", "in.mp4", "-o", "out.mp4", "--box", "1,1,5,5",
+        [sys.executable, "-m", "cleanfeed.stream.cli.main", "run", "in.mp4", "-o", "out.mp4", "--box", "1,1,5,5",
          "--sam", str(ckpt), "--device", "cpu", "--precision", "bf16", "--print-pipeline"],
         capture_output=True, text=True, check=True,
     ).stdout
@@ -94,7 +94,7 @@ def test_cli_sam_flags_build_the_segment_element(tmp_path: Path) -> None:
 
 def test_cli_missing_sam_file_is_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "stream.cli.main", "run", "in.mp4", "-o", str(tmp_path / "o.mp4"), "--box", "1,1,5,5",
+        [sys.executable, "-m", "cleanfeed.stream.cli.main", "run", "in.mp4", "-o", str(tmp_path / "o.mp4"), "--box", "1,1,5,5",
          "--sam", str(tmp_path / "missing.pth")],
         capture_output=True, text=True,
     )

@@ -17,10 +17,10 @@ from chain import run_filters
 from media import make_video
 from tiny_models import save_tiny_sam
 
-from engines.runners.base import RunnerConfig
-from engines.sam.predictor import SamPrompt, open_segmenter
-from stream.buffers import Caps, VideoFrame
-from stream.registry import create
+from cleanfeed.engines.runners.base import RunnerConfig
+from cleanfeed.engines.sam.predictor import SamPrompt, open_segmenter
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.registry import create
 
 W, H = 160, 96
 BOX = (60, 30, 100, 70)
@@ -63,7 +63,7 @@ def test_element_writes_sams_mask(checkpoint: Path, caplog: pytest.LogCaptureFix
 
 def test_one_encoder_run_for_several_objects(checkpoint: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import engines.sam.predictor as predictor
+    import cleanfeed.engines.sam.predictor as predictor
 
     calls = {"set_image": 0, "predict": 0}
     real_set, real_predict = predictor.SamSegmenter.set_image, predictor.SamSegmenter.predict
@@ -90,7 +90,7 @@ def test_one_encoder_run_for_several_objects(checkpoint: Path, tmp_path: Path,
 
 def test_empty_sam_mask_falls_back_to_classical(checkpoint: Path, monkeypatch: pytest.MonkeyPatch,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    import engines.sam.predictor as predictor
+    import cleanfeed.engines.sam.predictor as predictor
 
     real_predict = predictor.SamSegmenter.predict
 
@@ -123,7 +123,7 @@ def test_auto_finds_sam_in_the_models_folder(checkpoint: Path, tmp_path: Path,
 def test_wrong_model_for_the_file_is_one_line(checkpoint: Path, tmp_path: Path) -> None:
     video = make_video(tmp_path / "in.mp4", frames=3, width=W, height=H)
     proc = subprocess.run(
-        [sys.executable, "-m", "stream.cli.main", "launch", "--quiet",
+        [sys.executable, "-m", "cleanfeed.stream.cli.main", "launch", "--quiet",
          f"filesrc location={video} ! segment box=60,30,100,70 checkpoint={checkpoint} model=vit_h ! fakesink"],
         capture_output=True, text=True,
     )
@@ -136,7 +136,7 @@ def test_cli_run_sam_save_masks(checkpoint: Path, tmp_path: Path) -> None:
     video = make_video(tmp_path / "in.mp4", frames=4, width=W, height=H)
     masks = tmp_path / "masks"
     proc = subprocess.run(
-        [sys.executable, "-m", "stream.cli.main", "run", str(video), "-o", str(tmp_path / "out.mp4"),
+        [sys.executable, "-m", "cleanfeed.stream.cli.main", "run", str(video), "-o", str(tmp_path / "out.mp4"),
          "--box", ",".join(map(str, BOX)), "--sam", str(checkpoint), "--save-masks", str(masks), "--quiet"],
         capture_output=True, text=True,
     )

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from stream.errors import ElementError, Interrupted
-from stream.pipeline import Pipeline
-from stream.shm import PREFIX, SHM_DIR
-from stream.supervisor import Deadlines
+from cleanfeed.errors import ElementError, Interrupted
+from cleanfeed.stream.pipeline import Pipeline
+from cleanfeed.stream.shm import PREFIX, SHM_DIR
+from cleanfeed.stream.supervisor import Deadlines
 from tests.stream.runtime_checks import alive, element_processes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import sys
 from tests.stream import fake_elements
-from stream.errors import Interrupted
-from stream.pipeline import Pipeline
+from cleanfeed.errors import Interrupted
+from cleanfeed.stream.pipeline import Pipeline
 
 said = False
 

@@ -1,6 +1,6 @@
 """A short soak in CI: a live run of the classical chain for 40 s, its processes' memory sampled.
 
-The long one (10 minutes, 1080p from RTSP) is `python -m bench.live --soak`, recorded in
+The long one (10 minutes, 1080p from RTSP) is `python -m cleanfeed.bench.live --soak`, recorded in
 bench/results. Here a leak of a few KB per frame in any process (a kept copy of a frame, a
 growing list per frame) would show as megabytes between the second and the last quarter.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from media import frame_pts
 
-from bench.memory import RssSampler, memory_verdict
-from stream.testclip import SyntheticClip
+from cleanfeed.bench.memory import RssSampler, memory_verdict
+from cleanfeed.stream.testclip import SyntheticClip
 
 FRAMES, RATE, W, H, LOGO = 1000, 25, 320, 180, 40
 
@@ -26,7 +26,7 @@ def test_a_live_run_keeps_every_process_flat_in_memory(tmp_path: Path) -> None:
     line = (f"testsrc width={W} height={H} rate={RATE} frames={FRAMES} logo_size={LOGO} ! "
             f"segment box={x0},{y0},{x1},{y1} ! track ! dilate pixels=8 ! inpaint engine=classical ! "
             f"filesink location={out} tune=zerolatency")
-    run = subprocess.Popen([sys.executable, "-m", "stream.cli.main", "launch", "--live", "--latency", "1000",
+    run = subprocess.Popen([sys.executable, "-m", "cleanfeed.stream.cli.main", "launch", "--live", "--latency", "1000",
                             "--quiet", "--stats", str(stats), line], stderr=subprocess.PIPE, text=True)
     sampler = RssSampler(run.pid, 1.0)
     sampler.start()

@@ -16,13 +16,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from stream.buffers import VideoFrame
-from stream.cli.report import LiveStatsFile
-from stream.element import Filter
-from stream.errors import MediaError
-from stream.pipeline import Pipeline
-from stream.properties import Property
-from stream.registry import register
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.cli.report import LiveStatsFile
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.pipeline import Pipeline
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
 from tests.stream import fake_elements  # noqa: F401  (registers t_countsrc, t_recordsink)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_cli_launch_writes_live_stats_serves_metrics_and_finalizes_on_sigint(tmp
     code = (
         "import sys\n"
         "from tests.stream import fake_elements\n"
-        "from stream.cli.main import main\n"
+        "from cleanfeed.stream.cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     proc = subprocess.Popen(

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.errors import PropertyError
-from stream.testclip import SyntheticClip
+from cleanfeed.errors import PropertyError
+from cleanfeed.stream.testclip import SyntheticClip
 
 
 def test_frames_are_deterministic_from_the_seed() -> None:

@@ -18,9 +18,9 @@ from deaot_tracking import save_checkpoint, tracker_for  # noqa: E402
 from deaot_weights import golden_clip  # noqa: E402
 from media import make_video  # noqa: E402
 
-from stream.buffers import Caps, VideoFrame  # noqa: E402
-from stream.picture import Picture  # noqa: E402
-from stream.registry import create  # noqa: E402
+from cleanfeed.stream.buffers import Caps, VideoFrame  # noqa: E402
+from cleanfeed.stream.picture import Picture  # noqa: E402
+from cleanfeed.stream.registry import create  # noqa: E402
 
 H, W = 100, 170
 
@@ -93,7 +93,7 @@ def test_auto_finds_deaot_in_the_models_folder(checkpoint: Path, tmp_path: Path,
 
 
 def test_engine_deaot_without_a_checkpoint_says_where_it_looked(tmp_path: Path) -> None:
-    from stream.errors import CheckpointError
+    from cleanfeed.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match=r"track engine=deaot needs a DeAOT checkpoint: give checkpoint=PATH "
                        r"\(run: --deaot FILE\) or put R50_DeAOTL_PRE_YTB_DAV.pth, .* found none"):
@@ -103,7 +103,7 @@ def test_engine_deaot_without_a_checkpoint_says_where_it_looked(tmp_path: Path) 
 def test_cli_run_deaot_tracks_and_a_wrong_checkpoint_is_one_line(checkpoint: Path, tmp_path: Path) -> None:
     video = make_video(tmp_path / "in.mp4", frames=4, width=160, height=96)
     masks = tmp_path / "masks"
-    base = [sys.executable, "-m", "stream.cli.main", "run", str(video), "-o", str(tmp_path / "out.mp4"),
+    base = [sys.executable, "-m", "cleanfeed.stream.cli.main", "run", str(video), "-o", str(tmp_path / "out.mp4"),
             "--box", "60,30,100,70", "--save-masks", str(masks), "--quiet"]
     proc = subprocess.run([*base, "--deaot", str(checkpoint)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

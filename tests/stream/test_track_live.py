@@ -9,9 +9,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from stream.buffers import VideoFrame
-from stream.elements.track_live import PunctualTracker
-from stream.picture import Picture
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.elements.track_live import PunctualTracker
+from cleanfeed.stream.picture import Picture
 
 H = W = 48
 

@@ -8,10 +8,10 @@ import msgpack
 import numpy as np
 import pytest
 
-from stream.buffers import Caps, Eos, ErrorEvent, Packet, StreamInfo, StreamStart, VideoFrame
-from stream.errors import WireError
-from stream.picture import Picture
-from stream.wire import caps_from_dict, caps_to_dict, decode, encode, pack, unpack
+from cleanfeed.errors import WireError
+from cleanfeed.stream.buffers import Caps, Eos, ErrorEvent, Packet, StreamInfo, StreamStart, VideoFrame
+from cleanfeed.stream.picture import Picture
+from cleanfeed.stream.wire import caps_from_dict, caps_to_dict, decode, encode, pack, unpack
 
 LINK = "segment -> track"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from stream.errors import PropertyError, SourceTimeoutError
-from stream.pipeline import Pipeline
-from stream.registry import create
+from cleanfeed.errors import PropertyError, SourceTimeoutError
+from cleanfeed.stream.pipeline import Pipeline
+from cleanfeed.stream.registry import create
 from tests.stream.fake_elements import EXTRADATA, expected_crcs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def _sender(line: str, mode: str = "thread") -> subprocess.Popen:
     code = (
         "import sys\n"
         "from tests.stream import fake_elements\n"
-        "from stream.pipeline import Pipeline\n"
+        "from cleanfeed.stream.pipeline import Pipeline\n"
         f"report = Pipeline.from_launch({line!r}).run(mode={mode!r})\n"
         "print('sent', report.frames_out, report.packets_out)\n"
     )

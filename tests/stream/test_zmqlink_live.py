@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from stream.cli.keys import make_keys
-from stream.cli.main import main as cli_main
-from stream.errors import MediaError, PropertyError, SourceTimeoutError
-from stream.pipeline import Pipeline
-from stream.registry import create
+from cleanfeed.errors import MediaError, PropertyError, SourceTimeoutError
+from cleanfeed.stream.cli.keys import make_keys
+from cleanfeed.stream.cli.main import main as cli_main
+from cleanfeed.stream.pipeline import Pipeline
+from cleanfeed.stream.registry import create
 from tests.stream.fake_elements import expected_crcs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def _background(line: str) -> subprocess.Popen:
     """Runs a pipeline in another process (threads mode: one pid to kill or freeze)."""
     code = (
         "from tests.stream import fake_elements\n"
-        "from stream.pipeline import Pipeline\n"
+        "from cleanfeed.stream.pipeline import Pipeline\n"
         f"report = Pipeline.from_launch({line!r}).run(mode='thread')\n"
         "print('sent', report.frames_out)\n"
     )

@@ -1,7 +1,7 @@
 """DeAOT's image encoders, built by the names upstream's configs use (MODEL_ENCODER).
 
 Each returns, for an ImageNet-normalised (N,3,H,W) image, four feature maps at strides 4, 8,
-16 and 16 (channels in ``engines.deaot.variants.ENCODER_DIMS``); parameter and buffer names
+16 and 16 (channels in ``cleanfeed.engines.deaot.variants.ENCODER_DIMS``); parameter and buffer names
 equal the ``encoder.*`` keys of the official checkpoints without that prefix.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from torch import nn
 
-from engines.deaot.encoders.mobilenetv2 import MobileNetV2Encoder
-from engines.deaot.encoders.resnet import ResNet50Encoder
-from engines.deaot.encoders.swin import SwinEncoder
+from cleanfeed.engines.deaot.encoders.mobilenetv2 import MobileNetV2Encoder
+from cleanfeed.engines.deaot.encoders.resnet import ResNet50Encoder
+from cleanfeed.engines.deaot.encoders.swin import SwinEncoder
 
 ENCODERS: dict[str, Callable[[], nn.Module]] = {
     "mobilenetv2": MobileNetV2Encoder,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engines.deaot.encoders.frozen_bn import FrozenBatchNorm2d
+from cleanfeed.engines.deaot.encoders.frozen_bn import FrozenBatchNorm2d
 
 LAST_CHANNELS = 1280
 STEM_CHANNELS = 32

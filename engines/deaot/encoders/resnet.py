@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engines.deaot.encoders.frozen_bn import FrozenBatchNorm2d
+from cleanfeed.engines.deaot.encoders.frozen_bn import FrozenBatchNorm2d
 
 EXPANSION = 4
 STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2))

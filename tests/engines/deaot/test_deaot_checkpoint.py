@@ -12,11 +12,11 @@ torch = pytest.importorskip("torch")
 from deaot_tracking import save_checkpoint  # noqa: E402
 from deaot_weights import load_layout, seeded_state_dict  # noqa: E402
 
-from engines.checkpoints import check_layout  # noqa: E402
-from engines.deaot.checkpoint import deaot_from_state_dict, load_deaot  # noqa: E402
-from engines.deaot.model import DeAOT  # noqa: E402
-from engines.deaot.variants import VARIANTS, model_size, recognise  # noqa: E402
-from stream.errors import CheckpointError  # noqa: E402
+from cleanfeed.engines.checkpoints import check_layout  # noqa: E402
+from cleanfeed.engines.deaot.checkpoint import deaot_from_state_dict, load_deaot  # noqa: E402
+from cleanfeed.engines.deaot.model import DeAOT  # noqa: E402
+from cleanfeed.engines.deaot.variants import VARIANTS, model_size, recognise  # noqa: E402
+from cleanfeed.errors import CheckpointError  # noqa: E402
 
 
 def meta_state(variant: str) -> dict[str, torch.Tensor]:

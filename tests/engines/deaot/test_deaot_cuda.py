@@ -13,11 +13,11 @@ torch = pytest.importorskip("torch")
 
 from deaot_weights import golden_clip, load_layout, seeded_state_dict  # noqa: E402
 
-from engines.deaot.checkpoint import deaot_from_state_dict  # noqa: E402
-from engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph  # noqa: E402
-from engines.deaot.tracker import DeaotTracker, TrackerConfig  # noqa: E402
-from engines.runners import get_runner  # noqa: E402
-from engines.runners.base import RunnerConfig  # noqa: E402
+from cleanfeed.engines.deaot.checkpoint import deaot_from_state_dict  # noqa: E402
+from cleanfeed.engines.deaot.graphs import MemoriseGraph, ReferenceGraph, StepGraph  # noqa: E402
+from cleanfeed.engines.deaot.tracker import DeaotTracker, TrackerConfig  # noqa: E402
+from cleanfeed.engines.runners import get_runner  # noqa: E402
+from cleanfeed.engines.runners.base import RunnerConfig  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(),

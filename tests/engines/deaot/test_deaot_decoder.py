@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engines.deaot.decoder import FpnDecoder
-from engines.deaot.variants import EMBED_DIM, ID_CHANNELS, VARIANTS
+from cleanfeed.engines.deaot.decoder import FpnDecoder
+from cleanfeed.engines.deaot.variants import EMBED_DIM, ID_CHANNELS, VARIANTS
 
 LAYOUTS_PATH = Path(__file__).resolve().parent / "data" / "deaot_layouts.json"
 IN_DIM = 2 * EMBED_DIM

@@ -19,9 +19,9 @@ import pytest
 import torch
 from torch import nn
 
-from engines.deaot.encoders import ENCODERS, build_encoder
-from engines.deaot.encoders.frozen_bn import FrozenBatchNorm2d
-from engines.deaot.variants import VARIANTS
+from cleanfeed.engines.deaot.encoders import ENCODERS, build_encoder
+from cleanfeed.engines.deaot.encoders.frozen_bn import FrozenBatchNorm2d
+from cleanfeed.engines.deaot.variants import VARIANTS
 
 LAYOUTS_PATH = Path(__file__).resolve().parent / "data" / "deaot_layouts.json"
 CNN_SIZE = (97, 177)

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from deaot_tracking import tracker_for  # noqa: E402
 from deaot_weights import golden_clip  # noqa: E402
 
-from engines.deaot.memory import MemoryBank  # noqa: E402
+from cleanfeed.engines.deaot.memory import MemoryBank  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_gap_decides_which_frames_are_remembered(clip) -> None:
 def test_references_are_pinned_and_only_the_first_is_never_evicted() -> None:
     bank = MemoryBank(capacity=3, layers=1)
     one = [torch.zeros(1, 4, 2), torch.zeros(1, 4, 3), torch.zeros(1, 4, 3)]
-    from engines.deaot.propagation import Memory
+    from cleanfeed.engines.deaot.propagation import Memory
 
     frame = [Memory(*one)]
     bank.add_engine(frame)

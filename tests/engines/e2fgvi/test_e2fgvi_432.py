@@ -17,17 +17,17 @@ Image = pytest.importorskip("PIL.Image")
 from chain import run_filters  # noqa: E402
 from e2fgvi_weights import golden_clip, load_layout, seeded_state_dict  # noqa: E402
 
-from engines.e2fgvi.checkpoint import load_e2fgvi  # noqa: E402
-from engines.e2fgvi.model import FIXED_FRAME, InpaintGenerator  # noqa: E402
-from engines.e2fgvi.offline import inpaint_offline  # noqa: E402
-from engines.e2fgvi.schedule import SlidingConfig  # noqa: E402
-from engines.e2fgvi.sliding import MemoryStore, SlidingInpainter  # noqa: E402
-from engines.e2fgvi.windows import dilate_mask, offline_windows  # noqa: E402
-from stream.buffers import Caps, VideoFrame  # noqa: E402
-from stream.elements.inpaint_e2fgvi import choose  # noqa: E402
-from stream.errors import CheckpointError, PropertyError  # noqa: E402
-from stream.picture import Picture  # noqa: E402
-from stream.registry import create  # noqa: E402
+from cleanfeed.engines.e2fgvi.checkpoint import load_e2fgvi  # noqa: E402
+from cleanfeed.engines.e2fgvi.model import FIXED_FRAME, InpaintGenerator  # noqa: E402
+from cleanfeed.engines.e2fgvi.offline import inpaint_offline  # noqa: E402
+from cleanfeed.engines.e2fgvi.schedule import SlidingConfig  # noqa: E402
+from cleanfeed.engines.e2fgvi.sliding import MemoryStore, SlidingInpainter  # noqa: E402
+from cleanfeed.engines.e2fgvi.windows import dilate_mask, offline_windows  # noqa: E402
+from cleanfeed.errors import CheckpointError, PropertyError  # noqa: E402
+from cleanfeed.stream.buffers import Caps, VideoFrame  # noqa: E402
+from cleanfeed.stream.elements.inpaint_e2fgvi import choose  # noqa: E402
+from cleanfeed.stream.picture import Picture  # noqa: E402
+from cleanfeed.stream.registry import create  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "goldens" / "e2fgvi_11f.npz"
 

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 
 from e2fgvi_weights import load_layout, seeded_state_dict  # noqa: E402
 
-from engines.e2fgvi.checkpoint import e2fgvi_from_state_dict, load_e2fgvi, variant_of  # noqa: E402
-from stream.errors import CheckpointError  # noqa: E402
+from cleanfeed.engines.e2fgvi.checkpoint import e2fgvi_from_state_dict, load_e2fgvi, variant_of  # noqa: E402
+from cleanfeed.errors import CheckpointError  # noqa: E402
 
 
 def meta_state(variant: str) -> dict[str, torch.Tensor]:

@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 
 from e2fgvi_weights import golden_clip, load_layout, seeded_state_dict  # noqa: E402
 
-from engines.e2fgvi.model import InpaintGenerator  # noqa: E402
-from engines.e2fgvi.offline import inpaint_offline  # noqa: E402
-from engines.e2fgvi.windows import dilate_mask  # noqa: E402
+from cleanfeed.engines.e2fgvi.model import InpaintGenerator  # noqa: E402
+from cleanfeed.engines.e2fgvi.offline import inpaint_offline  # noqa: E402
+from cleanfeed.engines.e2fgvi.windows import dilate_mask  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(),

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engines.e2fgvi.deform_conv import ModulatedDeformConv2d, modulated_deform_conv2d
+from cleanfeed.engines.e2fgvi.deform_conv import ModulatedDeformConv2d, modulated_deform_conv2d
 
 
 def _bilinear_mmcv(image: np.ndarray, h: float, w: float) -> np.ndarray:

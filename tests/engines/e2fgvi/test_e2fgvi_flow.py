@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from e2fgvi_weights import load_layout
 from seeded import crc32_of, fingerprint_stats, generator
 
-from engines.e2fgvi.flow import SPyNet, flow_warp
+from cleanfeed.engines.e2fgvi.flow import SPyNet, flow_warp
 
 PREFIX = "update_spynet."
 

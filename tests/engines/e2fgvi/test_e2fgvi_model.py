@@ -2,7 +2,7 @@
 
 The fingerprints were computed by upstream's own ``InpaintGenerator`` (MCG-NKU/E2FGVI @ 709cbe3,
 model/e2fgvi_hq.py, run from a scratch folder with mmcv stand-ins: ConvModule as a ``conv`` plus
-ReLU, and ``engines.e2fgvi.deform_conv.modulated_deform_conv2d`` as mmcv's deformable convolution)
+ReLU, and ``cleanfeed.engines.e2fgvi.deform_conv.modulated_deform_conv2d`` as mmcv's deformable convolution)
 with ``seeded_state_dict`` weights on the seeded frames of ``_frames``.
 """
 
@@ -13,7 +13,7 @@ import torch
 from e2fgvi_weights import crc32_of, load_layout, seeded_state_dict
 from seeded import fingerprint
 
-from engines.e2fgvi.model import Encoder, InpaintGenerator, check_frame_size, deconv
+from cleanfeed.engines.e2fgvi.model import Encoder, InpaintGenerator, check_frame_size, deconv
 
 FRAMES, LOCAL = 7, 5
 SIZE = (60, 108)

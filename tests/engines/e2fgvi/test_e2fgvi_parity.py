@@ -16,9 +16,9 @@ torch = pytest.importorskip("torch")
 
 from e2fgvi_weights import golden_clip, load_layout, seeded_state_dict  # noqa: E402
 
-from engines.e2fgvi.model import InpaintGenerator  # noqa: E402
-from engines.e2fgvi.offline import inpaint_offline  # noqa: E402
-from engines.e2fgvi.windows import offline_windows  # noqa: E402
+from cleanfeed.engines.e2fgvi.model import InpaintGenerator  # noqa: E402
+from cleanfeed.engines.e2fgvi.offline import inpaint_offline  # noqa: E402
+from cleanfeed.engines.e2fgvi.windows import offline_windows  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "goldens" / "e2fgvi_hq_20f.npz"
 

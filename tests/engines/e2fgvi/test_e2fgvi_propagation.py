@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from e2fgvi_weights import load_layout
 from seeded import crc32_of, fingerprint_stats, generator
 
-from engines.e2fgvi.flow import flow_warp
-from engines.e2fgvi.propagation import BidirectionalPropagation, SecondOrderDeformableAlignment
+from cleanfeed.engines.e2fgvi.flow import flow_warp
+from cleanfeed.engines.e2fgvi.propagation import BidirectionalPropagation, SecondOrderDeformableAlignment
 
 PREFIX = "feat_prop_module."
 CHANNEL = 128

@@ -14,10 +14,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engines.e2fgvi.regions import Box, SparseMask, window_region  # noqa: E402
-from engines.e2fgvi.schedule import SlidingConfig  # noqa: E402
-from engines.e2fgvi.sliding import SlidingInpainter, past_references  # noqa: E402
-from engines.e2fgvi.windows import MULTIPLE, dilate_mask  # noqa: E402
+from cleanfeed.engines.e2fgvi.regions import Box, SparseMask, window_region  # noqa: E402
+from cleanfeed.engines.e2fgvi.schedule import SlidingConfig  # noqa: E402
+from cleanfeed.engines.e2fgvi.sliding import SlidingInpainter, past_references  # noqa: E402
+from cleanfeed.engines.e2fgvi.windows import MULTIPLE, dilate_mask  # noqa: E402
 
 H, W = 240, 432
 

@@ -14,7 +14,7 @@ import torch
 from e2fgvi_weights import crc32_of, load_layout, seeded_state_dict
 from seeded import fingerprint
 
-from engines.e2fgvi.transformer import (
+from cleanfeed.engines.e2fgvi.transformer import (
     T2T,
     FusionFeedForward,
     SoftComp,

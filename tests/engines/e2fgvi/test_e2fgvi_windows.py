@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.e2fgvi.windows import Compositor, dilate_mask, offline_windows, pad_by_mirroring, padding, reference_ids
+from cleanfeed.engines.e2fgvi.windows import (
+    Compositor,
+    dilate_mask,
+    offline_windows,
+    pad_by_mirroring,
+    padding,
+    reference_ids,
+)
 
 
 def test_windows_of_a_23_frame_video() -> None:

@@ -13,8 +13,8 @@ pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs o
 
 from torch import nn  # noqa: E402
 
-from engines.runners import RunnerConfig, TensorSpec, get_runner  # noqa: E402
-from stream.errors import BackendError  # noqa: E402
+from cleanfeed.engines.runners import RunnerConfig, TensorSpec, get_runner  # noqa: E402
+from cleanfeed.errors import BackendError  # noqa: E402
 
 INPUTS = (
     TensorSpec("image", (1, 3, 16, 16)),
@@ -120,10 +120,10 @@ def test_reduced_precision_torch_on_cpu_keeps_a_float32_boundary(tiny: Tiny, pre
 
 
 def test_onnxruntime_cpu_chooses_the_cpu_provider_and_logs_it(tiny_onnx: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="engines.runners"):
+    with caplog.at_level(logging.INFO, logger="cleanfeed.engines.runners"):
         runner = ort_runner(tiny_onnx)
     assert runner.description.startswith("onnxruntime CPUExecutionProvider fp32")
-    assert [r.getMessage() for r in caplog.records if r.name == "engines.runners"] == [f"runner: {runner.description}"]
+    assert [r.getMessage() for r in caplog.records if r.name == "cleanfeed.engines.runners"] == [f"runner: {runner.description}"]
 
 
 def test_onnxruntime_fp16_on_cpu_needs_an_fp16_export(tiny_onnx: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engines.runners import engine_cache_dir
-from engines.runners.engine_cache import (
+from cleanfeed.engines.runners import engine_cache_dir
+from cleanfeed.engines.runners.engine_cache import (
     engine_key,
     engine_path,
     external_data_files,
@@ -18,7 +18,7 @@ from engines.runners.engine_cache import (
     timing_cache_path,
     write_atomic,
 )
-from stream.errors import BackendError
+from cleanfeed.errors import BackendError
 
 H100 = ("NVIDIA H100 80GB HBM3", (9, 0))
 PROFILES = {"point_coords": ((1, 1, 2), (1, 4, 2), (1, 34, 2)), "point_labels": ((1, 1), (1, 4), (1, 34))}

@@ -8,16 +8,16 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the runners need torch (pip install cleanfeed[torch])")
 
-from engines.runners import BACKENDS, PRECISIONS, RunnerConfig, TensorSpec, get_runner  # noqa: E402
-from engines.runners.base import parse_device, validate_profiles  # noqa: E402
-from engines.runners.onnxruntime_runner import (  # noqa: E402
+from cleanfeed.engines.runners import BACKENDS, PRECISIONS, RunnerConfig, TensorSpec, get_runner  # noqa: E402
+from cleanfeed.engines.runners.base import parse_device, validate_profiles  # noqa: E402
+from cleanfeed.engines.runners.onnxruntime_runner import (  # noqa: E402
     CPU_EP,
     CUDA_EP,
     TRT_EP,
     check_precision,
     plan_providers,
 )
-from stream.errors import BackendError, CleanfeedError  # noqa: E402
+from cleanfeed.errors import BackendError, CleanfeedError  # noqa: E402
 
 INPUTS = (TensorSpec("x", (1, "n", 2)),)
 OUTPUTS = (TensorSpec("y", (1, "n")),)

@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch", reason="the runners need torch (pip install
 
 from torch import nn  # noqa: E402
 
-from engines.runners import RunnerConfig, TensorSpec, get_runner  # noqa: E402
-from stream.errors import BackendError  # noqa: E402
+from cleanfeed.engines.runners import RunnerConfig, TensorSpec, get_runner  # noqa: E402
+from cleanfeed.errors import BackendError  # noqa: E402
 
 NO_CUDA = "needs a CUDA GPU: torch sees none on this machine (these run on the lent H100 or any NVIDIA machine)"
 NO_TRT = "TensorRT is not installed (no build can be installed on these machines)"

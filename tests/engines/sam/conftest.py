@@ -24,8 +24,8 @@ from PIL import Image
 from tiny_models import TINY_SAM
 from tiny_models import tiny_sam as make_tiny_sam
 
-from engines.sam.package import sam_package
-from engines.sam.variants import SamArch
+from cleanfeed.engines.sam.package import sam_package
+from cleanfeed.engines.sam.variants import SamArch
 
 
 def natural_image(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import torch
 
-from engines.checkpoints import checkpoint_sha256, identify, read_state_dict
-from engines.sam.checkpoint import arch_from_state_dict, load_sam, sam_from_state_dict
-from engines.sam.package import sam_package
-from engines.sam.variants import OFFICIAL_FILES, PIXEL_MEAN, PIXEL_STD, VARIANTS, SamArch, build
-from stream.errors import CheckpointError
+from cleanfeed.engines.checkpoints import checkpoint_sha256, identify, read_state_dict
+from cleanfeed.engines.sam.checkpoint import arch_from_state_dict, load_sam, sam_from_state_dict
+from cleanfeed.engines.sam.package import sam_package
+from cleanfeed.engines.sam.variants import OFFICIAL_FILES, PIXEL_MEAN, PIXEL_STD, VARIANTS, SamArch, build
+from cleanfeed.errors import CheckpointError
 
 # Parameter counts of the official models (image encoder + prompt encoder + mask decoder), as published.
 OFFICIAL_PARAMS = {"vit_b": 93_735_472, "vit_l": 312_342_832, "vit_h": 641_090_608}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from engines.sam.graphs import DECODER_PROFILES, ImageEncoderGraph, PromptDecoderGraph
+from cleanfeed.engines.sam.graphs import DECODER_PROFILES, ImageEncoderGraph, PromptDecoderGraph
 
 POINTS = torch.tensor([[[100.0, 200.0], [612.5, 300.25], [900.0, 40.0]]])
 LABELS = torch.tensor([[1, 0, 1]])

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from engines.runners import Runner, RunnerConfig, get_runner
-from engines.sam.graphs import ImageEncoderGraph, PromptDecoderGraph
-from engines.sam.predictor import SamMask, SamPrompt, SamSegmenter, mask_to_logits, open_segmenter
-from stream.errors import BackendError, CheckpointError, PromptError
+from cleanfeed.engines.runners import Runner, RunnerConfig, get_runner
+from cleanfeed.engines.sam.graphs import ImageEncoderGraph, PromptDecoderGraph
+from cleanfeed.engines.sam.predictor import SamMask, SamPrompt, SamSegmenter, mask_to_logits, open_segmenter
+from cleanfeed.errors import BackendError, CheckpointError, PromptError
 
 HEIGHT, WIDTH = 180, 320
 POINTS = np.array([[100.0, 60.0], [250.0, 120.0], [30.5, 170.25]])
@@ -211,8 +211,8 @@ def test_open_segmenter_torch_reads_the_checkpoint(
 def test_open_segmenter_onnxruntime_runs_the_export(
     tiny_checkpoint: Path, image: np.ndarray, segmenter: SamSegmenter, tmp_path: Path
 ) -> None:
-    from export.model_export import export_model
-    from export.sam import sam_spec
+    from cleanfeed.export.model_export import export_model
+    from cleanfeed.export.sam import sam_spec
 
     export_model(sam_spec(tiny_checkpoint), tmp_path, samples=1)
     opened = open_segmenter(tiny_checkpoint, None, RunnerConfig(backend="onnxruntime"), tmp_path)

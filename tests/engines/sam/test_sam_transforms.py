@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engines.sam.transforms import (
+from cleanfeed.engines.sam.transforms import (
     BilinearResizer,
     bilinear_taps,
     mask_to_logits,

@@ -1,4 +1,4 @@
-"""The app's run worker: ``python -m prompts.gui.worker JOB.json [APP_PID]``.
+"""The app's run worker: ``python -m cleanfeed.stream.gui.worker JOB.json [APP_PID]``.
 
 Runs the job's element specs as a pipeline in this process's main thread (so SIGTERM is the
 pipeline's graceful stop) and writes one JSON object per line on stdout: ``{"progress": {...}}``
@@ -29,8 +29,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from stream.errors import CleanfeedError, Interrupted
-from stream.logs import configure
+from cleanfeed.errors import CleanfeedError, Interrupted
+from cleanfeed.stream.logs import configure
 
 NICE = 19
 """Niceness added to the run (inherited by its element processes). 19, not 10: on this 2-core
@@ -39,7 +39,7 @@ against 97-139 / 170-238 ms at 10, and the run kept its speed (bench/results/202
 NICE_ENV = "CLEANFEED_GUI_RUN_NICE"
 """Overrides :data:`NICE` (0 = the app's priority); for benchmarks."""
 
-log = logging.getLogger("prompts.gui.worker")
+log = logging.getLogger("cleanfeed.stream.gui.worker")
 
 
 def niceness() -> int:
@@ -76,7 +76,7 @@ def _die_with(parent: int | None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from stream.cli.execute import build
+    from cleanfeed.stream.cli.execute import build
 
     configure("info")
     _die_with(int(argv[1]) if len(argv) > 1 else None)

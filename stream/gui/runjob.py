@@ -2,7 +2,7 @@
 
 The run is built from the same arguments `cleanfeed run` parses (``run_argv``), so the page
 can show the command line that reproduces it with the downloaded prompt file. It runs in a
-child process (``python -m prompts.gui.worker``) that starts the pipeline's own element
+child process (``python -m cleanfeed.stream.gui.worker``) that starts the pipeline's own element
 processes at a lower CPU priority (see worker.py): the page's process only reads progress
 lines, and its threads come first for the CPU, so clicks stay fast while it runs.
 Cancel sends the worker SIGTERM, which the pipeline treats as a graceful stop (the source
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream.cli import run as run_cli
+from cleanfeed.stream.cli import run as run_cli
 
 SEGMENT_ENGINES = ("auto", "classical", "sam")
 TRACK_ENGINES = ("auto", "classical", "deaot")
@@ -153,7 +153,7 @@ class RunJob:
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "prompts.gui.worker", str(job), str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "cleanfeed.stream.gui.worker", str(job), str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=env, cwd=str(workdir),
         )
         self._started = time.monotonic()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from logo_clip import write_logo_clip
 
-from bench.gui_click import CHROMIUM, CHROMIUM_ARGS, free_port, wait_http
+from cleanfeed.bench.gui_click import CHROMIUM, CHROMIUM_ARGS, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 W, H, FRAMES, RATE = 320, 180, 48, 24
@@ -70,7 +70,7 @@ def gui_url(tmp_path: Path):  # type: ignore[no-untyped-def]
     (tmp_path / "apptmp").mkdir()
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False", TMPDIR=str(tmp_path / "apptmp"))
     log = (tmp_path / "gui.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli.main", "gui", "--port", str(port), "--workdir",
+    proc = subprocess.Popen([sys.executable, "-m", "cleanfeed.stream.cli.main", "gui", "--port", str(port), "--workdir",
                              str(tmp_path / "work"), "--max-upload-mb", "50"], env=env, stdout=log, stderr=log)
     try:
         url = f"http://127.0.0.1:{port}/"

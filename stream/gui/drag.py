@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from stream.errors import PromptError
+from cleanfeed.errors import PromptError
 
 ELEM_ID = "cf-drag"
 """The hidden textbox the script writes the dragged box into."""

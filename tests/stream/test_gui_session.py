@@ -10,18 +10,18 @@ import pytest
 from logo_clip import write_logo_clip
 from media import make_video
 
-from prompts.gui.book import PromptBook
-from prompts.gui.masker import ClassicalMasker
-from prompts.gui.runjob import RunSettings, build_specs, command_line, run_argv
-from prompts.gui.session import GuiConfig, Session
-from prompts.gui.video import FrameStore
-from prompts.promptfile import load_prompts
-from prompts.shapes import Box, Point
-from stream.buffers import VideoFrame
-from stream.errors import MediaError, PromptError
-from stream.media.open import InputOptions
-from stream.media.reader import MediaReader, ReaderOptions
-from stream.picture import Picture
+from cleanfeed.errors import MediaError, PromptError
+from cleanfeed.prompts.promptfile import load_prompts
+from cleanfeed.prompts.shapes import Box, Point
+from cleanfeed.stream.buffers import VideoFrame
+from cleanfeed.stream.gui.book import PromptBook
+from cleanfeed.stream.gui.masker import ClassicalMasker
+from cleanfeed.stream.gui.runjob import RunSettings, build_specs, command_line, run_argv
+from cleanfeed.stream.gui.session import GuiConfig, Session
+from cleanfeed.stream.gui.video import FrameStore
+from cleanfeed.stream.media.open import InputOptions
+from cleanfeed.stream.media.reader import MediaReader, ReaderOptions
+from cleanfeed.stream.picture import Picture
 
 W, H = 160, 96
 LOGO = (100, 20, 140, 52)
@@ -161,7 +161,7 @@ def test_a_dragged_box_outside_the_frame_or_too_small_is_refused_and_changes_not
 
 
 def test_the_drag_message_from_the_page() -> None:
-    from prompts.gui.drag import DRAG_JS, ELEM_ID, THRESHOLD_PX, parse_drag
+    from cleanfeed.stream.gui.drag import DRAG_JS, ELEM_ID, THRESHOLD_PX, parse_drag
 
     assert parse_drag("194,34,265,95 #1") == (194.0, 34.0, 265.0, 95.0)
     assert parse_drag("  5,6,7,8  ") == (5.0, 6.0, 7.0, 8.0)
@@ -252,7 +252,7 @@ def test_a_run_needs_a_prompt(session: Session, clip: Path) -> None:
 def test_gui_without_gradio_says_how_to_install(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     import sys
 
-    from stream.cli.main import main
+    from cleanfeed.stream.cli.main import main
 
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
     assert main(["gui", "--port", "9"]) == 2
@@ -263,7 +263,7 @@ def test_other_commands_do_not_import_gradio() -> None:
     import subprocess
     import sys
 
-    code = "import sys, stream.cli.main as m; m._build_parser(); print('gradio' in sys.modules)"
+    code = "import sys, cleanfeed.stream.cli.main as m; m._build_parser(); print('gradio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(Path(__file__).resolve().parents[2]))
     assert out.stdout.strip() == "False"

@@ -15,9 +15,9 @@ from typing import Any
 import av
 import numpy as np
 
-from prompts.gui.overlay import paint_masks
-from stream import registry
-from stream.buffers import Caps, VideoFrame
+from cleanfeed.stream import registry
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.gui.overlay import paint_masks
 
 FrameAt = Callable[[int], VideoFrame]
 

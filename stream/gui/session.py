@@ -20,15 +20,23 @@ from pathlib import Path
 
 import numpy as np
 
-from prompts.gui.book import FramePrompt, PromptBook
-from prompts.gui.masker import Masker, MaskResult, open_masker
-from prompts.gui.overlay import draw_box, draw_corner, draw_points, paint_masks
-from prompts.gui.preview import preview_clip, track_masks
-from prompts.gui.runjob import RunJob, RunSettings, RunStatus, build_specs, command_line, launch_line, run_argv
-from prompts.gui.video import FrameStore, VideoFacts, check_upload
-from prompts.promptfile import load_prompts, save_prompts
-from prompts.shapes import Box, ObjectPrompt, Point
-from stream.errors import MediaError, PromptError
+from cleanfeed.errors import MediaError, PromptError
+from cleanfeed.prompts.promptfile import load_prompts, save_prompts
+from cleanfeed.prompts.shapes import Box, ObjectPrompt, Point
+from cleanfeed.stream.gui.book import FramePrompt, PromptBook
+from cleanfeed.stream.gui.masker import Masker, MaskResult, open_masker
+from cleanfeed.stream.gui.overlay import draw_box, draw_corner, draw_points, paint_masks
+from cleanfeed.stream.gui.preview import preview_clip, track_masks
+from cleanfeed.stream.gui.runjob import (
+    RunJob,
+    RunSettings,
+    RunStatus,
+    build_specs,
+    command_line,
+    launch_line,
+    run_argv,
+)
+from cleanfeed.stream.gui.video import FrameStore, VideoFacts, check_upload
 
 MODES = ("positive", "negative", "box")
 """What a click on the frame does: a point on the object, a point off it, a box corner."""

@@ -23,13 +23,13 @@ from typing import Any
 import av
 import av.error
 
-from stream.buffers import Caps, VideoFrame
-from stream.errors import MediaError
-from stream.media.decode import fill_picture
-from stream.media.naming import Kind, kind_of, local_path
-from stream.media.open import InputOptions, open_input
-from stream.media.reader import MediaReader, ReaderOptions
-from stream.picture import Picture
+from cleanfeed.errors import MediaError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.media.decode import fill_picture
+from cleanfeed.stream.media.naming import Kind, kind_of, local_path
+from cleanfeed.stream.media.open import InputOptions, open_input
+from cleanfeed.stream.media.reader import MediaReader, ReaderOptions
+from cleanfeed.stream.picture import Picture
 
 CACHE_BYTES = 256 * 1024 * 1024
 """Decoded frames kept for scrubbing back and forth (about 80 1080p frames)."""

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from logo_clip import write_logo_clip
 
-from prompts.gui.masker import ClassicalMasker
-from prompts.gui.session import GuiConfig, Session
-from prompts.gui.worker import NICE, NICE_ENV, niceness
+from cleanfeed.stream.gui.masker import ClassicalMasker
+from cleanfeed.stream.gui.session import GuiConfig, Session
+from cleanfeed.stream.gui.worker import NICE, NICE_ENV, niceness
 
 W, H = 160, 96
 LOGO = (100, 20, 140, 52)

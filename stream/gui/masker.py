@@ -15,11 +15,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from prompts.shapes import ObjectPrompt
-from stream.buffers import Caps, VideoFrame
-from stream.elements.segment import Segment
-from stream.elements.segment_sam import choose
-from stream.errors import CleanfeedError
+from cleanfeed.errors import CleanfeedError
+from cleanfeed.prompts.shapes import ObjectPrompt
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.elements.segment import Segment
+from cleanfeed.stream.elements.segment_sam import choose
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,9 @@ class SamMasker:
 
     def __init__(self, checkpoint: str, model: str | None, device: str = "auto", precision: str = "fp32",
                  why: str = "") -> None:
-        from engines.models import auto_device
-        from engines.runners.base import RunnerConfig
-        from engines.sam.predictor import open_segmenter
+        from cleanfeed.engines.models import auto_device
+        from cleanfeed.engines.runners.base import RunnerConfig
+        from cleanfeed.engines.sam.predictor import open_segmenter
 
         config = RunnerConfig(backend="torch", device=auto_device(device), precision=precision)
         self._segmenter: Any = open_segmenter(checkpoint, model, config)
@@ -89,7 +89,7 @@ class SamMasker:
             self._image_key = frame.seq
 
     def mask(self, caps: Caps, frame: VideoFrame, prompt: ObjectPrompt) -> MaskResult:
-        from engines.sam.predictor import SamPrompt
+        from cleanfeed.engines.sam.predictor import SamPrompt
 
         if prompt.box is None and not prompt.points:
             return self._fallback.mask(caps, frame, prompt)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from stream import registry
-from stream.errors import CleanfeedError
+from cleanfeed.errors import CleanfeedError
+from cleanfeed.stream import registry
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ def _element_engines(factory: str) -> list[str]:
 
 def stage_choices(models: str | None) -> list[StageChoices]:
     """Segment, track and inpaint choices for the models folder ``models``."""
-    from stream.elements.segment_sam import choose as choose_sam
-    from stream.elements.track_deaot import choose as choose_deaot
+    from cleanfeed.stream.elements.segment_sam import choose as choose_sam
+    from cleanfeed.stream.elements.track_deaot import choose as choose_deaot
 
     out = []
     for stage, neural, choose in (("segment", "sam", choose_sam), ("track", "deaot", choose_deaot)):

@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("gradio")
 
-from bench.gui_click import free_port  # noqa: E402
-from prompts.gui.app import run_outcome  # noqa: E402
-from prompts.gui.runjob import RunStatus  # noqa: E402
+from cleanfeed.bench.gui_click import free_port  # noqa: E402
+from cleanfeed.stream.gui.app import run_outcome  # noqa: E402
+from cleanfeed.stream.gui.runjob import RunStatus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def test_the_status_line_shows_how_the_run_ended(state: str, message: str, shown
 def test_start_up_prints_the_address_and_no_share_advice(tmp_path: Path) -> None:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli.main", "gui", "--port", str(port), "--workdir",
+    proc = subprocess.Popen([sys.executable, "-m", "cleanfeed.stream.cli.main", "gui", "--port", str(port), "--workdir",
                              str(tmp_path / "work")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = ""
     try:

@@ -1,10 +1,10 @@
-"""The Gradio page: layout and wiring only; every action is a prompts.gui.session.Session method.
+"""The Gradio page: layout and wiring only; every action is a cleanfeed.stream.gui.session.Session method.
 
 Handlers never raise: a CleanfeedError becomes the status line (in red), anything else an
 "internal error" line with the details in the log, and the session keeps what it had. Each
 browser tab has its own Session (a folder under the app's work directory). A timer polls the
 run's progress; that handler only reads the run's status, so it answers at once whatever
-else is going on. Gradio's image has no drag event: a script (prompts/gui/drag.py) turns a
+else is going on. Gradio's image has no drag event: a script (stream/gui/drag.py) turns a
 drag on the frame into a hidden textbox's change, handled like the 2-click box.
 
 The frame goes to the browser as a JPEG file the app encodes (quality 90, ~10 ms for 1080p),
@@ -31,15 +31,15 @@ from typing import Any
 import cv2
 import gradio as gr
 
-from prompts.gui.book import FramePrompt
-from prompts.gui.choices import stage_choices
-from prompts.gui.drag import DRAG_JS, ELEM_ID, parse_drag
-from prompts.gui.masker import Masker, MaskResult, open_masker
-from prompts.gui.overlay import colour_hex
-from prompts.gui.runjob import CODECS, RunStatus
-from prompts.gui.session import MODES, GuiConfig, Session
-from stream.buffers import Caps, VideoFrame
-from stream.errors import CleanfeedError
+from cleanfeed.errors import CleanfeedError
+from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.gui.book import FramePrompt
+from cleanfeed.stream.gui.choices import stage_choices
+from cleanfeed.stream.gui.drag import DRAG_JS, ELEM_ID, parse_drag
+from cleanfeed.stream.gui.masker import Masker, MaskResult, open_masker
+from cleanfeed.stream.gui.overlay import colour_hex
+from cleanfeed.stream.gui.runjob import CODECS, RunStatus
+from cleanfeed.stream.gui.session import MODES, GuiConfig, Session
 
 log = logging.getLogger(__name__)
 
@@ -415,6 +415,6 @@ def build_app(config: AppConfig) -> gr.Blocks:
 
         timer.tick(on_tick, [state], [bar, progress, result, downloads, status], show_progress="hidden")
         demo.load(lambda s: session_of(s), [state], [state])
-        demo.load(None, None, None, js=DRAG_JS)  # mouse down, move, up on the frame: a box (prompts/gui/drag.py)
+        demo.load(None, None, None, js=DRAG_JS)  # mouse down, move, up on the frame: a box (stream/gui/drag.py)
     return demo
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from prompts.shapes import Box, Point
+from cleanfeed.prompts.shapes import Box, Point
 
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (255, 60, 60), (40, 150, 255), (60, 220, 90), (255, 200, 0),

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from prompts.shapes import Box, ObjectPrompt, Point
-from stream.errors import PromptError
+from cleanfeed.errors import PromptError
+from cleanfeed.prompts.shapes import Box, ObjectPrompt, Point
 
 MAX_OBJECTS = 255
 UNDO_DEPTH = 200
