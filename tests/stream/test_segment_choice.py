@@ -71,14 +71,20 @@ def test_missing_checkpoint_file_fails_when_the_element_is_built(tmp_path: Path)
         create("segment", {"box": (1, 1, 5, 5), "checkpoint": str(tmp_path / "nope.pth")})
 
 
-def test_engine_choice_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_engine_choice_is_said_once_by_the_command_not_logged_by_the_element(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The command prints every stage's engine in one line (Pipeline.engine_choices); the element's
+    own start says nothing at the default level, so the choice is never said twice."""
     from cleanfeed.stream.buffers import Caps
+    from cleanfeed.stream.element import EngineChoice
 
-    seg = create("segment", {"box": (1, 1, 9, 9)})
+    seg = create("segment", {"box": (1, 1, 9, 9), "models": str(tmp_path)})
+    assert seg.engine_choice() == EngineChoice("GrabCut", "no SAM checkpoint", str(tmp_path))
     with caplog.at_level(logging.INFO):
         seg.start(Caps(width=32, height=32, rate=Fraction(25), time_base=Fraction(1, 25)))
-    said = [r.getMessage() for r in caplog.records if "engine" in r.getMessage()]
-    assert len(said) == 1 and "classical engine (GrabCut): no SAM checkpoint in" in said[0]
+    assert not [r.getMessage() for r in caplog.records if "engine" in r.getMessage()]
+    classical = create("segment", {"box": (1, 1, 9, 9), "engine": "classical"})
+    assert classical.engine_choice() == EngineChoice("GrabCut", "engine=classical")
 
 
 def test_cli_sam_flags_build_the_segment_element(tmp_path: Path) -> None:
