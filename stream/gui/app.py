@@ -405,8 +405,8 @@ def build_app(config: AppConfig) -> gr.Blocks:
             bar_html = f"<div id='cf-progress'><div style='width:{pct}%'></div></div>"
             text = status_now.describe()
             run = s.run
-            if status_now.finished and not getattr(run, "shown", False):
-                run.shown = True  # type: ignore[attr-defined]
+            if status_now.finished and not run.shown:
+                run.shown = True
                 files = [str(p) for p in (run.video, run.job.masks_zip if run.job else None, run.prompts)
                          if p is not None and Path(p).is_file()]
                 video = str(run.video) if run.video.is_file() else None
