@@ -62,6 +62,10 @@ class Point:
         if not (0 <= self.x < width and 0 <= self.y < height):
             raise PromptError(f"point {self.x:g},{self.y:g} must lie inside the {width}x{height} frame")
 
+    def __str__(self) -> str:
+        """``X,Y,L`` as :func:`parse_point` reads it (L=1 on the object, 0 off it)."""
+        return f"{self.x:g},{self.y:g},{int(self.positive)}"
+
 
 @dataclass(frozen=True)
 class ObjectPrompt:

@@ -11,11 +11,13 @@ exit codes, so no output would be finalized. This module is the first the server
 which its children inherit until ``child_main`` installs their own handling.
 
 The server leaves when the process that started it does (it reads end-of-file on a pipe that
-only that process keeps open; see :func:`let_go_of_fork_server`).
+only that process keeps open; see :func:`let_go_of_fork_server`). A child asks to die with its
+parent through :func:`die_with_parent` (element processes, and the web app's run worker).
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -26,6 +28,8 @@ START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 PRELOAD = ["cleanfeed.stream.forking", "cleanfeed.stream.supervisor"]
 """What the fork server imports before it forks anything: this module first, then the runtime."""
 _SERVER_MAIN = "from multiprocessing.forkserver import main"
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 
 
 def in_fork_server() -> bool:
@@ -42,6 +46,34 @@ def let_go_of_fork_server() -> None:
     if fd is not None:
         os.close(fd)
         server._forkserver_alive_fd = None  # type: ignore[union-attr]
+
+
+def prctl(option: int, arg: int | bytes) -> None:
+    """Linux's prctl(2) for this process; nothing elsewhere."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
+
+
+def die_with_parent(signum: int, watched: int | None = None) -> bool:
+    """PR_SET_PDEATHSIG: the kernel sends this process ``signum`` when the process that started it
+    dies, even by SIGKILL. False when that parent (or ``watched``, a process this one serves)
+    died before the request took effect: no signal will come, the caller must leave by itself."""
+    parent = os.getppid()
+    try:
+        prctl(PR_SET_PDEATHSIG, int(signum))
+    except (OSError, AttributeError):  # no prctl in this libc: nothing to watch with
+        return True
+    return os.getppid() == parent and (watched is None or _alive(watched))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 if in_fork_server():

@@ -65,7 +65,6 @@ frames were lost.
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import importlib.util
 import logging
@@ -94,7 +93,7 @@ import zmq
 from cleanfeed.errors import ElementError
 from cleanfeed.stream.buffers import VideoFrame
 from cleanfeed.stream.element import Element, Sink, Source
-from cleanfeed.stream.forking import PRELOAD, START_METHOD, let_go_of_fork_server
+from cleanfeed.stream.forking import PR_SET_NAME, PRELOAD, START_METHOD, die_with_parent, let_go_of_fork_server, prctl
 from cleanfeed.stream.links import LastFrame, ZmqInlet, ZmqOutlet, ZmqReporter
 from cleanfeed.stream.logs import configure
 from cleanfeed.stream.picture import Picture
@@ -105,8 +104,6 @@ from cleanfeed.stream.wire import pack, unpack
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
-PR_SET_NAME = 15
 EXTRA_SLOTS = 4
 RESTART_TIMEOUT_S = 30.0
 """How long a restart may wait for the dead stage's receiver to reset its end."""
@@ -509,33 +506,16 @@ def load_class(module: str, qualname: str, file: str | None) -> type[Element]:
 
 
 def _die_with_parent(supervisor: int) -> None:
-    """PR_SET_PDEATHSIG: the kernel kills this child when the process that started it dies,
-    even by SIGKILL. That is the supervisor, or the fork server, which leaves when the
-    supervisor does; either way no element outlives its run."""
-    parent = os.getppid()
-    _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    if os.getppid() != parent or not _alive(supervisor):  # it died before prctl took effect
+    """The kernel kills this child when the process that started it dies, even by SIGKILL. That
+    is the supervisor, or the fork server, which leaves when the supervisor does; either way no
+    element outlives its run (cleanfeed.stream.forking.die_with_parent)."""
+    if not die_with_parent(signal.SIGKILL, supervisor):  # it died before prctl took effect
         os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _name_process(element: str) -> None:
     """``cf:NAME`` as the process name, so top and ps tell the elements apart."""
-    _prctl(PR_SET_NAME, f"cf:{element}"[:15].encode())
-
-
-def _prctl(option: int, arg: int | bytes) -> None:
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(option, arg, 0, 0, 0)
+    prctl(PR_SET_NAME, f"cf:{element}"[:15].encode())
 
 
 def child_main(blob: bytes) -> None:

@@ -1,17 +1,23 @@
 """`cleanfeed run`: the usual chain (segment, track, dilate, inpaint) in one short command.
 
-It only builds element specs and hands them to the pipeline, so everything it does can also be
-written as a `cleanfeed launch` line; `--print-pipeline` shows that line.
+Its command line becomes a cleanfeed.stream.recipe.RunOptions (:func:`options`), the recipe's
+``chain`` turns that into element specs and the pipeline runs them, so everything it does can
+also be written as a `cleanfeed launch` line; `--print-pipeline` shows that line. The options'
+spelling is this module's business: :data:`FLAGS` names them in errors, :func:`argv` writes the
+command line that gives a RunOptions (the web app shows it).
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+from dataclasses import fields
 from typing import Any
 
-from cleanfeed.errors import PromptError, PropertyError
+from cleanfeed.errors import PropertyError
 from cleanfeed.prompts.shapes import parse_box, parse_point
+from cleanfeed.stream import recipe
+from cleanfeed.stream.recipe import ElementSpec, RunOptions
 
 
 def add_parser(sub: Any) -> None:
@@ -88,74 +94,44 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
-def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
-    """The element specs for the run command's arguments."""
-    has_prompt = bool(args.box or args.point or args.mask or args.prompts)
-    if args.masks and has_prompt:
-        raise PromptError("--masks replaces segmenting and tracking: give it without --box/--point/--mask/--prompts")
-    if not args.masks and not has_prompt:
-        raise PromptError("nothing to remove: give --box, --point, --mask, --prompts or --masks")
-    if args.max_latency is not None and not args.live:
-        raise PropertyError("--max-latency needs --live (a budget per frame only means something for a live output)")
-    if args.max_latency is not None and args.max_latency <= 0:
-        raise PropertyError(f"--max-latency must be > 0 ms, got {args.max_latency:g}")
-    for flag in ("sam", "deaot", "e2fgvi"):
-        if args.classical and getattr(args, flag):
-            raise PromptError(f"--classical and --{flag} contradict each other: give one")
-    seg: dict[str, Any] = {"frame": args.frame}
-    track: dict[str, Any] = {}
-    inpaint: dict[str, Any] = {"window": args.window}
-    models = {"sam": seg, "deaot": track, "e2fgvi": inpaint}
-    for flag, props in models.items():
-        if args.classical:
-            props["engine"] = "classical"
+OPTION_DEST = {"points": "point"}
+"""RunOptions fields whose option has another name (``--point``, repeated); every other field
+is the option ``--FIELD`` (underscores as dashes), INPUT and ``-o/--output``."""
+NOT_OPTIONS = ("segment_engine", "track_engine", "inpaint_engine")
+"""RunOptions fields run has no option for (the web app's per-stage engines; the launch line shows them)."""
+
+
+def options(args: argparse.Namespace) -> RunOptions:
+    """The run's options from its parsed command line (a bad --box or --point is a PromptError)."""
+    values = {f.name: getattr(args, OPTION_DEST.get(f.name, f.name)) for f in fields(RunOptions)
+              if f.name not in NOT_OPTIONS}
+    values["box"] = parse_box(args.box) if args.box else None
+    values["points"] = tuple(parse_point(t) for t in args.point)
+    return RunOptions(**values)
+
+
+def argv(opts: RunOptions) -> list[str]:
+    """`cleanfeed run` arguments (without the program name) that give ``opts``: INPUT, -o OUTPUT
+    and every option whose value is not its default, in RunOptions' order. Per-stage engines
+    (:data:`NOT_OPTIONS`) have no option and are left out."""
+    out = ["run", opts.input, "-o", opts.output]
+    for f in fields(RunOptions):
+        value = getattr(opts, f.name)
+        if f.name in ("input", "output", *NOT_OPTIONS) or value == f.default:
             continue
-        if getattr(args, flag):
-            props |= {"engine": flag, "checkpoint": getattr(args, flag)}
-        if args.models:
-            props["models"] = args.models
-        for key, default in (("device", "auto"), ("precision", "fp32"), ("backend", "torch")):
-            if getattr(args, key) != default:
-                props[key] = getattr(args, key)
-    if args.inpaint_mode != "stream":
-        inpaint["mode"] = args.inpaint_mode
-    if args.region != "auto":
-        inpaint["region"] = args.region
-    if args.max_latency is not None and args.fallback != "inpaint":
-        inpaint["fallback"] = args.fallback
-    source: dict[str, Any] = {"location": args.input}
-    if args.reconnect_timeout is not None:
-        if args.reconnect_timeout < 0:
-            raise PropertyError(f"--reconnect-timeout must be >= 0 s, got {args.reconnect_timeout:g}")
-        source["reconnect_timeout"] = args.reconnect_timeout
-    specs: list[tuple[str, dict[str, Any]]] = [("filesrc", source)]
-    if args.masks:
-        specs.append(("loadmask", {"location": args.masks}))
-    else:
-        if args.box:
-            seg["box"] = parse_box(args.box).as_tuple()
-        if args.point:
-            pts = [parse_point(t) for t in args.point]
-            seg["points"] = ";".join(f"{p.x:g},{p.y:g},{int(p.positive)}" for p in pts)
-        if args.mask:
-            seg["mask_file"] = args.mask
-        if args.prompts:
-            seg["prompts_file"] = args.prompts
-        specs += [("segment", seg), ("track", track)]
-    if args.save_masks:
-        specs.append(("savemask", {"location": args.save_masks}))
-    dilate = args.dilate if args.dilate is not None else (0 if args.masks else 8)
-    if dilate:
-        specs.append(("dilate", {"pixels": dilate}))
-    specs.append(("inpaint", inpaint))
-    if args.output == "-":
-        specs.append(("stdoutsink", {}))  # tune=zerolatency by default
-    else:
-        sink: dict[str, Any] = {"location": args.output, "codec": args.codec, "crf": args.crf, "preset": args.preset}
-        if args.live and args.codec in ("h264", "hevc"):
-            sink["tune"] = "zerolatency"
-        specs.append(("filesink", sink))
-    return specs
+        flag = "--" + OPTION_DEST.get(f.name, f.name).replace("_", "-")
+        if value is True:
+            out.append(flag)
+            continue
+        for one in value if isinstance(value, tuple) else (value,):
+            text = f"{one:g}" if isinstance(one, float) else str(one)
+            out += [f"{flag}={text}"] if text.startswith("-") else [flag, text]
+    return out
+
+
+def command_line(opts: RunOptions) -> str:
+    """The shell command that runs ``opts``."""
+    return "cleanfeed " + shlex.join(argv(opts))
 
 
 FLAGS: dict[tuple[str, str], str] = {
@@ -173,13 +149,11 @@ FLAGS: dict[tuple[str, str], str] = {
 """The element property each of run's options sets, so an error names the option the user typed."""
 
 
-def build_pipeline(specs: list[tuple[str, dict[str, Any]]]) -> Any:
-    """The pipeline for ``specs``; a bad value is said in terms of run's own options (``--window
+def build_elements(specs: list[ElementSpec]) -> list[Any]:
+    """The elements for ``specs``; a bad value is said in terms of run's own options (``--window
     must be <= 30, got 99``), not of the element property it was turned into."""
-    from cleanfeed.stream.cli.execute import build
-
     try:
-        return build(specs)
+        return recipe.elements(specs)
     except PropertyError as err:
         flag = FLAGS.get((err.element, err.prop))
         if flag is None or not err.rule:
@@ -187,7 +161,8 @@ def build_pipeline(specs: list[tuple[str, dict[str, Any]]]) -> Any:
         raise PropertyError(f"{flag} {err.rule}", element=err.element, prop=err.prop, rule=err.rule) from None
 
 
-def launch_line(specs: list[tuple[str, dict[str, Any]]]) -> str:
+def launch_line(specs: list[ElementSpec] | list[tuple[str, dict[str, Any]]]) -> str:
+    """``specs`` as a `cleanfeed launch` pipeline."""
     def value(v: Any) -> str:
         text = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
         return shlex.quote(text) if any(c.isspace() or c in "!'\"" for c in text) else text
@@ -198,17 +173,16 @@ def launch_line(specs: list[tuple[str, dict[str, Any]]]) -> str:
 def main(args: argparse.Namespace) -> int:
     from cleanfeed.stream.cli.execute import execute
 
-    specs = chain(args)
-    pipeline = build_pipeline(specs)
+    opts = options(args)
+    specs = recipe.chain(opts)
+    elements = build_elements(specs)
     if args.print_pipeline:
         print(launch_line(specs))
         return 0
-    pipeline.live = args.live
-    pipeline.latency_ms = args.max_latency
-    pipeline.latency_label = "--max-latency"
     if args.max_restarts < 0:
         raise PropertyError(f"--max-restarts must be >= 0, got {args.max_restarts}")
-    pipeline.max_restarts = args.max_restarts
+    pipeline = recipe.pipeline(opts, elements, max_restarts=args.max_restarts)
+    pipeline.latency_label = "--max-latency"
     execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
             metrics_port=args.metrics_port, metrics_host=args.metrics_host, fail_on_late=args.fail_on_late)
     return 0

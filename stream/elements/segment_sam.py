@@ -42,6 +42,19 @@ def choose(engine: str, checkpoint: str | None, model: str, models: str | None) 
     return choose_model(SAM, engine, checkpoint, model, models)
 
 
+def sam_prompt(prompt: ObjectPrompt, mask_logits: np.ndarray | None = None) -> Any:
+    """SAM's prompt (cleanfeed.engines.sam.predictor.SamPrompt) for one object: its points as an
+    (N, 2) float32 array with (N,) int64 labels (1 on the object, 0 off it), its box as floats,
+    and ``mask_logits``, a mask prompt already turned into SAM's low-res logits. The one
+    conversion from the prompt data to SAM's arrays, for the element and the web app's clicks."""
+    from cleanfeed.engines.sam.predictor import SamPrompt
+
+    points = np.array([[pt.x, pt.y] for pt in prompt.points], np.float32).reshape(-1, 2)
+    labels = np.array([int(pt.positive) for pt in prompt.points], np.int64)
+    box = tuple(float(v) for v in prompt.box.as_tuple()) if prompt.box is not None else None
+    return SamPrompt(points, labels, box, mask_logits)
+
+
 class SamEngine:
     """One SAM model for the element's lifetime: the encoder runs once per prompted frame and the
     decoder once per object on it."""
@@ -108,18 +121,13 @@ class SamEngine:
         ``masks`` holds the objects' mask files (already loaded): given with a box or points,
         a mask becomes SAM's mask prompt. The image is encoded once for all objects.
         """
-        from cleanfeed.engines.sam.predictor import SamPrompt
         from cleanfeed.engines.sam.transforms import mask_to_logits
 
         self._segmenter.set_image(rgb)
         out: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
         for p in prompts:
-            points = np.array([[pt.x, pt.y] for pt in p.points], np.float32).reshape(-1, 2)
-            labels = np.array([int(pt.positive) for pt in p.points], np.int64)
             given = masks.get(p.obj_id)
             logits = mask_to_logits(given) if given is not None else None
-            box = tuple(float(v) for v in p.box.as_tuple()) if p.box is not None else None
-            result = self._segmenter.predict(SamPrompt(points, labels, box, logits),
-                                             multimask=self.multimask, refine=self.refine)
+            result = self._segmenter.predict(sam_prompt(p, logits), multimask=self.multimask, refine=self.refine)
             out[p.obj_id] = (result.mask, {"score": round(float(result.score), 4), "mask_index": int(result.index)})
         return out

@@ -17,9 +17,9 @@ import numpy as np
 
 from cleanfeed.errors import CleanfeedError
 from cleanfeed.prompts.shapes import ObjectPrompt
+from cleanfeed.stream import registry
 from cleanfeed.stream.buffers import Caps, VideoFrame
-from cleanfeed.stream.elements.segment import Segment
-from cleanfeed.stream.elements.segment_sam import choose
+from cleanfeed.stream.elements.segment_sam import choose, sam_prompt
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,6 @@ class Masker(Protocol):
     def close(self) -> None: ...
 
 
-def _points(prompt: ObjectPrompt) -> str | None:
-    return ";".join(f"{p.x:g},{p.y:g},{int(p.positive)}" for p in prompt.points) or None
-
-
 class ClassicalMasker:
     """GrabCut through the `segment` element (see the module doc)."""
 
@@ -54,9 +50,15 @@ class ClassicalMasker:
         self.name = "classical (GrabCut)" + (f": {why}" if why else "")
 
     def mask(self, caps: Caps, frame: VideoFrame, prompt: ObjectPrompt) -> MaskResult:
-        seg = Segment(engine="classical", iterations=self.iterations, frame=frame.seq, object_id=prompt.obj_id,
-                      box=prompt.box.as_tuple() if prompt.box is not None else None,
-                      points=_points(prompt), mask_file=prompt.mask)
+        props: dict[str, Any] = {"engine": "classical", "iterations": self.iterations, "frame": frame.seq,
+                                 "object_id": prompt.obj_id}
+        if prompt.box is not None:
+            props["box"] = prompt.box.as_tuple()
+        if prompt.points:
+            props["points"] = ";".join(map(str, prompt.points))
+        if prompt.mask is not None:
+            props["mask_file"] = prompt.mask
+        seg = registry.create("segment", props)
         seg.start(caps)
         work = VideoFrame.new(frame.seq, frame.pts, frame.time_base, frame.picture)
         out = seg.process(work)[0]
@@ -89,15 +91,10 @@ class SamMasker:
             self._image_key = frame.seq
 
     def mask(self, caps: Caps, frame: VideoFrame, prompt: ObjectPrompt) -> MaskResult:
-        from cleanfeed.engines.sam.predictor import SamPrompt
-
         if prompt.box is None and not prompt.points:
             return self._fallback.mask(caps, frame, prompt)
         self.embed(frame)
-        points = np.array([[p.x, p.y] for p in prompt.points], np.float32).reshape(-1, 2)
-        labels = np.array([int(p.positive) for p in prompt.points], np.int64)
-        box = tuple(float(v) for v in prompt.box.as_tuple()) if prompt.box is not None else None
-        result = self._segmenter.predict(SamPrompt(points, labels, box, None), multimask=True, refine=True)
+        result = self._segmenter.predict(sam_prompt(prompt), multimask=True, refine=True)
         if not result.mask.any():
             fallback = self._fallback.mask(caps, frame, prompt)
             return MaskResult(fallback.mask, fallback.method, "SAM found nothing; " + (fallback.reason or "GrabCut used"))

@@ -1,8 +1,9 @@
 """The full run, started from the page: the `cleanfeed run` chain in a worker process, watched by a thread.
 
-The run is built from the same arguments `cleanfeed run` parses (``run_argv``), so the page
-can show the command line that reproduces it with the downloaded prompt file. It runs in a
-child process (``python -m cleanfeed.stream.gui.worker``) that starts the pipeline's own element
+The run is the `cleanfeed run` recipe (cleanfeed.stream.recipe): the settings panel becomes a
+RunOptions (``run_options``), whose chain the worker builds and whose `cleanfeed run` command
+line (cleanfeed.stream.cli.run.command_line) the page shows, to reproduce the run with the
+downloaded prompt file. It runs in a child process (``python -m cleanfeed.stream.gui.worker``) that starts the pipeline's own element
 processes at a lower CPU priority (see worker.py): the page's process only reads progress
 lines, and its threads come first for the CPU, so clicks stay fast while it runs.
 Cancel sends the worker SIGTERM, which the pipeline treats as a graceful stop (the source
@@ -11,7 +12,6 @@ stops reading, the sink finalizes a playable file); the worker dies with the app
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cleanfeed.stream.cli import run as run_cli
+from cleanfeed.stream.recipe import ElementSpec, RunOptions
 
 SEGMENT_ENGINES = ("auto", "classical", "sam")
 TRACK_ENGINES = ("auto", "classical", "deaot")
@@ -55,50 +56,27 @@ class RunSettings:
     preset: str = "veryfast"
 
 
-def run_argv(source: str, output: str, prompts_file: str, settings: RunSettings,
-             masks_dir: str | None = None) -> list[str]:
-    """`cleanfeed run` arguments for this run (without the program name)."""
-    argv = ["run", source, "-o", output, "--prompts", prompts_file]
-    if masks_dir:
-        argv += ["--save-masks", masks_dir]
-    if settings.segment_engine == "classical" and settings.track_engine == "classical":
-        argv.append("--classical")
-    if settings.segment_engine == "sam" and settings.sam_checkpoint:
-        argv += ["--sam", settings.sam_checkpoint]
-    if settings.track_engine == "deaot" and settings.deaot_checkpoint:
-        argv += ["--deaot", settings.deaot_checkpoint]
-    if settings.models:
-        argv += ["--models", settings.models]
-    argv += ["--window", str(settings.window), "--dilate", str(settings.dilate), "--codec", settings.codec,
-             "--crf", str(settings.crf), "--preset", settings.preset]
-    return argv
+def run_options(source: str, output: str, prompts_file: str, settings: RunSettings,
+                masks_dir: str | None = None) -> RunOptions:
+    """The `cleanfeed run` recipe for this run: the prompts from the app's prompt file, the
+    settings panel's engines, checkpoints and numbers."""
+    s = settings
+    return RunOptions(
+        input=source, output=output, prompts=prompts_file, save_masks=masks_dir or None,
+        classical=s.segment_engine == "classical" and s.track_engine == "classical",
+        sam=s.sam_checkpoint if s.segment_engine == "sam" and s.sam_checkpoint else None,
+        deaot=s.deaot_checkpoint if s.track_engine == "deaot" and s.deaot_checkpoint else None,
+        models=s.models or None, window=s.window, dilate=s.dilate, codec=s.codec, crf=s.crf, preset=s.preset,
+        segment_engine=s.segment_engine, track_engine=s.track_engine, inpaint_engine=s.inpaint_engine,
+    )
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="cleanfeed")
-    sub = parser.add_subparsers(dest="command")
-    run_cli.add_parser(sub)
-    return parser.parse_args(argv)
+def command_line(options: RunOptions) -> str:
+    """The `cleanfeed run` command for ``options`` (the per-stage engines are in the launch line)."""
+    return run_cli.command_line(options)
 
 
-def build_specs(argv: list[str], settings: RunSettings) -> list[tuple[str, dict[str, Any]]]:
-    """The element specs `cleanfeed run` builds for ``argv``, plus the per-stage choices it has no option for."""
-    specs = run_cli.chain(_parse(argv))
-    for name, props in specs:
-        if name == "segment" and settings.segment_engine != "auto":
-            props["engine"] = settings.segment_engine
-        if name == "track" and settings.track_engine != "auto":
-            props["engine"] = settings.track_engine
-        if name == "inpaint" and settings.inpaint_engine != "auto":
-            props["engine"] = settings.inpaint_engine
-    return specs
-
-
-def command_line(argv: list[str]) -> str:
-    return "cleanfeed " + shlex.join(argv)
-
-
-def launch_line(specs: list[tuple[str, dict[str, Any]]]) -> str:
+def launch_line(specs: list[ElementSpec]) -> str:
     """The exact pipeline, as `cleanfeed launch` takes it."""
     return "cleanfeed launch " + shlex.quote(run_cli.launch_line(specs))
 
@@ -137,7 +115,7 @@ class RunStatus:
 class RunJob:
     """One run in a worker process (see the module doc); poll :meth:`status`, :meth:`cancel` to stop."""
 
-    def __init__(self, specs: list[tuple[str, dict[str, Any]]], workdir: Path, masks_dir: Path | None = None,
+    def __init__(self, options: RunOptions, workdir: Path, masks_dir: Path | None = None,
                  output: Path | None = None) -> None:
         self.workdir = workdir
         self.masks_dir = masks_dir
@@ -148,7 +126,7 @@ class RunJob:
         self._log: list[str] = []
         workdir.mkdir(parents=True, exist_ok=True)
         job = workdir / "job.json"
-        job.write_text(json.dumps({"specs": [[n, _plain(p)] for n, p in specs]}), encoding="utf-8")
+        job.write_text(json.dumps({"options": options.to_json()}), encoding="utf-8")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -256,8 +234,3 @@ def zip_masks(folder: Path, target: Path) -> Path:
         for png in sorted(folder.glob("*.png")):
             zf.write(png, png.name)
     return target
-
-
-def _plain(props: dict[str, Any]) -> dict[str, Any]:
-    """JSON-able property values (tuples become lists; the worker's element coercion takes both)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in props.items()}

@@ -27,16 +27,9 @@ from cleanfeed.stream.gui.book import FramePrompt, PromptBook
 from cleanfeed.stream.gui.masker import Masker, MaskResult, open_masker
 from cleanfeed.stream.gui.overlay import draw_box, draw_corner, draw_points, paint_masks
 from cleanfeed.stream.gui.preview import preview_clip, track_masks
-from cleanfeed.stream.gui.runjob import (
-    RunJob,
-    RunSettings,
-    RunStatus,
-    build_specs,
-    command_line,
-    launch_line,
-    run_argv,
-)
+from cleanfeed.stream.gui.runjob import RunJob, RunSettings, RunStatus, command_line, launch_line, run_options
 from cleanfeed.stream.gui.video import FrameStore, VideoFacts, check_upload
+from cleanfeed.stream.recipe import chain
 
 MODES = ("positive", "negative", "box")
 """What a click on the frame does: a point on the object, a point off it, a box corner."""
@@ -68,6 +61,8 @@ class RunOutputs:
     command: str
     launch: str
     job: RunJob | None = field(default=None, repr=False)
+    shown: bool = False
+    """Whether the page has shown the run's end (result and downloads), which it does once."""
 
 
 class Session:
@@ -333,11 +328,11 @@ class Session:
             prompts = self.save_prompts(folder / "prompts.json")
             video = folder / ("cleaned" + OUTPUT_SUFFIX.get(self.settings.codec, ".mp4"))
             masks = folder / "masks"
-            argv = run_argv(store.location, str(video), str(prompts), self.settings, str(masks))
-            specs = build_specs(argv, self.settings)
-            shown = run_argv(store.location, video.name, prompts.name, replace(self.settings))
+            options = run_options(store.location, str(video), str(prompts), self.settings, str(masks))
+            specs = chain(options)  # refused here, before a worker starts
+            shown = replace(options, output=video.name, prompts=prompts.name, save_masks=None)
             outputs = RunOutputs(folder, video, prompts, masks, command_line(shown), launch_line(specs))
-            outputs.job = RunJob(specs, folder, masks_dir=masks, output=video)
+            outputs.job = RunJob(options, folder, masks_dir=masks, output=video)
             self.run = outputs
             return outputs
 

@@ -1,6 +1,7 @@
 """The app's run worker: ``python -m cleanfeed.stream.gui.worker JOB.json [APP_PID]``.
 
-Runs the job's element specs as a pipeline in this process's main thread (so SIGTERM is the
+The job file holds the run's cleanfeed.stream.recipe.RunOptions (``{"options": {...}}``); the
+worker builds the recipe's chain and runs it as a pipeline in this process's main thread (so SIGTERM is the
 pipeline's graceful stop) and writes one JSON object per line on stdout: ``{"progress": {...}}``
 while it runs, then ``{"done": report}`` or ``{"error": message, "interrupted": bool, "report": ...}``.
 Logs go to stderr. It asks the kernel for SIGTERM when the app's process dies, so a run never
@@ -30,7 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from cleanfeed.errors import CleanfeedError, Interrupted
+from cleanfeed.stream import recipe
+from cleanfeed.stream.forking import die_with_parent
 from cleanfeed.stream.logs import configure
+from cleanfeed.stream.recipe import RunOptions
 
 NICE = 19
 """Niceness added to the run (inherited by its element processes). 19, not 10: on this 2-core
@@ -62,29 +66,15 @@ def _emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _die_with(parent: int | None) -> None:
-    if parent is None or not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the app died before the request was made
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def main(argv: list[str]) -> int:
-    from cleanfeed.stream.cli.execute import build
-
     configure("info")
-    _die_with(int(argv[1]) if len(argv) > 1 else None)
+    if len(argv) > 1 and not die_with_parent(signal.SIGTERM, int(argv[1])):
+        os.kill(os.getpid(), signal.SIGTERM)  # the app died before the request was made
     os.nice(niceness())  # the page's process comes first (see the module doc)
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    specs = [(str(name), dict(props)) for name, props in job["specs"]]
     try:
-        pipeline = build(specs)
+        options = RunOptions.from_json(job["options"])
+        pipeline = recipe.pipeline(options, recipe.elements(recipe.chain(options)))
         report = pipeline.run(mode=job.get("mode", "process"), progress=lambda p: _emit({"progress": asdict(p)}))
     except CleanfeedError as err:
         report = getattr(err, "report", None)

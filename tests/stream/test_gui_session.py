@@ -16,12 +16,13 @@ from cleanfeed.prompts.shapes import Box, Point
 from cleanfeed.stream.buffers import VideoFrame
 from cleanfeed.stream.gui.book import PromptBook
 from cleanfeed.stream.gui.masker import ClassicalMasker
-from cleanfeed.stream.gui.runjob import RunSettings, build_specs, command_line, run_argv
+from cleanfeed.stream.gui.runjob import RunSettings, command_line, run_options
 from cleanfeed.stream.gui.session import GuiConfig, Session
 from cleanfeed.stream.gui.video import FrameStore
 from cleanfeed.stream.media.open import InputOptions
 from cleanfeed.stream.media.reader import MediaReader, ReaderOptions
 from cleanfeed.stream.picture import Picture
+from cleanfeed.stream.recipe import chain
 
 W, H = 160, 96
 LOGO = (100, 20, 140, 52)
@@ -229,15 +230,15 @@ def test_preview_tracks_the_next_seconds_into_a_clip(session: Session, clip: Pat
 def test_settings_become_the_run_command_and_the_exact_pipeline() -> None:
     s = RunSettings(segment_engine="classical", track_engine="auto", inpaint_engine="classical", window=3,
                     dilate=4, codec="ffv1", crf=10)
-    argv = run_argv("in.mp4", "out.mkv", "p.json", s, "masks")
-    assert command_line(argv) == ("cleanfeed run in.mp4 -o out.mkv --prompts p.json --save-masks masks --window 3 "
-                                  "--dilate 4 --codec ffv1 --crf 10 --preset veryfast")
-    specs = dict(build_specs(argv, s))
+    options = run_options("in.mp4", "out.mkv", "p.json", s, "masks")
+    assert command_line(options) == ("cleanfeed run in.mp4 -o out.mkv --prompts p.json --save-masks masks --window 3 "
+                                     "--dilate 4 --codec ffv1 --crf 10")
+    specs = dict(chain(options))
     assert specs["segment"]["engine"] == "classical" and "engine" not in specs["track"]
     assert specs["inpaint"] == {"window": 3, "engine": "classical"} and specs["dilate"] == {"pixels": 4}
     assert specs["filesink"]["codec"] == "ffv1" and specs["savemask"] == {"location": "masks"}
-    both = run_argv("in.mp4", "o.mp4", "p.json", RunSettings(segment_engine="classical", track_engine="classical"))
-    assert "--classical" in both
+    both = run_options("in.mp4", "o.mp4", "p.json", RunSettings(segment_engine="classical", track_engine="classical"))
+    assert "--classical" in command_line(both)
 
 
 def test_a_run_needs_a_prompt(session: Session, clip: Path) -> None:

@@ -107,3 +107,20 @@ def test_cli_missing_sam_file_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"cleanfeed: error: SAM checkpoint '{tmp_path / 'missing.pth'}' must be a file, got nothing there"]
+
+
+def test_one_conversion_from_prompts_to_sam_serves_the_element_and_the_app() -> None:
+    import numpy as np
+
+    from cleanfeed.prompts.shapes import Box, ObjectPrompt, Point
+    from cleanfeed.stream.elements.segment_sam import sam_prompt
+
+    p = sam_prompt(ObjectPrompt(1, 0, Box(1, 2, 30, 40), (Point(5, 6), Point(7.5, 8, False))))
+    assert p.points.dtype == np.float32 and p.points.tolist() == [[5, 6], [7.5, 8]]
+    assert p.labels.dtype == np.int64 and p.labels.tolist() == [1, 0]
+    assert p.box == (1.0, 2.0, 30.0, 40.0) and p.mask_logits is None
+    empty = sam_prompt(ObjectPrompt(2, 0, None, ()), np.zeros((256, 256), np.float32))
+    assert empty.points.shape == (0, 2) and empty.box is None and empty.mask_logits.shape == (256, 256)
+    for module in ("gui/masker.py", "elements/segment_sam.py"):  # nobody builds SAM's arrays by hand again
+        source = (Path(__file__).resolve().parents[2] / "stream" / module).read_text(encoding="utf-8")
+        assert source.count("SamPrompt(") == (1 if module.endswith("segment_sam.py") else 0), module

@@ -1,0 +1,207 @@
+"""The recipe: the usual chain (segment, track, dilate, inpaint) for a set of typed options.
+
+:class:`RunOptions` says what to remove from which input, with which engines, into which
+output; :func:`chain` turns it into the element specs (factory and properties) that a
+:class:`~cleanfeed.stream.pipeline.Pipeline` is built from, and :func:`pipeline` builds it.
+`cleanfeed run` (cleanfeed.stream.cli.run) fills the options from its command line and the
+web app (cleanfeed.stream.gui) from its panels: both run the same chain, and neither goes
+through the other's argument parsing. An invalid combination is refused here, in the words of
+`cleanfeed run`'s options, which are the documented spelling of these fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
+
+from cleanfeed.errors import PromptError, PropertyError
+from cleanfeed.prompts.shapes import Box, Point
+
+MODELS = ("sam", "deaot", "e2fgvi")
+"""The checkpoint fields, one per neural stage: segment, track, inpaint."""
+MODEL_DEFAULTS = (("device", "auto"), ("precision", "fp32"), ("backend", "torch"))
+"""Model settings passed to each model stage only where they differ from the elements' own default."""
+TRACKED_DILATE = 8
+"""Mask growth when the masks are segmented and tracked here (--masks given: 0, used as they are)."""
+
+
+class ElementSpec(NamedTuple):
+    """One element of the chain: its factory name and the properties it is created with."""
+
+    factory: str
+    props: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything `cleanfeed run` builds its chain from (one field per run option of that name)."""
+
+    input: str
+    """File, image sequence (frames/%05d.png), rtsp:// or http(s):// URL, or - for stdin."""
+    output: str
+    """File (.mp4 .mkv .mov .ts), image sequence (out/%05d.png), or - for stdout (mpegts)."""
+    box: Box | None = None
+    """A box around the object on the prompt frame."""
+    points: tuple[Point, ...] = ()
+    """Points on the object (positive) or off it, on the prompt frame."""
+    mask: str | None = None
+    """A mask image on the prompt frame (0 = background; a palette or label image holds several objects)."""
+    frame: int = 0
+    """The frame the box, points and mask apply to."""
+    prompts: str | None = None
+    """A JSON prompt file with several objects (cleanfeed.prompts.promptfile)."""
+    masks: str | None = None
+    """Per-frame masks made elsewhere (a folder or a video): replaces segmenting and tracking."""
+    save_masks: str | None = None
+    """Also write each frame's object-id mask into this folder as %05d.png."""
+    sam: str | None = None
+    """Segment with SAM from this checkpoint."""
+    deaot: str | None = None
+    """Track with DeAOT from this checkpoint."""
+    e2fgvi: str | None = None
+    """Inpaint with E2FGVI-HQ from this checkpoint."""
+    models: str | None = None
+    """Folder searched for official checkpoint names (else the elements' default folder)."""
+    classical: bool = False
+    """Use the classical engines even when checkpoints are found."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N for the models."""
+    precision: str = "fp32"
+    """fp32 | fp16 | bf16 for the models."""
+    backend: str = "torch"
+    """torch | onnxruntime | tensorrt: where the models run."""
+    window: int = 5
+    """Classical inpaint lookahead in frames."""
+    inpaint_mode: str = "stream"
+    """E2FGVI: stream (past references) or offline (references from the whole clip)."""
+    region: str = "auto"
+    """E2FGVI: inpaint a crop around the mask (auto) or always the whole frame (full)."""
+    dilate: int | None = None
+    """Grow masks by this many pixels before inpainting (None: 8 for tracked masks, 0 for ``masks``)."""
+    codec: str = "h264"
+    """h264 | hevc | ffv1."""
+    crf: int = 20
+    """Quality for h264/hevc, 0..51."""
+    preset: str = "veryfast"
+    """x264/x265 preset."""
+    live: bool = False
+    """Live output: a file input is read at its frame rate, the encoder uses tune=zerolatency."""
+    max_latency: float | None = None
+    """With ``live``: every frame leaves within this many milliseconds of its arrival."""
+    reconnect_timeout: float | None = None
+    """Live network input: keep reconnecting for this many seconds after the input is lost."""
+    fallback: str = "inpaint"
+    """With ``max_latency``: how a late frame's object is covered (inpaint, blur, pixelate)."""
+    segment_engine: str = "auto"
+    """The segment element's engine where it is not the one chosen above (``auto``: as chosen);
+    like the two below, a per-stage choice `cleanfeed run` has no option for (the web app's settings)."""
+    track_engine: str = "auto"
+    """The track element's engine (``auto``: as chosen above)."""
+    inpaint_engine: str = "auto"
+    """The inpaint element's engine (``auto``: as chosen above)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values (a box and points as lists); :meth:`from_json` reads them back."""
+        data = asdict(self)
+        data["box"] = list(self.box.as_tuple()) if self.box is not None else None
+        data["points"] = [[p.x, p.y, int(p.positive)] for p in self.points]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunOptions:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("box") is not None:
+            values["box"] = Box(*values["box"])
+        values["points"] = tuple(Point(float(x), float(y), bool(label)) for x, y, label in values.get("points", ()))
+        return cls(**values)
+
+
+def chain(options: RunOptions) -> list[ElementSpec]:
+    """The element specs for ``options``: source, segment and track (or loadmask), savemask,
+    dilate, inpaint, sink. A contradiction or a value out of range is a PromptError/PropertyError."""
+    o = options
+    has_prompt = bool(o.box or o.points or o.mask or o.prompts)
+    if o.masks and has_prompt:
+        raise PromptError("--masks replaces segmenting and tracking: give it without --box/--point/--mask/--prompts")
+    if not o.masks and not has_prompt:
+        raise PromptError("nothing to remove: give --box, --point, --mask, --prompts or --masks")
+    if o.max_latency is not None and not o.live:
+        raise PropertyError("--max-latency needs --live (a budget per frame only means something for a live output)")
+    if o.max_latency is not None and o.max_latency <= 0:
+        raise PropertyError(f"--max-latency must be > 0 ms, got {o.max_latency:g}")
+    for flag in MODELS:
+        if o.classical and getattr(o, flag):
+            raise PromptError(f"--classical and --{flag} contradict each other: give one")
+    seg: dict[str, Any] = {"frame": o.frame}
+    track: dict[str, Any] = {}
+    inpaint: dict[str, Any] = {"window": o.window}
+    for flag, props in zip(MODELS, (seg, track, inpaint), strict=True):
+        if o.classical:
+            props["engine"] = "classical"
+            continue
+        if getattr(o, flag):
+            props |= {"engine": flag, "checkpoint": getattr(o, flag)}
+        if o.models:
+            props["models"] = o.models
+        for key, default in MODEL_DEFAULTS:
+            if getattr(o, key) != default:
+                props[key] = getattr(o, key)
+    if o.inpaint_mode != "stream":
+        inpaint["mode"] = o.inpaint_mode
+    if o.region != "auto":
+        inpaint["region"] = o.region
+    if o.max_latency is not None and o.fallback != "inpaint":
+        inpaint["fallback"] = o.fallback
+    source: dict[str, Any] = {"location": o.input}
+    if o.reconnect_timeout is not None:
+        if o.reconnect_timeout < 0:
+            raise PropertyError(f"--reconnect-timeout must be >= 0 s, got {o.reconnect_timeout:g}")
+        source["reconnect_timeout"] = o.reconnect_timeout
+    specs = [ElementSpec("filesrc", source)]
+    if o.masks:
+        specs.append(ElementSpec("loadmask", {"location": o.masks}))
+    else:
+        if o.box:
+            seg["box"] = o.box.as_tuple()
+        if o.points:
+            seg["points"] = ";".join(map(str, o.points))
+        if o.mask:
+            seg["mask_file"] = o.mask
+        if o.prompts:
+            seg["prompts_file"] = o.prompts
+        specs += [ElementSpec("segment", seg), ElementSpec("track", track)]
+    if o.save_masks:
+        specs.append(ElementSpec("savemask", {"location": o.save_masks}))
+    dilate = o.dilate if o.dilate is not None else (0 if o.masks else TRACKED_DILATE)
+    if dilate:
+        specs.append(ElementSpec("dilate", {"pixels": dilate}))
+    specs.append(ElementSpec("inpaint", inpaint))
+    if o.output == "-":
+        specs.append(ElementSpec("stdoutsink", {}))  # tune=zerolatency by default
+    else:
+        sink: dict[str, Any] = {"location": o.output, "codec": o.codec, "crf": o.crf, "preset": o.preset}
+        if o.live and o.codec in ("h264", "hevc"):
+            sink["tune"] = "zerolatency"
+        specs.append(ElementSpec("filesink", sink))
+    chosen = {"segment": o.segment_engine, "track": o.track_engine, "inpaint": o.inpaint_engine}
+    for spec in specs:
+        if chosen.get(spec.factory, "auto") != "auto":
+            spec.props["engine"] = chosen[spec.factory]
+    return specs
+
+
+def elements(specs: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """The elements for ``specs`` (cleanfeed.stream.registry.create: a bad property is a PropertyError)."""
+    from cleanfeed.stream import registry
+
+    return [registry.create(factory, dict(props)) for factory, props in specs]
+
+
+def pipeline(options: RunOptions, created: list[Any], max_restarts: int = 0) -> Any:
+    """The pipeline of ``created`` (the elements of ``chain(options)``) with the options' live
+    settings; ``max_restarts`` is how a run is carried out, not part of the recipe."""
+    from cleanfeed.stream.pipeline import Pipeline
+
+    return Pipeline(created, latency_ms=options.max_latency, live=options.live, max_restarts=max_restarts)
