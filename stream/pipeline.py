@@ -6,17 +6,14 @@
 ``mode="process"`` (the default) runs every element in its own process, links are
 ZeroMQ sockets and pixels stay in shared memory; ``mode="thread"`` runs the same runners in
 threads joined by bounded queues, for a debugger. Either way the same rules hold (see
-cleanfeed.stream.runner and cleanfeed.stream.supervisor): every frame once and in order, errors finalize the
-outputs and surface as the element's own error, a signal stops gracefully, nothing is left
-running.
+cleanfeed.stream.runner, cleanfeed.stream.supervisor and cleanfeed.stream.crews): every frame
+once and in order, errors finalize the outputs and surface as the element's own error, a
+signal stops gracefully, nothing is left running.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from fractions import Fraction
 from time import monotonic
 from typing import Any
@@ -31,28 +28,24 @@ from cleanfeed.errors import (
     PropertyError,
     UnknownElementError,
 )
-from cleanfeed.stream.buffers import Item, Probe
+from cleanfeed.stream.buffers import Probe
+from cleanfeed.stream.crews.processes import ProcessCrew
+from cleanfeed.stream.crews.protocol import Crew
+from cleanfeed.stream.crews.threads import ThreadCrew
 from cleanfeed.stream.element import Element, EngineChoice, Filter, Sink, Source
+from cleanfeed.stream.error_records import rebuild_error
 from cleanfeed.stream.launch import parse
-from cleanfeed.stream.links import QueueInlet, QueueOutlet, QueueReporter
+from cleanfeed.stream.live import LivePlan, refuse_short_budget
 from cleanfeed.stream.media.overlap import refuse_overwrite
 from cleanfeed.stream.properties import normalize_name
 from cleanfeed.stream.registry import lookup
-from cleanfeed.stream.runner import (
-    ElementRunner,
-    HeapSlots,
-    LivePlan,
-    ThreadControl,
-    rebuild_error,
-    refuse_short_budget,
-)
+from cleanfeed.stream.signals import SignalTrap
 from cleanfeed.stream.stats import Collector, Progress, RunReport
-from cleanfeed.stream.supervisor import Deadlines, ProcessCrew, SignalTrap, Supervisor
+from cleanfeed.stream.supervisor import Deadlines, Supervisor
 
 __all__ = ["MODES", "Pipeline", "Progress", "RunReport"]
 
 MODES = ("process", "thread")
-QUEUE_SIZE = 2
 
 
 def _role(element: Element) -> str:
@@ -99,76 +92,6 @@ def _unique_names(elements: Sequence[Element]) -> None:
         el.name = f"{base}{i}"
         taken.add(el.name)
         next_index[base] = i + 1
-
-
-class ThreadCrew:
-    """Every runner in a thread of this process; links are bounded queues of objects."""
-
-    def __init__(self, elements: list[Element], stats_every_s: float = 0.5, plans: list[LivePlan] | None = None) -> None:
-        self.names = [e.name for e in elements]
-        for element in elements:  # before any thread starts, as processes do before the source is released
-            try:
-                element.prepare()
-            except CleanfeedError:
-                raise
-            except Exception as exc:
-                raise ElementError(element.name, f"{type(exc).__name__}: {exc}") from exc
-        self.control = ThreadControl()
-        self._reports: queue.Queue[dict[str, Any]] = queue.Queue()
-        links: list[queue.Queue[Item]] = [queue.Queue(maxsize=QUEUE_SIZE) for _ in elements[1:]]
-        reporter = QueueReporter(self._reports)
-        self._threads = []
-        for i, el in enumerate(elements):
-            runner = ElementRunner(
-                el,
-                inlet=QueueInlet(links[i - 1]) if i > 0 else None,
-                outlet=QueueOutlet(links[i], self.control) if i < len(links) else None,
-                slots=HeapSlots(), control=self.control, reporter=reporter, stats_every_s=stats_every_s,
-                live=plans[i] if plans else None,
-            )
-            self._threads.append(threading.Thread(target=runner.run, name=f"cleanfeed:{el.name}", daemon=True))
-
-    def start(self) -> None:
-        for t in self._threads:
-            t.start()
-
-    def release(self) -> None:
-        """Threads start together; nothing to wait for."""
-
-    def poll(self, timeout: float) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        try:
-            out.append(self._reports.get(timeout=timeout) if timeout > 0 else self._reports.get_nowait())
-            while True:
-                out.append(self._reports.get_nowait())
-        except queue.Empty:
-            return out
-
-    def exit_codes(self) -> dict[str, int]:
-        return {name: 0 for name, t in zip(self.names, self._threads, strict=True) if not t.is_alive()}
-
-    def finished(self) -> bool:
-        return not any(t.is_alive() for t in self._threads)
-
-    def signalled(self) -> str | None:
-        """Threads share the supervisor's signals."""
-        return None
-
-    def request_stop(self) -> None:
-        self.control.request_stop()
-
-    def request_abort(self) -> None:
-        self.control.request_abort()
-
-    def terminate(self) -> None:
-        """Threads cannot be told twice; abort is all there is."""
-
-    def kill(self) -> None:
-        """Threads cannot be killed; the supervisor stops waiting for them instead."""
-
-    def close(self) -> None:
-        for t in self._threads:
-            t.join(timeout=0.1)
 
 
 class Pipeline:
@@ -330,9 +253,8 @@ class Pipeline:
         plans = self.live_plans()
         self.check_budget(plans)
         collector = Collector(names, self.latency_ms)
-        crew = (ProcessCrew(self.elements, stats_every_s, [asdict(p) for p in plans] if plans else None,
-                            max_restarts=self.max_restarts)
-                if mode == "process" else ThreadCrew(self.elements, stats_every_s, plans))
+        crew: Crew = (ProcessCrew(self.elements, stats_every_s, plans, max_restarts=self.max_restarts)
+                      if mode == "process" else ThreadCrew(self.elements, stats_every_s, plans))
         start = monotonic()
         with SignalTrap() as trap:
             supervisor = Supervisor(
