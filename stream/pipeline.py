@@ -112,31 +112,59 @@ class Pipeline:
     which the run stops with the element's name and how it died (0, the default: the first
     death stops the run; ``cleanfeed run/launch --max-restarts`` default to 3). Threads
     cannot die one by one, so thread mode has nothing to restart.
+
+    These settings are given to the constructor (or ``from_launch``) and read-only after:
+    a run's plans and checks are derived from them, so changing one between ``check`` and
+    ``run`` would run something other than what was checked.
     """
 
     def __init__(
         self, elements: list[Element], latency_ms: float | None = None, live: bool = False, max_restarts: int = 0,
+        *, latency_label: str = "latency", deadlines: Deadlines | None = None,
     ) -> None:
         _check_roles(elements)
         _unique_names(elements)
-        self.elements = list(elements)
-        self.latency_ms = latency_ms
-        self.live = live
-        self.latency_label = "latency"
-        self.deadlines = Deadlines()
         if max_restarts < 0:
             raise PropertyError(f"max_restarts must be >= 0, got {max_restarts}")
-        self.max_restarts = max_restarts
+        self.elements = list(elements)
+        self._latency_ms = latency_ms
+        self._live = live
+        self._latency_label = latency_label
+        self._deadlines = deadlines or Deadlines()
+        self._max_restarts = max_restarts
         self._checked = False
         self.probe: Probe | None = None
         """What the source told of its input before the run (None: it could not tell)."""
 
+    @property
+    def latency_ms(self) -> float | None:
+        return self._latency_ms
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    @property
+    def latency_label(self) -> str:
+        return self._latency_label
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return self._deadlines
+
+    @property
+    def max_restarts(self) -> int:
+        return self._max_restarts
+
     @classmethod
-    def from_launch(cls, text: str) -> Pipeline:
+    def from_launch(
+        cls, text: str, *, latency_ms: float | None = None, live: bool = False, max_restarts: int = 0,
+        latency_label: str = "latency", deadlines: Deadlines | None = None,
+    ) -> Pipeline:
         """Builds from gst-launch syntax; an unknown element or bad property names its column.
 
         ``name=`` sets an element's name (as in gst-launch) unless the element has a
-        property of that name.
+        property of that name. The keywords are the constructor's settings.
         """
         elements = []
         for spec in parse(text):
@@ -161,7 +189,8 @@ class Pipeline:
                 elements.append(factory(name=name, **props))
             except PropertyError as exc:
                 raise PropertyError(f"{exc} (column {spec.column + 1})") from None
-        return cls(elements)
+        return cls(elements, latency_ms=latency_ms, live=live, max_restarts=max_restarts,
+                   latency_label=latency_label, deadlines=deadlines)
 
     @property
     def lookahead(self) -> int:

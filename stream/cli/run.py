@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cleanfeed.errors import PromptError, PropertyError
 from cleanfeed.prompts.shapes import parse_box, parse_point
+
+if TYPE_CHECKING:
+    from cleanfeed.stream.pipeline import Pipeline
 
 
 def add_parser(sub: Any) -> None:
@@ -173,13 +176,14 @@ FLAGS: dict[tuple[str, str], str] = {
 """The element property each of run's options sets, so an error names the option the user typed."""
 
 
-def build_pipeline(specs: list[tuple[str, dict[str, Any]]]) -> Any:
-    """The pipeline for ``specs``; a bad value is said in terms of run's own options (``--window
-    must be <= 30, got 99``), not of the element property it was turned into."""
+def build_pipeline(specs: list[tuple[str, dict[str, Any]]], **settings: Any) -> Pipeline:
+    """The pipeline for ``specs`` (``settings``: the Pipeline's); a bad value is said in terms of
+    run's own options (``--window must be <= 30, got 99``), not of the element property it was
+    turned into."""
     from cleanfeed.stream.cli.execute import build
 
     try:
-        return build(specs)
+        return build(specs, **settings)
     except PropertyError as err:
         flag = FLAGS.get((err.element, err.prop))
         if flag is None or not err.rule:
@@ -199,16 +203,14 @@ def main(args: argparse.Namespace) -> int:
     from cleanfeed.stream.cli.execute import execute
 
     specs = chain(args)
-    pipeline = build_pipeline(specs)
+    # a negative --max-restarts is refused below: after the pipeline's own errors, never with --print-pipeline
+    pipeline = build_pipeline(specs, live=args.live, latency_ms=args.max_latency, latency_label="--max-latency",
+                              max_restarts=max(args.max_restarts, 0))
     if args.print_pipeline:
         print(launch_line(specs))
         return 0
-    pipeline.live = args.live
-    pipeline.latency_ms = args.max_latency
-    pipeline.latency_label = "--max-latency"
     if args.max_restarts < 0:
         raise PropertyError(f"--max-restarts must be >= 0, got {args.max_restarts}")
-    pipeline.max_restarts = args.max_restarts
     execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
             metrics_port=args.metrics_port, metrics_host=args.metrics_host, fail_on_late=args.fail_on_late)
     return 0
