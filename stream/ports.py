@@ -25,7 +25,14 @@ WAIT_S = 0.1
 
 @dataclass(frozen=True)
 class Resume:
-    """Where a restarted filter's runner picks the stream up (see cleanfeed.stream.runner).
+    """Where a restarted filter's runner picks the stream up (cleanfeed.stream.crews.processes).
+
+    The runner starts at the seq the next stage still needs, and the frames its upstream
+    re-sends (those that were inside the dead process) go through the element's optional
+    ``recover(frame) -> list[VideoFrame]`` instead of ``process`` (an element that needs
+    history covers them, flagged degraded); an element with an optional ``reseed(frame)``
+    gets, before them, a copy of the last frame the dead process emitted (a tracker takes
+    its masks back as references).
 
     ``seq``: the first frame the next stage has not received. ``replayed()``: how many frames
     upstream re-sends (read once the re-sent stream start arrived). ``previous()``: the last
@@ -95,6 +102,10 @@ class Inlet(Protocol):
 
 class Outlet(Protocol):
     def put(self, item: Item) -> None: ...
+
+    def service(self) -> None:
+        """Called while the runner waits: an outlet that can replay answers a restarted next
+        stage here (cleanfeed.stream.crews.processes); others have nothing to do."""
 
     def close(self, flush: bool) -> None: ...
 

@@ -25,14 +25,9 @@ A source that may wait a long time for input (a network receiver) can declare a
 ``stop_check`` attribute; the runner sets it to a function to call while waiting, which
 raises (StopRequested, Aborted) when the run wants the source to stop.
 
-Restarts (process mode, cleanfeed.stream.crews.processes): the runner of a restarted filter gets a
-:class:`Resume`: it starts at the seq the next stage still needs, and the frames its
-upstream re-sends (those that were inside the dead process) go through the element's
-optional ``recover(frame) -> list[VideoFrame]`` instead of ``process`` (an element that
-needs history covers them, flagged degraded); an element with an optional
-``reseed(frame)`` gets, before them, a copy of the last frame the dead process emitted
-(a tracker takes its masks back as references). A runner whose outlet can replay calls
-its ``service()`` while it waits, so a restarted next stage is answered.
+Restarts (process mode, cleanfeed.stream.crews.processes): the runner of a restarted filter
+gets a :class:`Resume` (cleanfeed.stream.ports says what it changes), and every runner calls
+its outlet's ``service()`` while it waits, so a restarted next stage is answered.
 """
 
 from __future__ import annotations
@@ -174,9 +169,8 @@ class ElementRunner:
 
     def _service(self) -> None:
         """Lets an outlet that can replay answer a restarted next stage while this one waits."""
-        service = getattr(self.outlet, "service", None)
-        if service is not None:
-            service()
+        if self.outlet is not None:
+            self.outlet.service()
 
     def _expire(self, flt: Filter, ahead_s: float) -> None:
         """Emits what ``flt`` says is due ``ahead_s`` from now (the runner's next chance)."""

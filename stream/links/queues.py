@@ -42,6 +42,9 @@ class QueueOutlet:
             except queue.Full:
                 continue
 
+    def service(self) -> None:
+        """Threads are not restarted: nothing to replay."""
+
     def close(self, flush: bool) -> None:
         """Nothing to release."""
 
