@@ -25,7 +25,7 @@ import signal
 import sys
 
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-PRELOAD = ["cleanfeed.stream.forking", "cleanfeed.stream.supervisor"]
+PRELOAD = ["cleanfeed.stream.forking", "cleanfeed.stream.crews.child"]
 """What the fork server imports before it forks anything: this module first, then the runtime."""
 _SERVER_MAIN = "from multiprocessing.forkserver import main"
 PR_SET_PDEATHSIG = 1

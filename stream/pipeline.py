@@ -6,17 +6,14 @@
 ``mode="process"`` (the default) runs every element in its own process, links are
 ZeroMQ sockets and pixels stay in shared memory; ``mode="thread"`` runs the same runners in
 threads joined by bounded queues, for a debugger. Either way the same rules hold (see
-cleanfeed.stream.runner and cleanfeed.stream.supervisor): every frame once and in order, errors finalize the
-outputs and surface as the element's own error, a signal stops gracefully, nothing is left
-running.
+cleanfeed.stream.runner, cleanfeed.stream.supervisor and cleanfeed.stream.crews): every frame
+once and in order, errors finalize the outputs and surface as the element's own error, a
+signal stops gracefully, nothing is left running.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from fractions import Fraction
 from time import monotonic
 from typing import Any
@@ -31,28 +28,24 @@ from cleanfeed.errors import (
     PropertyError,
     UnknownElementError,
 )
-from cleanfeed.stream.buffers import Item, Probe
+from cleanfeed.stream.buffers import Probe
+from cleanfeed.stream.crews.processes import ProcessCrew
+from cleanfeed.stream.crews.protocol import Crew
+from cleanfeed.stream.crews.threads import ThreadCrew
 from cleanfeed.stream.element import Element, EngineChoice, Filter, Sink, Source
+from cleanfeed.stream.error_records import rebuild_error
 from cleanfeed.stream.launch import parse
-from cleanfeed.stream.links import QueueInlet, QueueOutlet, QueueReporter
+from cleanfeed.stream.live import LivePlan, refuse_short_budget
 from cleanfeed.stream.media.overlap import refuse_overwrite
 from cleanfeed.stream.properties import normalize_name
 from cleanfeed.stream.registry import lookup
-from cleanfeed.stream.runner import (
-    ElementRunner,
-    HeapSlots,
-    LivePlan,
-    ThreadControl,
-    rebuild_error,
-    refuse_short_budget,
-)
+from cleanfeed.stream.signals import SignalTrap
 from cleanfeed.stream.stats import Collector, Progress, RunReport
-from cleanfeed.stream.supervisor import Deadlines, ProcessCrew, SignalTrap, Supervisor
+from cleanfeed.stream.supervisor import Deadlines, Supervisor
 
 __all__ = ["MODES", "Pipeline", "Progress", "RunReport"]
 
 MODES = ("process", "thread")
-QUEUE_SIZE = 2
 
 
 def _role(element: Element) -> str:
@@ -101,76 +94,6 @@ def _unique_names(elements: Sequence[Element]) -> None:
         next_index[base] = i + 1
 
 
-class ThreadCrew:
-    """Every runner in a thread of this process; links are bounded queues of objects."""
-
-    def __init__(self, elements: list[Element], stats_every_s: float = 0.5, plans: list[LivePlan] | None = None) -> None:
-        self.names = [e.name for e in elements]
-        for element in elements:  # before any thread starts, as processes do before the source is released
-            try:
-                element.prepare()
-            except CleanfeedError:
-                raise
-            except Exception as exc:
-                raise ElementError(element.name, f"{type(exc).__name__}: {exc}") from exc
-        self.control = ThreadControl()
-        self._reports: queue.Queue[dict[str, Any]] = queue.Queue()
-        links: list[queue.Queue[Item]] = [queue.Queue(maxsize=QUEUE_SIZE) for _ in elements[1:]]
-        reporter = QueueReporter(self._reports)
-        self._threads = []
-        for i, el in enumerate(elements):
-            runner = ElementRunner(
-                el,
-                inlet=QueueInlet(links[i - 1]) if i > 0 else None,
-                outlet=QueueOutlet(links[i], self.control) if i < len(links) else None,
-                slots=HeapSlots(), control=self.control, reporter=reporter, stats_every_s=stats_every_s,
-                live=plans[i] if plans else None,
-            )
-            self._threads.append(threading.Thread(target=runner.run, name=f"cleanfeed:{el.name}", daemon=True))
-
-    def start(self) -> None:
-        for t in self._threads:
-            t.start()
-
-    def release(self) -> None:
-        """Threads start together; nothing to wait for."""
-
-    def poll(self, timeout: float) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        try:
-            out.append(self._reports.get(timeout=timeout) if timeout > 0 else self._reports.get_nowait())
-            while True:
-                out.append(self._reports.get_nowait())
-        except queue.Empty:
-            return out
-
-    def exit_codes(self) -> dict[str, int]:
-        return {name: 0 for name, t in zip(self.names, self._threads, strict=True) if not t.is_alive()}
-
-    def finished(self) -> bool:
-        return not any(t.is_alive() for t in self._threads)
-
-    def signalled(self) -> str | None:
-        """Threads share the supervisor's signals."""
-        return None
-
-    def request_stop(self) -> None:
-        self.control.request_stop()
-
-    def request_abort(self) -> None:
-        self.control.request_abort()
-
-    def terminate(self) -> None:
-        """Threads cannot be told twice; abort is all there is."""
-
-    def kill(self) -> None:
-        """Threads cannot be killed; the supervisor stops waiting for them instead."""
-
-    def close(self) -> None:
-        for t in self._threads:
-            t.join(timeout=0.1)
-
-
 class Pipeline:
     """A chain source ! filter ... ! sink. See the module doc.
 
@@ -189,31 +112,59 @@ class Pipeline:
     which the run stops with the element's name and how it died (0, the default: the first
     death stops the run; ``cleanfeed run/launch --max-restarts`` default to 3). Threads
     cannot die one by one, so thread mode has nothing to restart.
+
+    These settings are given to the constructor (or ``from_launch``) and read-only after:
+    a run's plans and checks are derived from them, so changing one between ``check`` and
+    ``run`` would run something other than what was checked.
     """
 
     def __init__(
         self, elements: list[Element], latency_ms: float | None = None, live: bool = False, max_restarts: int = 0,
+        *, latency_label: str = "latency", deadlines: Deadlines | None = None,
     ) -> None:
         _check_roles(elements)
         _unique_names(elements)
-        self.elements = list(elements)
-        self.latency_ms = latency_ms
-        self.live = live
-        self.latency_label = "latency"
-        self.deadlines = Deadlines()
         if max_restarts < 0:
             raise PropertyError(f"max_restarts must be >= 0, got {max_restarts}")
-        self.max_restarts = max_restarts
+        self.elements = list(elements)
+        self._latency_ms = latency_ms
+        self._live = live
+        self._latency_label = latency_label
+        self._deadlines = deadlines or Deadlines()
+        self._max_restarts = max_restarts
         self._checked = False
         self.probe: Probe | None = None
         """What the source told of its input before the run (None: it could not tell)."""
 
+    @property
+    def latency_ms(self) -> float | None:
+        return self._latency_ms
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    @property
+    def latency_label(self) -> str:
+        return self._latency_label
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return self._deadlines
+
+    @property
+    def max_restarts(self) -> int:
+        return self._max_restarts
+
     @classmethod
-    def from_launch(cls, text: str) -> Pipeline:
+    def from_launch(
+        cls, text: str, *, latency_ms: float | None = None, live: bool = False, max_restarts: int = 0,
+        latency_label: str = "latency", deadlines: Deadlines | None = None,
+    ) -> Pipeline:
         """Builds from gst-launch syntax; an unknown element or bad property names its column.
 
         ``name=`` sets an element's name (as in gst-launch) unless the element has a
-        property of that name.
+        property of that name. The keywords are the constructor's settings.
         """
         elements = []
         for spec in parse(text):
@@ -238,7 +189,8 @@ class Pipeline:
                 elements.append(factory(name=name, **props))
             except PropertyError as exc:
                 raise PropertyError(f"{exc} (column {spec.column + 1})") from None
-        return cls(elements)
+        return cls(elements, latency_ms=latency_ms, live=live, max_restarts=max_restarts,
+                   latency_label=latency_label, deadlines=deadlines)
 
     @property
     def lookahead(self) -> int:
@@ -330,9 +282,8 @@ class Pipeline:
         plans = self.live_plans()
         self.check_budget(plans)
         collector = Collector(names, self.latency_ms)
-        crew = (ProcessCrew(self.elements, stats_every_s, [asdict(p) for p in plans] if plans else None,
-                            max_restarts=self.max_restarts)
-                if mode == "process" else ThreadCrew(self.elements, stats_every_s, plans))
+        crew: Crew = (ProcessCrew(self.elements, stats_every_s, plans, max_restarts=self.max_restarts)
+                      if mode == "process" else ThreadCrew(self.elements, stats_every_s, plans))
         start = monotonic()
         with SignalTrap() as trap:
             supervisor = Supervisor(

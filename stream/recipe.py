@@ -199,9 +199,11 @@ def elements(specs: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
     return [registry.create(factory, dict(props)) for factory, props in specs]
 
 
-def pipeline(options: RunOptions, created: list[Any], max_restarts: int = 0) -> Any:
+def pipeline(options: RunOptions, created: list[Any], max_restarts: int = 0, latency_label: str = "max_latency") -> Any:
     """The pipeline of ``created`` (the elements of ``chain(options)``) with the options' live
-    settings; ``max_restarts`` is how a run is carried out, not part of the recipe."""
+    settings; ``max_restarts`` is how a run is carried out, not part of the recipe, and
+    ``latency_label`` how the caller names the budget in its messages (``--max-latency``)."""
     from cleanfeed.stream.pipeline import Pipeline
 
-    return Pipeline(created, latency_ms=options.max_latency, live=options.live, max_restarts=max_restarts)
+    return Pipeline(created, latency_ms=options.max_latency, live=options.live, max_restarts=max_restarts,
+                    latency_label=latency_label)

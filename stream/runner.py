@@ -17,307 +17,36 @@ Statistics (cleanfeed.stream.stats) go out every ``stats_every_s`` and at exit: 
 sink's per-frame latencies and degraded count (frames whose ``meta["degraded"]`` is true),
 and the element's own named counters (``Element.count``).
 
-Live runs (:class:`LivePlan`): a source reading a non-live input (a file, testsrc) is
-paced to its timestamps, like a camera; with a latency budget, every later element gets
-``element.deadline`` (cleanfeed.stream.element.Deadline: the budget, less the margin of what comes
-after it) before ``start()``, the source's runner refuses a budget smaller than the chain's
-lookahead plus the encoder's delay as soon as ``open()`` told the rate (PropertyError with
-the numbers, before any frame is read), and the runner of a filter holding frames
-(``held_max > 0``) waits for input in slices of ``EXPIRE_POLL_S`` and calls
-``Filter.expire(now)`` between them and after every ``process`` (``now`` moved forward by
-how long ``process`` has been taking), so held frames leave on time even when no input comes.
+Live runs (:class:`LivePlan`: pacing, deadlines, the budget check) are planned in
+cleanfeed.stream.live; errors travel as records (cleanfeed.stream.error_records); what a runner
+is handed (links, slots, flags, reporter) is described in cleanfeed.stream.ports.
 
 A source that may wait a long time for input (a network receiver) can declare a
 ``stop_check`` attribute; the runner sets it to a function to call while waiting, which
 raises (StopRequested, Aborted) when the run wants the source to stop.
 
-Restarts (process mode, cleanfeed.stream.supervisor): the runner of a restarted filter gets a
-:class:`Resume`: it starts at the seq the next stage still needs, and the frames its
-upstream re-sends (those that were inside the dead process) go through the element's
-optional ``recover(frame) -> list[VideoFrame]`` instead of ``process`` (an element that
-needs history covers them, flagged degraded); an element with an optional
-``reseed(frame)`` gets, before them, a copy of the last frame the dead process emitted
-(a tracker takes its masks back as references). A runner whose outlet can replay calls
-its ``service()`` while it waits, so a restarted next stage is answered.
+Restarts (process mode, cleanfeed.stream.crews.processes): the runner of a restarted filter
+gets a :class:`Resume` (cleanfeed.stream.ports says what it changes), and every runner calls
+its outlet's ``service()`` while it waits, so a restarted next stage is answered.
 """
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from time import monotonic
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from cleanfeed import errors
-from cleanfeed.errors import CleanfeedError, ElementError, PropertyError
+from cleanfeed.errors import ElementError
 from cleanfeed.stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamStart, VideoFrame
-from cleanfeed.stream.element import Deadline, Element, Filter, Sink, Source
-from cleanfeed.stream.stats import ElementCounters, ErrorRecord
+from cleanfeed.stream.element import Element, Filter, Sink, Source
+from cleanfeed.stream.error_records import error_record
+from cleanfeed.stream.live import EXPIRE_POLL_S, LivePlan, Pacer
+from cleanfeed.stream.ports import WAIT_S, Aborted, Control, Inlet, Outlet, Reporter, Resume, Slots, StopRequested
+from cleanfeed.stream.stats import ElementCounters
 from cleanfeed.stream.wire import caps_to_dict
-
-_WAIT_S = 0.1
-EXPIRE_POLL_S = 0.005
-"""How often a filter with a deadline gets ``expire`` called while no input arrives."""
-HOP_MARGIN_S = 0.015
-"""Kept per later hop for passing the frame on (and the sink's own rendering)."""
-DEFAULT_RATE = Fraction(25)
-"""Frames per second assumed where the caps do not say (rate 0)."""
-
-
-@dataclass(frozen=True)
-class LivePlan:
-    """What one runner of a live run must do; plain values, so it travels to a child process.
-
-    ``live``: the run was asked to be live (--live). ``pace``: a source paces a non-live input
-    to its timestamps. ``budget_ms`` (None: no
-    deadlines) with ``label``, how the user gave it (``--max-latency``). ``after_frames`` and
-    ``after_hops``: frames held after this element (later lookaheads + the encoder's delay)
-    and hops to the sink, from which the runner derives the element's Deadline margin once it
-    knows the rate. ``check`` (the source's runner): refuse a budget smaller than ``chain_frames``
-    (every lookahead) plus ``encoder_frames`` (``encoder`` names it) at the stream's rate.
-    """
-
-    live: bool = False
-    pace: bool = False
-    budget_ms: float | None = None
-    label: str = "latency"
-    after_frames: int = 0
-    after_hops: int = 0
-    check: bool = False
-    chain_frames: int = 0
-    encoder_frames: int = 0
-    encoder: str = ""
-
-    def deadline(self, rate: Fraction) -> Deadline | None:
-        if self.budget_ms is None:
-            return None
-        fps = float(rate if rate > 0 else DEFAULT_RATE)
-        return Deadline(self.budget_ms / 1000, self.after_frames / fps + self.after_hops * HOP_MARGIN_S)
-
-    def refuse_short_budget(self, rate: Fraction) -> None:
-        """PropertyError when the budget cannot hold the lookahead and the encoder's delay."""
-        if self.budget_ms is None:
-            return
-        refuse_short_budget(self.budget_ms, self.label, rate, self.chain_frames, self.encoder_frames, self.encoder)
-
-
-def refuse_short_budget(budget_ms: float, label: str, rate: Fraction, chain_frames: int, encoder_frames: int,
-                        encoder: str) -> None:
-    """The check behind :meth:`LivePlan.refuse_short_budget`, also run before a run when the
-    source's rate is known up front."""
-    fps = rate if rate > 0 else DEFAULT_RATE
-    held_ms = float(chain_frames / fps * 1000)
-    encoder_ms = float(encoder_frames / fps * 1000)
-    if budget_ms >= held_ms + encoder_ms:
-        return
-    parts = f"the chain's lookahead {chain_frames} frames = {held_ms:g} ms at {float(fps):g} fps"
-    if encoder_frames:
-        parts += f" + {encoder}'s {encoder_frames} frames = {encoder_ms:g} ms"
-        if "zerolatency" not in encoder:
-            parts += " (tune=zerolatency holds none)"
-    raise PropertyError(f"{label} {budget_ms:g} ms is less than {parts}")
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Where a restarted filter's runner picks the stream up (see the module doc).
-
-    ``seq``: the first frame the next stage has not received. ``replayed()``: how many frames
-    upstream re-sends (read once the re-sent stream start arrived). ``previous()``: the last
-    frame the dead process emitted, when it was kept (for ``reseed``), else None.
-    """
-
-    seq: int
-    replayed: Callable[[], int]
-    previous: Callable[[], VideoFrame | None]
-
-
-class StopRequested(BaseException):
-    """Raised inside a source (by its allocator) when a graceful stop was asked for.
-
-    A BaseException, like KeyboardInterrupt, so a source's ``except Exception`` does not
-    turn a stop into a media error.
-    """
-
-
-class Aborted(BaseException):
-    """Raised in a runner when the run is aborted: leave now, sinks finalize what they have."""
-
-
-class Control(Protocol):
-    """The run's two flags, shared by every runner: stop (the source stops reading, EOS
-    flows) and abort (everyone leaves at the next wait)."""
-
-    @property
-    def stopping(self) -> bool: ...
-
-    @property
-    def aborting(self) -> bool: ...
-
-    def request_stop(self) -> None: ...
-
-    def request_abort(self) -> None: ...
-
-
-class ThreadControl:
-    """Control flags for threads mode."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._abort = threading.Event()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    @property
-    def aborting(self) -> bool:
-        return self._abort.is_set()
-
-    def request_stop(self) -> None:
-        self._stop.set()
-
-    def request_abort(self) -> None:
-        self._stop.set()
-        self._abort.set()
-
-
-class Inlet(Protocol):
-    def get(self, timeout: float) -> Item | None: ...
-
-    def close(self, flush: bool) -> None: ...
-
-
-class Outlet(Protocol):
-    def put(self, item: Item) -> None: ...
-
-    def close(self, flush: bool) -> None: ...
-
-
-class Reporter(Protocol):
-    def send(self, message: dict[str, Any]) -> None: ...
-
-
-class Slots(Protocol):
-    """Where frames live: heap objects (threads) or shared-memory slots (processes)."""
-
-    @property
-    def wait_s(self) -> float: ...
-
-    def prepare_source(self, caps: Caps, source: Source) -> None: ...
-
-    def hold(self, frame: VideoFrame) -> None: ...
-
-    def place(self, frame: VideoFrame) -> None: ...
-
-    def release(self, frame: VideoFrame) -> None: ...
-
-    def release_held(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class HeapSlots:
-    """Threads mode: frames are plain objects, nothing to place or return."""
-
-    wait_s = 0.0
-
-    def prepare_source(self, caps: Caps, source: Source) -> None:
-        """Sources keep the heap allocator."""
-
-    def hold(self, frame: VideoFrame) -> None:
-        """Nothing is tracked."""
-
-    def place(self, frame: VideoFrame) -> None:
-        """The object itself travels."""
-
-    def release(self, frame: VideoFrame) -> None:
-        """The garbage collector frees it."""
-
-    def release_held(self) -> None:
-        """Nothing is held."""
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-
-# -- errors as text -----------------------------------------------------------------------
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
-def error_record(element: str, exc: BaseException) -> ErrorRecord:
-    """What travels to the supervisor: class name, one-line message, and (for bugs, not
-    CleanfeedErrors) the traceback, so a crash can still be debugged."""
-    if isinstance(exc, ElementError):
-        return ErrorRecord(exc.element, "ElementError", _one_line(exc.detail))
-    message = _one_line(str(exc)) or type(exc).__name__
-    trace = "" if isinstance(exc, CleanfeedError) else "".join(traceback.format_exception(exc))
-    return ErrorRecord(element, type(exc).__name__, message, trace, type(exc).__module__)
-
-
-def _error_class(record: ErrorRecord) -> Any:
-    """The class a record names, looked up in cleanfeed.errors or its (already loaded) module."""
-    module = sys.modules.get(record.module) if record.module else None
-    return getattr(module, record.cls, None) or getattr(errors, record.cls, None)
-
-
-def rebuild_error(record: ErrorRecord) -> CleanfeedError:
-    """The exception the pipeline raises for a reported failure.
-
-    A CleanfeedError class comes back as itself (a MediaError stays a MediaError, so the
-    CLI's exit code is right; an engine's own subclass too, when its module is loaded
-    here); anything else becomes ``ElementError(element, "<Class>: <message>")``.
-    ``.element`` names the element either way.
-    """
-    cls = _error_class(record)
-    exc: CleanfeedError
-    if record.cls == "ElementError":
-        exc = ElementError(record.element, record.message)
-    elif isinstance(cls, type) and issubclass(cls, CleanfeedError):
-        try:
-            exc = cls(record.message)
-        except TypeError:
-            exc = ElementError(record.element, record.message)
-    else:
-        exc = ElementError(record.element, f"{record.cls}: {record.message}")
-    exc.element = record.element  # type: ignore[attr-defined]
-    if record.trace:
-        exc.add_note(f"in element {record.element}:\n{record.trace.rstrip()}")
-    return exc
-
-
-# -- live pacing ---------------------------------------------------------------------------
-class Pacer:
-    """Holds a file's frames back until their timestamp comes, as a camera would deliver them
-    (``ffmpeg -re``): the first frame sets the clock; a source that falls behind is not made
-    to catch up (its frames leave as soon as they are read)."""
-
-    def __init__(self) -> None:
-        self._origin: tuple[float, float] | None = None  # (monotonic, stream seconds)
-
-    def wait(self, frame: VideoFrame, check_stop: Any) -> None:
-        if frame.pts is None:
-            return
-        at = float(frame.pts * frame.time_base)
-        if self._origin is None:
-            self._origin = (monotonic(), at)
-            return
-        due = self._origin[0] + at - self._origin[1]
-        while True:
-            left = due - monotonic()
-            if left <= 0:
-                return
-            check_stop()
-            time.sleep(min(left, _WAIT_S))
 
 
 # -- the runner ---------------------------------------------------------------------------
@@ -420,7 +149,7 @@ class ElementRunner:
         while True:
             if self.control.aborting:
                 raise Aborted()
-            item = self.inlet.get(_WAIT_S)
+            item = self.inlet.get(WAIT_S)
             if item is not None:
                 return item
             self._service()
@@ -440,9 +169,8 @@ class ElementRunner:
 
     def _service(self) -> None:
         """Lets an outlet that can replay answer a restarted next stage while this one waits."""
-        service = getattr(self.outlet, "service", None)
-        if service is not None:
-            service()
+        if self.outlet is not None:
+            self.outlet.service()
 
     def _expire(self, flt: Filter, ahead_s: float) -> None:
         """Emits what ``flt`` says is due ``ahead_s`` from now (the runner's next chance)."""

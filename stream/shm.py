@@ -31,9 +31,9 @@ import zmq
 from cleanfeed.errors import MediaError, WireError
 from cleanfeed.stream.buffers import Caps, VideoFrame
 from cleanfeed.stream.element import Source, heap_allocator
-from cleanfeed.stream.links import CreditReturns, CreditSender
+from cleanfeed.stream.links.sockets import CreditReturns, CreditSender
 from cleanfeed.stream.picture import Picture, picture_nbytes, picture_shape
-from cleanfeed.stream.runner import Aborted, Control, StopRequested
+from cleanfeed.stream.ports import Aborted, Control, StopRequested
 
 SHM_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
 PREFIX = "cleanfeed-"

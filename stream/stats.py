@@ -261,7 +261,7 @@ class Collector:
         return int(msg.get(key) or 0)
 
     def restarted(self, element: str) -> None:
-        """The supervisor brought a dead stage back (cleanfeed.stream.supervisor)."""
+        """The supervisor brought a dead stage back (cleanfeed.stream.crews.processes)."""
         self.restarts[element] = self.restarts.get(element, 0) + 1
 
     def fail(self, element: str, message: str) -> None:

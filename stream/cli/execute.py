@@ -9,22 +9,29 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cleanfeed.errors import LateError
 from cleanfeed.stream import registry
 from cleanfeed.stream.cli.progress import ProgressBar
 from cleanfeed.stream.cli.report import LiveStatsFile, engines_line, late_warning, summary_line
 
+if TYPE_CHECKING:
+    from cleanfeed.stream.pipeline import Pipeline
+    from cleanfeed.stream.stats import RunReport
+
 log = logging.getLogger("cleanfeed")
 
 DEFAULT_METRICS_HOST = "127.0.0.1"
 
 
-def build(specs: list[tuple[str, dict[str, Any]]]) -> Any:
+def build(specs: list[tuple[str, dict[str, Any]]], **settings: Any) -> Pipeline:
+    """The pipeline of ``specs`` (element name, properties); ``settings`` are Pipeline's (live,
+    latency_ms, latency_label, max_restarts, deadlines). The import waits until a run needs it,
+    so the command line starts without the runtime."""
     from cleanfeed.stream.pipeline import Pipeline
 
-    return Pipeline([registry.create(name, props) for name, props in specs])
+    return Pipeline([registry.create(name, props) for name, props in specs], **settings)
 
 
 def add_reporting_arguments(group: Any) -> None:
@@ -41,9 +48,9 @@ def add_reporting_arguments(group: Any) -> None:
 
 
 def execute(
-    pipeline: Any, mode: str = "process", stats: str | None = None, quiet: bool = False,
+    pipeline: Pipeline, mode: str = "process", stats: str | None = None, quiet: bool = False,
     metrics_port: int | None = None, metrics_host: str = DEFAULT_METRICS_HOST, fail_on_late: bool = False,
-) -> Any:
+) -> RunReport:
     """Runs the pipeline. ``stats``: a JSON file kept up to date while it runs and final at the
     end, also when the run fails or is interrupted. ``metrics_port``: a Prometheus endpoint
     (cleanfeed.stream.metrics) for the run's duration. Inputs, outputs and prompts are checked before

@@ -40,11 +40,10 @@ def main(args: argparse.Namespace) -> int:
     text = args.pipeline[0] if len(args.pipeline) == 1 else join_argv(args.pipeline)
     if args.latency is not None and args.latency <= 0:
         raise PropertyError(f"--latency must be > 0 ms, got {args.latency:g}")
-    pipeline = Pipeline.from_launch(text)
-    pipeline.live, pipeline.latency_ms, pipeline.latency_label = args.live, args.latency, "--latency"
     if args.max_restarts < 0:
         raise PropertyError(f"--max-restarts must be >= 0, got {args.max_restarts}")
-    pipeline.max_restarts = args.max_restarts
+    pipeline = Pipeline.from_launch(text, live=args.live, latency_ms=args.latency, latency_label="--latency",
+                                    max_restarts=args.max_restarts)
     execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
             metrics_port=args.metrics_port, metrics_host=args.metrics_host, fail_on_late=args.fail_on_late)
     return 0

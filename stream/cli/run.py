@@ -181,8 +181,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.max_restarts < 0:
         raise PropertyError(f"--max-restarts must be >= 0, got {args.max_restarts}")
-    pipeline = recipe.pipeline(opts, elements, max_restarts=args.max_restarts)
-    pipeline.latency_label = "--max-latency"
+    pipeline = recipe.pipeline(opts, elements, max_restarts=args.max_restarts, latency_label="--max-latency")
     execute(pipeline, mode=args.mode, stats=args.stats, quiet=args.quiet,
             metrics_port=args.metrics_port, metrics_host=args.metrics_host, fail_on_late=args.fail_on_late)
     return 0

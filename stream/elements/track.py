@@ -184,7 +184,7 @@ class Track(Filter):
         return self._punctual.flush(lambda f: deadline.due(f) <= time.monotonic())
 
     def reseed(self, previous: VideoFrame) -> None:
-        """Re-seeds a tracker whose process died and was restarted (cleanfeed.stream.supervisor).
+        """Re-seeds a tracker whose process died and was restarted (cleanfeed.stream.crews.processes).
 
         ``previous`` is a copy of the last frame the dead process emitted (kept by the next
         stage): every object id in its mask becomes a reference again, with that frame's

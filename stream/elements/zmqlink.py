@@ -12,7 +12,7 @@ receiver had not yet taken in when its peer disconnects). By default the sink bi
 the source connects. Binding to anything but loopback (0.0.0.0, a LAN address) exposes
 frames to the network and must be asked for with ``public=true``.
 
-A dead peer is noticed within seconds (cleanfeed.stream.links.LinkWatch): ZeroMQ heartbeats every
+A dead peer is noticed within seconds (cleanfeed.stream.links.net.LinkWatch): ZeroMQ heartbeats every
 ``heartbeat_s`` drop a connection whose peer froze or whose network vanished, a killed
 peer's connection drops at once, and a peer gone for ``heartbeat_timeout_s`` fails the
 element with "zmqsrc: no heartbeat from tcp://... for N s" (a sink also says how many
@@ -35,7 +35,7 @@ import zmq
 from cleanfeed.errors import MediaError, PropertyError, SourceTimeoutError, WireError
 from cleanfeed.stream.buffers import Caps, Eos, ErrorEvent, Item, Packet, StreamStart, VideoFrame
 from cleanfeed.stream.element import Element, Sink, Source
-from cleanfeed.stream.links import Curve, Heartbeat, NetLink, check_endpoint
+from cleanfeed.stream.links.net import Curve, Heartbeat, NetLink, check_endpoint
 from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
 from cleanfeed.stream.wire import decode, encode

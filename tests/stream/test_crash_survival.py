@@ -54,9 +54,9 @@ def _pids(path: Path) -> list[int]:
 def test_a_slow_stage_killed_mid_stream_is_restarted_and_every_frame_arrives(tmp_path, after) -> None:
     out, pidfile = tmp_path / "rec.json", tmp_path / "pids"
     pipe = Pipeline.from_launch(
-        f"t_countsrc frames=80 ! identity ! t_slow ms=15 pidfile={pidfile} ! {after} ! t_recordsink location={out}"
+        f"t_countsrc frames=80 ! identity ! t_slow ms=15 pidfile={pidfile} ! {after} ! t_recordsink location={out}",
+        max_restarts=3,
     )
-    pipe.max_restarts = 3
     kill = KillWhen(pidfile, 20)
     report = pipe.run(progress=kill, stats_every_s=0.05)
     rec = json.loads(out.read_text())
@@ -72,9 +72,9 @@ def test_a_slow_stage_killed_mid_stream_is_restarted_and_every_frame_arrives(tmp
 def test_a_stage_holding_frames_dies_holding_them_and_they_are_replayed(tmp_path) -> None:
     out, marker = tmp_path / "rec.json", tmp_path / "crashed"
     pipe = Pipeline.from_launch(
-        f"t_countsrc frames=60 ! t_crashonce at=25 depth=4 marker={marker} ! t_lookahead depth=1 ! t_recordsink location={out}"
+        f"t_countsrc frames=60 ! t_crashonce at=25 depth=4 marker={marker} ! t_lookahead depth=1 ! t_recordsink location={out}",
+        max_restarts=1,
     )
-    pipe.max_restarts = 1
     report = pipe.run()
     rec = json.loads(out.read_text())
     assert marker.exists()
@@ -87,9 +87,9 @@ def test_killed_inpaint_covers_the_frames_in_flight_and_the_output_plays(tmp_pat
     frames = 50
     pipe = Pipeline.from_launch(
         f"t_countsrc frames={frames} width=160 height=96 delay_ms=25 ! t_inpaint engine=classical window=3 "
-        f"pidfile={pidfile} ! filesink location={out}"
+        f"pidfile={pidfile} ! filesink location={out}",
+        max_restarts=3,
     )
-    pipe.max_restarts = 3
     kill = KillWhen(pidfile, 15)
     report = pipe.run(progress=kill, stats_every_s=0.05)
     assert kill.killed and len(_pids(pidfile)) == 2
@@ -110,10 +110,9 @@ def test_a_restarted_tracker_reseeds_from_the_last_masks_it_emitted(tmp_path) ->
     pipe = Pipeline.from_launch(
         f"testsrc width=160 height=96 frames=60 rate=25 logo=scene logo_size=40 ! "
         f"segment engine=classical box={x0},{y0},{x1},{y1} ! t_track engine=classical pidfile={pidfile} ! "
-        f"t_masksink location={out}"
+        f"t_masksink location={out}",
+        max_restarts=3, live=True,  # live: read at 25 fps, so the kill lands mid-stream
     )
-    pipe.max_restarts = 3
-    pipe.live = True  # read at 25 fps, so the kill lands mid-stream
     kill = KillWhen(pidfile, 20)
     report = pipe.run(progress=kill, stats_every_s=0.05)
     rows = json.loads(out.read_text())
@@ -127,8 +126,7 @@ def test_a_restarted_tracker_reseeds_from_the_last_masks_it_emitted(tmp_path) ->
 
 def test_a_stage_that_dies_every_time_stops_the_run_with_a_clear_message(tmp_path) -> None:
     out = tmp_path / "rec.json"
-    pipe = Pipeline.from_launch(f"t_countsrc frames=200 ! identity ! t_crashonce at=7 ! identity ! t_recordsink location={out}")
-    pipe.max_restarts = 2
+    pipe = Pipeline.from_launch(f"t_countsrc frames=200 ! identity ! t_crashonce at=7 ! identity ! t_recordsink location={out}", max_restarts=2)
     with pytest.raises(ElementError) as info:
         pipe.run()
     assert str(info.value) == "t_crashonce: stage t_crashonce died 3 times (last: killed by SIGKILL); stopping"

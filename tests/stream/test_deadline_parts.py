@@ -15,9 +15,9 @@ from cleanfeed.stream.buffers import VideoFrame
 from cleanfeed.stream.element import Deadline
 from cleanfeed.stream.elements.inpaint_e2fgvi import E2fgviEngine, E2fgviSettings
 from cleanfeed.stream.elements.inpaint_windows import InlineWindows
+from cleanfeed.stream.live import HOP_MARGIN_S, LivePlan, refuse_short_budget
 from cleanfeed.stream.media.encode import EncoderSettings, encoder_delay
 from cleanfeed.stream.picture import Picture
-from cleanfeed.stream.runner import HOP_MARGIN_S, LivePlan, refuse_short_budget
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:

@@ -14,10 +14,10 @@ import zmq
 
 from cleanfeed.errors import MediaError, WireError
 from cleanfeed.stream.buffers import Caps, VideoFrame
-from cleanfeed.stream.links import CreditReturns, CreditSender
+from cleanfeed.stream.links.sockets import CreditReturns, CreditSender
 from cleanfeed.stream.picture import Picture
 from cleanfeed.stream.pipeline import Pipeline
-from cleanfeed.stream.runner import Aborted, StopRequested, ThreadControl
+from cleanfeed.stream.ports import Aborted, StopRequested, ThreadControl
 from cleanfeed.stream.shm import PREFIX, SHM_DIR, ShmSlots, SlotAllocator, SlotLayout, SlotPool, segment_path
 from tests.stream import fake_elements  # noqa: F401  (registers the t_* elements)
 from tests.stream.fake_elements import CountSource

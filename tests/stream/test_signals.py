@@ -186,8 +186,8 @@ def _interrupt_soon(delay: float) -> threading.Timer:
 
 def test_a_stuck_child_is_aborted_then_terminated_after_the_grace_period(tmp_path) -> None:
     out = tmp_path / "rec.json"
-    pipe = Pipeline.from_launch(f"t_countsrc frames=0 delay_ms=2 ! t_stuck at=20 ! t_recordsink location={out}")
-    pipe.deadlines = Deadlines(grace_s=0.3, abort_s=0.3, term_s=2.0)
+    pipe = Pipeline.from_launch(f"t_countsrc frames=0 delay_ms=2 ! t_stuck at=20 ! t_recordsink location={out}",
+                                deadlines=Deadlines(grace_s=0.3, abort_s=0.3, term_s=2.0))
     start = time.monotonic()
     _interrupt_soon(1.5)  # pytest runs tests in the main thread, where run() traps SIGINT
     with pytest.raises(Interrupted, match=r"^interrupted by SIGINT after 20 frames; outputs were finalized"):
@@ -198,8 +198,8 @@ def test_a_stuck_child_is_aborted_then_terminated_after_the_grace_period(tmp_pat
 
 def test_a_stuck_thread_is_named_when_the_run_gives_up_on_it(tmp_path) -> None:
     out = tmp_path / "rec.json"
-    pipe = Pipeline.from_launch(f"t_countsrc frames=0 delay_ms=2 ! t_stuck at=10 seconds=4 ! t_recordsink location={out}")
-    pipe.deadlines = Deadlines(grace_s=0.2, abort_s=0.2, term_s=0.2)
+    pipe = Pipeline.from_launch(f"t_countsrc frames=0 delay_ms=2 ! t_stuck at=10 seconds=4 ! t_recordsink location={out}",
+                                deadlines=Deadlines(grace_s=0.2, abort_s=0.2, term_s=0.2))
     _interrupt_soon(0.5)
     with pytest.raises(ElementError, match=r"^t_stuck: did not stop after an abort; its thread was left running$"):
         pipe.run(mode="thread")
