@@ -17,9 +17,9 @@ import numpy as np
 
 from cleanfeed.errors import CleanfeedError
 from cleanfeed.prompts.shapes import ObjectPrompt
+from cleanfeed.stream.adapters.segment_sam import choose
 from cleanfeed.stream.buffers import Caps, VideoFrame
 from cleanfeed.stream.elements.segment import Segment
-from cleanfeed.stream.elements.segment_sam import choose
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import pytest
 
 from cleanfeed.engines.models import find_checkpoint, models_dir
 from cleanfeed.errors import CheckpointError
-from cleanfeed.stream.elements.segment_sam import OFFICIAL_FILES, choose
+from cleanfeed.stream.adapters.segment_sam import OFFICIAL_FILES, choose
 from cleanfeed.stream.registry import create
 
 
