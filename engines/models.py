@@ -41,22 +41,19 @@ def find_checkpoint(files: Mapping[str, str], folder: Path, prefer: Sequence[str
 
 @dataclass(frozen=True)
 class Family:
-    """How an element names a model family in its choice and its errors."""
+    """A model family's checkpoints: what the official files are called and which one ``auto`` takes.
+
+    Which element runs it and how a user names it on the command line belong to the runtime
+    (cleanfeed.stream.adapters), not here."""
 
     name: str
     """``SAM``, ``DeAOT``, ``E2FGVI``."""
-    element: str
-    """The element that runs it (``segment``)."""
     engine: str
-    """The element's ``engine=`` token for it (``sam``)."""
-    flag: str
-    """The ``cleanfeed run`` option giving its checkpoint (``--sam``)."""
+    """Its short name, the token that asks for it (``sam``)."""
     files: Mapping[str, str]
     """Variant -> official file name."""
     prefer: Sequence[str]
     """Variants in the order ``auto`` looks for them."""
-    fallback: str
-    """What runs without it, in words (``the classical engine (GrabCut)``)."""
 
 
 @dataclass(frozen=True)
@@ -69,16 +66,20 @@ class Choice:
     why: str
 
 
-def choose(family: Family, engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
-    """Decides between a model and the classical engine; returns (choice or None, the reason in words).
+def official_names(family: Family, model: str) -> str:
+    """The official file names looked for when ``model`` (a variant, or ``auto``) is asked for, in order."""
+    prefer = tuple(family.prefer) if model == "auto" else (model,)
+    return ", ".join(dict.fromkeys(family.files[v] for v in prefer))
 
-    The engine named after the family without a checkpoint to be found is an error; ``auto``
-    falls back to the classical engine and says why. A found file's own contents decide its
-    variant later (a renamed file still loads as what it is).
+
+def choose(family: Family, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
+    """The checkpoint to load and the reason in words; None (and why) when the models folder holds none.
+
+    A file given must exist and be a checkpoint; otherwise the models folder is searched by the
+    official names. A found file's own contents decide its variant later (a renamed file still
+    loads as what it is).
     """
     wanted = None if model == "auto" else model
-    if engine == "classical":
-        return None, "asked for with engine=classical"
     if checkpoint:
         path = Path(checkpoint).expanduser()
         if not path.is_file():
@@ -88,16 +89,9 @@ def choose(family: Family, engine: str, checkpoint: str | None, model: str, mode
         check_file(path)
         return Choice(path, wanted, f"checkpoint={path}"), f"{family.name} from {path}"
     folder = models_dir(models)
-    prefer = (wanted,) if wanted else tuple(family.prefer)
-    found = find_checkpoint(family.files, folder, prefer)
-    names = ", ".join(dict.fromkeys(family.files[v] for v in prefer))
+    found = find_checkpoint(family.files, folder, (wanted,) if wanted else tuple(family.prefer))
     if found is None:
-        if engine == family.engine:
-            raise CheckpointError(
-                f"{family.element} engine={family.engine} needs {'an' if family.name[0] in 'AEIOU' else 'a'} {family.name} checkpoint: give checkpoint=PATH "
-                f"(run: {family.flag} FILE) or put {names} in {folder} (--models DIR or $CLEANFEED_MODELS), found none"
-            )
-        return None, f"no {family.name} checkpoint in {folder} (looked for {names})"
+        return None, f"no {family.name} checkpoint in {folder} (looked for {official_names(family, model)})"
     _, path = found
     check_file(path)
     return Choice(path, wanted, f"found {path.name} in {folder}"), f"{family.name}, {path.name} found in {folder}"

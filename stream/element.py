@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -84,6 +84,13 @@ class Element:
     example: ClassVar[str] = ""  # an example pipeline for inspect
     role: ClassVar[str] = "filter"  # "source" | "filter" | "sink"
     properties: ClassVar[tuple[Property, ...]] = ()
+    """The only declaration of an element's properties: each becomes an instance attribute
+    when the element is built (not a class annotation too, which could drift from the table)."""
+
+    if TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any:
+            """A property's value, for type checkers: they cannot read the table, so a property
+            attribute reads as Any (a name the table lacks still fails at run time)."""
 
     def __init__(self, name: str | None = None, **props: Any) -> None:
         self.name = name or self.factory

@@ -30,6 +30,7 @@ from cleanfeed.engines.deaot.graphs import memory_names
 from cleanfeed.engines.deaot.memory import MemoryBank
 from cleanfeed.engines.deaot.propagation import Memory
 from cleanfeed.engines.deaot.variants import ID_CHANNELS, MAX_OBJECTS, NO_GAP, DeaotArch, model_size, with_gap
+from cleanfeed.engines.export_manifest import Manifest, read_export_manifest
 from cleanfeed.engines.runners.base import Runner, RunnerConfig
 from cleanfeed.errors import BackendError
 
@@ -297,29 +298,24 @@ class ExportFacts:
 
 def read_export(folder: Path) -> ExportFacts:
     """The facts of a DeAOT export folder; BackendError in one line when it is not one."""
-    import json
+    manifest = read_export_manifest(folder, "deaot", "a DeAOT export at a fixed frame size (`cleanfeed export deaot`)",
+                                    lambda m: _step_size(m) is not None)
+    profiles = {g.name: {k: tuple(tuple(int(d) for d in s) for s in v) for k, v in g.profiles.items()}
+                for g in manifest.graphs}
+    slots = manifest.options.get("max_long_term")
+    size = _step_size(manifest)
+    assert size is not None  # the reader's check
+    return ExportFacts(size, slots if isinstance(slots, int) else None, profiles)
 
-    path = Path(folder) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        graphs = {g["name"]: g for g in manifest["graphs"]}
-        shape = next(t["shape"] for t in graphs["step"]["inputs"] if t["name"] == "image")
-        height, width = shape[2], shape[3]
-        profiles = {
-            name: {k: tuple(tuple(int(d) for d in s) for s in v) for k, v in (g.get("profiles") or {}).items()}
-            for name, g in graphs.items()
-        }
-        slots = (manifest.get("options") or {}).get("max_long_term")
-    except FileNotFoundError:
-        raise BackendError(f"{path} must exist (an export folder has a manifest), got no such file") from None
-    except (ValueError, KeyError, TypeError, IndexError, StopIteration) as err:
-        raise BackendError(f"{path} must describe a DeAOT export's step graph, got unreadable content ({err!r})") from None
-    if manifest.get("family") != "deaot" or not all(isinstance(s, int) and s > 0 for s in (height, width)):
-        raise BackendError(
-            f"{path} must describe a DeAOT export at a fixed frame size, got family {manifest.get('family')!r} "
-            f"with image shape {shape}"
-        )
-    return ExportFacts((height, width), slots if isinstance(slots, int) else None, profiles)
+
+def _step_size(manifest: Manifest) -> tuple[int, int] | None:
+    """The step graph's static image (height, width), or None when it has none."""
+    step = next((g for g in manifest.graphs if g.name == "step"), None)
+    shape = next((t.get("shape") for t in step.inputs if t.get("name") == "image"), None) if step else None
+    if not (isinstance(shape, list) and len(shape) == 4):
+        return None
+    height, width = shape[2], shape[3]
+    return (height, width) if all(isinstance(d, int) and d > 0 for d in (height, width)) else None
 
 
 GRAPH_FILES = ("reference.onnx", "step.onnx", "memorise.onnx")

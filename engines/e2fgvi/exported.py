@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from cleanfeed.engines.e2fgvi.windows import MULTIPLE
+from cleanfeed.engines.export_manifest import Manifest, read_export_manifest
 from cleanfeed.engines.runners.base import Profile, TensorSpec
-from cleanfeed.errors import BackendError, ExportError
+from cleanfeed.errors import BackendError
 
 if TYPE_CHECKING:
     from cleanfeed.engines.runners.base import Runner, RunnerConfig
@@ -67,27 +68,18 @@ class WindowExport:
 
 def read_window_export(folder: str | Path) -> WindowExport:
     """The facts of an E2FGVI window export folder; BackendError in one line when it is not one."""
-    from cleanfeed.export.manifest import Manifest
-
     folder = Path(folder)
-    path = folder / "manifest.json"
-    try:
-        manifest = Manifest.load(folder)
-    except ExportError as err:
-        raise BackendError(str(err)) from None
-    local, refs = manifest.options.get("local"), manifest.options.get("refs")
-    graph = next((g for g in manifest.graphs if g.name == GRAPH_NAME), None)
-    if manifest.family != "e2fgvi" or graph is None or not (isinstance(local, int) and isinstance(refs, int)):
-        raise BackendError(
-            f"{path} must describe an E2FGVI window export (`cleanfeed export e2fgvi`), got family "
-            f"{manifest.family!r} with graphs {[g.name for g in manifest.graphs]} and options {manifest.options}"
-        )
-    if not manifest.ok:
-        raise BackendError(f"{path} must record a finished export (status ok), got status {manifest.status!r}: "
-                           f"{manifest.failure or 'it did not finish'}")
+
+    def fits(manifest: Manifest) -> bool:
+        local, refs = manifest.options.get("local"), manifest.options.get("refs")
+        return any(g.name == GRAPH_NAME for g in manifest.graphs) and isinstance(local, int) and isinstance(refs, int)
+
+    manifest = read_export_manifest(folder, "e2fgvi", "an E2FGVI window export (`cleanfeed export e2fgvi`)", fits)
+    local, refs = manifest.options["local"], manifest.options["refs"]
+    graph = next(g for g in manifest.graphs if g.name == GRAPH_NAME)
     shapes = graph.profiles.get("masked_frames")
     profile = tuple(tuple(int(d) for d in s) for s in shapes) if shapes else None
-    return WindowExport(folder, local, refs, manifest.precision, profile)  # type: ignore[arg-type]
+    return WindowExport(folder, local, refs, manifest.precision, profile)
 
 
 class ExportedWindow:

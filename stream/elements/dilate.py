@@ -29,8 +29,6 @@ class Dilate(Filter):
         Property.int("pixels", "Grow masks by this many pixels", 8, 0, 64),
     )
 
-    pixels: int
-
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         dilate_ids(frame.mask, self.pixels)
         return [frame]

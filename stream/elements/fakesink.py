@@ -26,8 +26,6 @@ class FakeSink(Sink):
         Property.bool("sync", "Hold each frame until its presentation time (relative to the first frame)", False),
     )
 
-    sync: bool
-
     def start(self, caps: Caps) -> Caps:
         self.frames = 0
         self.packets = 0

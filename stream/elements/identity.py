@@ -25,8 +25,6 @@ class Identity(Filter):
         Property.float("delay_ms", "Sleep this many milliseconds per frame (a stand-in for a slow stage)", 0.0, 0.0, 60_000.0),
     )
 
-    delay_ms: float
-
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         if self.delay_ms:
             time.sleep(self.delay_ms / 1000)

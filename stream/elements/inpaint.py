@@ -13,10 +13,11 @@ from cleanfeed.engines.classical.cover import FALLBACKS, fill
 from cleanfeed.engines.classical.inpainter import METHODS, Filled, FlowInpainter, InpaintConfig
 from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
 from cleanfeed.errors import ElementError
+from cleanfeed.stream.adapters.base import ModelSettings
+from cleanfeed.stream.adapters.inpaint_e2fgvi import E2FGVI, MODES, VARIANTS, E2fgviEngine, choose
+from cleanfeed.stream.adapters.model_choice import check_device, model_properties
 from cleanfeed.stream.buffers import Caps, VideoFrame
 from cleanfeed.stream.element import EngineChoice, Filter
-from cleanfeed.stream.elements.inpaint_e2fgvi import E2FGVI, MODES, VARIANTS, E2fgviEngine, E2fgviSettings, choose
-from cleanfeed.stream.elements.model_choice import check_device, engine_choice, model_properties
 from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
 
@@ -89,27 +90,6 @@ class Inpaint(Filter):
                       "inpaint"),
     )
 
-    engine: str
-    model: str
-    checkpoint: str | None
-    models: str | None
-    backend: str
-    device: str
-    precision: str
-    compile: bool
-    mode: str
-    neighbor_stride: int
-    ref_step: int
-    num_ref: int
-    region: str
-    margin: int
-    spill: str | None
-    window: int
-    method: str
-    radius: int
-    flow_margin: int
-    fallback: str
-
     def configure(self) -> None:
         check_device(self.factory, self.device)
         self._choice, self._why = choose(self.engine, self.checkpoint, self.model, self.models)
@@ -117,8 +97,9 @@ class Inpaint(Filter):
         if self._choice is not None:
             sliding = SlidingConfig(self.mode, self.neighbor_stride, self.ref_step, self.num_ref, self.region,
                                     self.margin or 64)
-            self._e2fgvi = E2fgviEngine(self._choice, E2fgviSettings(
-                self.backend, self.device, self.precision, self.compile, sliding, self.spill))
+            settings = ModelSettings(backend=self.backend, device=self.device, precision=self.precision,
+                                     compile=self.compile)
+            self._e2fgvi = E2fgviEngine(self._choice, settings, sliding=sliding, spill_dir=self.spill)
 
     def _config(self, align: int = 1) -> InpaintConfig:
         return InpaintConfig(window=self.window, method=self.method, margin=max(4, self.margin or 16),
@@ -143,7 +124,7 @@ class Inpaint(Filter):
             self._e2fgvi.load()
 
     def engine_choice(self) -> EngineChoice:
-        return engine_choice(E2FGVI, self._choice, self.engine, self.models, "flow-guided propagation")
+        return E2FGVI.engine_choice(self._choice, self.engine, self.models)
 
     def start(self, caps: Caps) -> Caps:
         if self._e2fgvi is not None:

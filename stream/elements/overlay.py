@@ -43,10 +43,6 @@ class Overlay(Filter):
         Property.bool("labels", "Write each object's id next to it", True),
     )
 
-    alpha: float
-    contours: bool
-    labels: bool
-
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         found = regions.mask_box(frame.mask)
         if found is None:

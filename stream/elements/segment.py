@@ -13,10 +13,11 @@ from cleanfeed.engines.classical.segmenter import SegmenterConfig, segment
 from cleanfeed.errors import PromptError
 from cleanfeed.prompts.promptfile import load_prompts
 from cleanfeed.prompts.shapes import Box, ObjectPrompt, load_labels, mask_ids, parse_point
+from cleanfeed.stream.adapters.base import ModelSettings
+from cleanfeed.stream.adapters.model_choice import check_device, model_properties
+from cleanfeed.stream.adapters.segment_sam import SAM, VARIANTS, SamEngine, choose
 from cleanfeed.stream.buffers import Caps, Probe, VideoFrame
 from cleanfeed.stream.element import EngineChoice, Filter
-from cleanfeed.stream.elements.model_choice import check_device, engine_choice, model_properties
-from cleanfeed.stream.elements.segment_sam import SAM, VARIANTS, SamEngine, choose
 from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
 
@@ -88,23 +89,6 @@ class Segment(Filter):
         Property.int("iterations", "GrabCut iterations", 4, 1, 20),
     )
 
-    box: tuple[int, int, int, int] | None
-    points: str | None
-    mask_file: str | None
-    frame: int
-    object_id: int
-    prompts_file: str | None
-    engine: str
-    model: str
-    checkpoint: str | None
-    models: str | None
-    backend: str
-    device: str
-    precision: str
-    multimask: bool
-    refine: bool
-    iterations: int
-
     def configure(self) -> None:
         prompts: list[ObjectPrompt] = []
         pts = parse_points(self.points) if self.points else ()
@@ -137,15 +121,15 @@ class Segment(Filter):
     def prepare(self) -> None:
         if self._wants_sam() and self._sam is None:
             assert self._sam_choice is not None
-            sam = SamEngine(self._sam_choice, backend=self.backend, device=self.device,
-                            precision=self.precision, multimask=self.multimask, refine=self.refine)
+            settings = ModelSettings(backend=self.backend, device=self.device, precision=self.precision)
+            sam = SamEngine(self._sam_choice, settings, multimask=self.multimask, refine=self.refine)
             sam.open()
             self._sam = sam
 
     def engine_choice(self) -> EngineChoice:
         if self._sam_choice is not None and not self._wants_sam():
             return EngineChoice("GrabCut", "the prompts are masks only")
-        return engine_choice(SAM, self._sam_choice, self.engine, self.models, "GrabCut")
+        return SAM.engine_choice(self._sam_choice, self.engine, self.models)
 
     def _load_masks(self, caps: Caps) -> None:
         """Checks every prompt against the frame size and reads its mask file."""

@@ -47,17 +47,6 @@ class SyntheticSrc(Source):
         Property.enum("pix_fmt", "Pixel layout of the frames", FORMATS, "yuv420p"),
     )
 
-    width: int
-    height: int
-    frames: int
-    rate: Fraction
-    motion: str
-    logo: str
-    logo_size: int
-    seed: int
-    truth_mask: bool
-    pix_fmt: str
-
     def configure(self) -> None:
         if self.rate <= 0:
             raise PropertyError(f"testsrc property rate must be > 0, got {self.rate}")

@@ -11,11 +11,12 @@ import numpy as np
 
 from cleanfeed.engines.classical import regions
 from cleanfeed.engines.classical.tracker import MODELS, MaskTracker, TrackerConfig
+from cleanfeed.stream.adapters.base import ModelSettings
+from cleanfeed.stream.adapters.model_choice import check_device, model_properties
+from cleanfeed.stream.adapters.track_deaot import DEAOT, VARIANTS, DeaotEngine, choose
+from cleanfeed.stream.adapters.track_live import PunctualTracker
 from cleanfeed.stream.buffers import Caps, VideoFrame
 from cleanfeed.stream.element import EngineChoice, Filter
-from cleanfeed.stream.elements.model_choice import check_device, engine_choice, model_properties
-from cleanfeed.stream.elements.track_deaot import DEAOT, VARIANTS, DeaotEngine, DeaotSettings, choose
-from cleanfeed.stream.elements.track_live import PunctualTracker
 from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
 
@@ -70,24 +71,6 @@ class Track(Filter):
                      "answer in time", 16, 0, 512),
     )
 
-    engine: str
-    model: str
-    checkpoint: str | None
-    models: str | None
-    backend: str
-    device: str
-    precision: str
-    long_term_gap: int
-    max_long_term: int
-    lost_after: int
-    cuda_graphs: bool
-    compile: bool
-    motion: str
-    max_side: int
-    margin: float
-    anchor: bool
-    stale_grow: int
-
     HELD_LIVE = 8
     """Frames DeAOT may hold under a deadline (the shared-memory slots it may keep)."""
 
@@ -109,13 +92,14 @@ class Track(Filter):
     def _deaot_engine(self) -> DeaotEngine:
         if self._deaot is None:
             assert self._choice is not None
-            settings = DeaotSettings(self.backend, self.device, self.precision, self.long_term_gap or None,
-                                     self.max_long_term, self.lost_after, self.cuda_graphs, self.compile)
-            self._deaot = DeaotEngine(self._choice, settings)
+            settings = ModelSettings(backend=self.backend, device=self.device, precision=self.precision,
+                                     cuda_graphs=self.cuda_graphs, compile=self.compile)
+            self._deaot = DeaotEngine(self._choice, settings, long_term_gap=self.long_term_gap or None,
+                                      max_long_term=self.max_long_term, lost_after=self.lost_after)
         return self._deaot
 
     def engine_choice(self) -> EngineChoice:
-        return engine_choice(DEAOT, self._choice, self.engine, self.models, "optical flow")
+        return DEAOT.engine_choice(self._choice, self.engine, self.models)
 
     def start(self, caps: Caps) -> Caps:
         if self._choice is not None:

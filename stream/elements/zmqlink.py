@@ -96,15 +96,6 @@ class ZmqSink(Sink):
     example: ClassVar[str] = "filesrc location=in.mp4 ! segment box=410,96,470,150 ! zmqsink endpoint=tcp://127.0.0.1:5555"
     properties: ClassVar[tuple[Property, ...]] = _link_properties(bind_default=True)
 
-    endpoint: str
-    bind: bool
-    public: bool
-    timeout_s: float
-    heartbeat_s: float
-    heartbeat_timeout_s: float
-    curve_secret_key: str | None
-    curve_server_key: str | None
-    curve_authorized: str | None
 
     def configure(self) -> None:
         _check_link(self)
@@ -190,17 +181,6 @@ class ZmqSrc(Source):
     properties: ClassVar[tuple[Property, ...]] = _link_properties(bind_default=False) + (
         Property.bool("keep_stamps", "Keep the far side's timestamps (one host only: clocks differ between hosts)", False),
     )
-
-    endpoint: str
-    bind: bool
-    public: bool
-    timeout_s: float
-    heartbeat_s: float
-    heartbeat_timeout_s: float
-    curve_secret_key: str | None
-    curve_server_key: str | None
-    curve_authorized: str | None
-    keep_stamps: bool
 
     def configure(self) -> None:
         _check_link(self)

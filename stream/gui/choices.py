@@ -38,8 +38,8 @@ def _element_engines(factory: str) -> list[str]:
 
 def stage_choices(models: str | None) -> list[StageChoices]:
     """Segment, track and inpaint choices for the models folder ``models``."""
-    from cleanfeed.stream.elements.segment_sam import choose as choose_sam
-    from cleanfeed.stream.elements.track_deaot import choose as choose_deaot
+    from cleanfeed.stream.adapters.segment_sam import choose as choose_sam
+    from cleanfeed.stream.adapters.track_deaot import choose as choose_deaot
 
     out = []
     for stage, neural, choose in (("segment", "sam", choose_sam), ("track", "deaot", choose_deaot)):

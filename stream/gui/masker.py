@@ -18,8 +18,8 @@ import numpy as np
 from cleanfeed.errors import CleanfeedError
 from cleanfeed.prompts.shapes import ObjectPrompt
 from cleanfeed.stream import registry
+from cleanfeed.stream.adapters.segment_sam import choose, sam_prompt
 from cleanfeed.stream.buffers import Caps, VideoFrame
-from cleanfeed.stream.elements.segment_sam import choose, sam_prompt
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,11 @@ import pytest
 
 from cleanfeed.engines.classical.cover import FALLBACKS, fill
 from cleanfeed.errors import PropertyError
+from cleanfeed.stream.adapters.base import ModelSettings
+from cleanfeed.stream.adapters.inpaint_e2fgvi import E2fgviEngine
+from cleanfeed.stream.adapters.inpaint_windows import InlineWindows
 from cleanfeed.stream.buffers import VideoFrame
 from cleanfeed.stream.element import Deadline
-from cleanfeed.stream.elements.inpaint_e2fgvi import E2fgviEngine, E2fgviSettings
-from cleanfeed.stream.elements.inpaint_windows import InlineWindows
 from cleanfeed.stream.live import HOP_MARGIN_S, LivePlan, refuse_short_budget
 from cleanfeed.stream.media.encode import EncoderSettings, encoder_delay
 from cleanfeed.stream.picture import Picture
@@ -108,7 +109,7 @@ class _SlowWindows:
 
 
 def test_e2fgvi_stream_frames_expire_in_order_and_their_late_answers_are_dropped() -> None:
-    engine = E2fgviEngine(None, E2fgviSettings())  # type: ignore[arg-type]
+    engine = E2fgviEngine(None, ModelSettings())  # type: ignore[arg-type]
     windows = _SlowWindows()
     engine._windows = InlineWindows(windows)
     frames = [_frame(i, float(i)) for i in range(4)]

@@ -24,9 +24,9 @@ from live_run import late_rows, run_live  # noqa: E402
 from cleanfeed.engines.e2fgvi.model import InpaintGenerator  # noqa: E402
 from cleanfeed.engines.e2fgvi.offline import inpaint_offline  # noqa: E402
 from cleanfeed.errors import CheckpointError, PropertyError  # noqa: E402
+from cleanfeed.stream.adapters.inpaint_windows import BackgroundWindows  # noqa: E402
 from cleanfeed.stream.buffers import Caps, VideoFrame  # noqa: E402
 from cleanfeed.stream.element import Deadline  # noqa: E402
-from cleanfeed.stream.elements.inpaint_windows import BackgroundWindows  # noqa: E402
 from cleanfeed.stream.picture import Picture  # noqa: E402
 from cleanfeed.stream.registry import create  # noqa: E402
 

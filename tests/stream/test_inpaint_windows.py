@@ -13,9 +13,10 @@ import pytest
 
 from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
 from cleanfeed.errors import ElementError
+from cleanfeed.stream.adapters.base import ModelSettings
+from cleanfeed.stream.adapters.inpaint_e2fgvi import E2fgviEngine
+from cleanfeed.stream.adapters.inpaint_windows import BackgroundWindows, InlineWindows
 from cleanfeed.stream.buffers import VideoFrame
-from cleanfeed.stream.elements.inpaint_e2fgvi import E2fgviEngine, E2fgviSettings
-from cleanfeed.stream.elements.inpaint_windows import BackgroundWindows, InlineWindows
 from cleanfeed.stream.picture import Picture
 
 
@@ -62,7 +63,7 @@ def _frame(seq: int) -> VideoFrame:
 
 
 def _engine(windows: InlineWindows | BackgroundWindows, stride: int = 2) -> tuple[E2fgviEngine, list[int]]:
-    engine = E2fgviEngine(None, E2fgviSettings(sliding=SlidingConfig(neighbor_stride=stride)))  # type: ignore[arg-type]
+    engine = E2fgviEngine(None, ModelSettings(), sliding=SlidingConfig(neighbor_stride=stride))  # type: ignore[arg-type]
     covered: list[int] = []
 
     def cover(frame: VideoFrame) -> VideoFrame:

@@ -12,7 +12,7 @@ import pytest
 
 from cleanfeed.engines.models import find_checkpoint, models_dir
 from cleanfeed.errors import CheckpointError
-from cleanfeed.stream.elements.segment_sam import OFFICIAL_FILES, choose
+from cleanfeed.stream.adapters.segment_sam import OFFICIAL_FILES, choose
 from cleanfeed.stream.registry import create
 
 
@@ -113,7 +113,7 @@ def test_one_conversion_from_prompts_to_sam_serves_the_element_and_the_app() -> 
     import numpy as np
 
     from cleanfeed.prompts.shapes import Box, ObjectPrompt, Point
-    from cleanfeed.stream.elements.segment_sam import sam_prompt
+    from cleanfeed.stream.adapters.segment_sam import sam_prompt
 
     p = sam_prompt(ObjectPrompt(1, 0, Box(1, 2, 30, 40), (Point(5, 6), Point(7.5, 8, False))))
     assert p.points.dtype == np.float32 and p.points.tolist() == [[5, 6], [7.5, 8]]
@@ -121,6 +121,6 @@ def test_one_conversion_from_prompts_to_sam_serves_the_element_and_the_app() -> 
     assert p.box == (1.0, 2.0, 30.0, 40.0) and p.mask_logits is None
     empty = sam_prompt(ObjectPrompt(2, 0, None, ()), np.zeros((256, 256), np.float32))
     assert empty.points.shape == (0, 2) and empty.box is None and empty.mask_logits.shape == (256, 256)
-    for module in ("gui/masker.py", "elements/segment_sam.py"):  # nobody builds SAM's arrays by hand again
+    for module in ("gui/masker.py", "adapters/segment_sam.py"):  # nobody builds SAM's arrays by hand again
         source = (Path(__file__).resolve().parents[2] / "stream" / module).read_text(encoding="utf-8")
         assert source.count("SamPrompt(") == (1 if module.endswith("segment_sam.py") else 0), module

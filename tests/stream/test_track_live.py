@@ -1,4 +1,4 @@
-"""DeAOT under a live deadline (stream/elements/track_live.py): frames leave on time with stale
+"""DeAOT under a live deadline (stream/adapters/track_live.py): frames leave on time with stale
 masks when the tracker is late, reference frames are never skipped, answers in time are used."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from cleanfeed.stream.adapters.track_live import PunctualTracker
 from cleanfeed.stream.buffers import VideoFrame
-from cleanfeed.stream.elements.track_live import PunctualTracker
 from cleanfeed.stream.picture import Picture
 
 H = W = 48

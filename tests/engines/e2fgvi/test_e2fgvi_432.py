@@ -24,8 +24,8 @@ from cleanfeed.engines.e2fgvi.schedule import SlidingConfig  # noqa: E402
 from cleanfeed.engines.e2fgvi.sliding import MemoryStore, SlidingInpainter  # noqa: E402
 from cleanfeed.engines.e2fgvi.windows import dilate_mask, offline_windows  # noqa: E402
 from cleanfeed.errors import CheckpointError, PropertyError  # noqa: E402
+from cleanfeed.stream.adapters.inpaint_e2fgvi import choose  # noqa: E402
 from cleanfeed.stream.buffers import Caps, VideoFrame  # noqa: E402
-from cleanfeed.stream.elements.inpaint_e2fgvi import choose  # noqa: E402
 from cleanfeed.stream.picture import Picture  # noqa: E402
 from cleanfeed.stream.registry import create  # noqa: E402
 

@@ -7,8 +7,6 @@ with the classical tracker starts as fast as before and runs where torch is not 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,50 +14,39 @@ import numpy as np
 from cleanfeed.engines.deaot.variants import OFFICIAL_FILES, PREFERENCE
 from cleanfeed.engines.deaot.variants import VARIANTS as DEAOT_VARIANTS
 from cleanfeed.engines.models import Choice, Family, auto_device
-from cleanfeed.engines.models import choose as choose_model
 from cleanfeed.errors import BackendError
+from cleanfeed.stream.adapters.base import ModelAdapter, ModelSettings
+from cleanfeed.stream.adapters.model_choice import ModelFamily
 
 log = logging.getLogger(__name__)
 
 VARIANTS = tuple(DEAOT_VARIANTS)
 
-DEAOT = Family(
-    name="DeAOT",
-    element="track",
-    engine="deaot",
-    flag="--deaot",
-    files=OFFICIAL_FILES,
-    prefer=PREFERENCE,
-    fallback="the classical engine (optical flow)",
-)
+DEAOT = ModelFamily(Family(name="DeAOT", engine="deaot", files=OFFICIAL_FILES, prefer=PREFERENCE),
+                    element="track", flag="--deaot", classical="optical flow")
 
 
 def choose(engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
-    """DeAOT or the classical engine for these properties, and why (cleanfeed.engines.models.choose)."""
-    return choose_model(DEAOT, engine, checkpoint, model, models)
+    """DeAOT or the classical engine for these properties, and why (ModelFamily.choose)."""
+    return DEAOT.choose(engine, checkpoint, model, models)
 
 
-@dataclass(frozen=True)
-class DeaotSettings:
-    backend: str
-    device: str
-    precision: str
-    long_term_gap: int | None
-    """None keeps upstream's gap for the recognised variant."""
-    max_long_term: int
-    lost_after: int
-    cuda_graphs: bool = False
-    compile: bool = False
+class DeaotEngine(ModelAdapter):
+    """One DeAOT tracker for the element's lifetime, opened for one frame size.
 
+    ``long_term_gap`` None keeps upstream's gap for the recognised variant; ``max_long_term``
+    and ``lost_after`` are the tracker's memory slots and patience (TrackerConfig).
+    """
 
-class DeaotEngine:
-    """One DeAOT tracker for the element's lifetime, opened for one frame size."""
+    family = DEAOT
 
-    def __init__(self, choice: Choice, settings: DeaotSettings) -> None:
-        self.choice = choice
-        self.settings = settings
+    def __init__(self, choice: Choice, settings: ModelSettings, *, long_term_gap: int | None,
+                 max_long_term: int, lost_after: int) -> None:
+        super().__init__(choice, settings)
+        self.long_term_gap = long_term_gap
+        self.max_long_term = max_long_term
+        self.lost_after = lost_after
         self._tracker: Any = None
-        self.description = ""
 
     def load(self) -> None:
         """backend=torch needs no frame size to load: the element does it in ``prepare``, before
@@ -77,45 +64,31 @@ class DeaotEngine:
         modes = "".join(f", {m}" for m, on in (("torch.compile", s.compile), ("CUDA graphs", s.cuda_graphs)) if on)
         self.description = (
             f"{arch.title} on {s.backend} {auto_device(s.device)} {s.precision}{modes}; long-term memory {gap}, "
-            f"at most {s.max_long_term} frames"
+            f"at most {self.max_long_term} frames"
         )
         return self.description
 
     def _open_tracker(self, size: tuple[int, int] | None) -> Any:
         try:
             from cleanfeed.engines.deaot.tracker import TrackerConfig, open_tracker
-            from cleanfeed.engines.runners.base import RunnerConfig
         except ImportError as err:
             raise BackendError(f"DeAOT needs torch: pip install 'cleanfeed[torch]' ({err})") from None
-        s = self.settings
-        config = RunnerConfig(backend=s.backend, device=auto_device(s.device), precision=s.precision,
-                              cuda_graphs=s.cuda_graphs, compile=s.compile)
-        onnx_dir = self._exported(*size) if s.backend != "torch" and size is not None else None
-        tracking = TrackerConfig(max_long_term=s.max_long_term, lost_after=s.lost_after)
-        return open_tracker(self.choice.checkpoint, self.choice.model or "auto", config, tracking, s.long_term_gap,
+        config = self.settings.resolved()
+        onnx_dir = self._exported(*size) if self.settings.backend != "torch" and size is not None else None
+        tracking = TrackerConfig(max_long_term=self.max_long_term, lost_after=self.lost_after)
+        return open_tracker(self.choice.checkpoint, self.choice.model or "auto", config, tracking, self.long_term_gap,
                             onnx_dir)
 
-    def _exported(self, width: int, height: int) -> Path:
-        """The ONNX graphs of this checkpoint at this frame size, exported into the engine cache the first time."""
-        try:
-            from cleanfeed.engines.checkpoints import checkpoint_sha256
-            from cleanfeed.engines.runners import engine_cache_dir
+    def _exported(self, width: int, height: int) -> Any:
+        """The ONNX graphs of this checkpoint at this frame size (the step graph's shapes are static)."""
+        def spec() -> Any:
             from cleanfeed.export.deaot import deaot_spec
-            from cleanfeed.export.model_export import ensure_export, find_export
-        except ImportError as err:
-            raise BackendError(
-                f"backend={self.settings.backend} needs onnx and onnxruntime: pip install 'cleanfeed[onnx]' ({err})"
-            ) from None
-        cache = engine_cache_dir() / "exports"
-        options = {"size": [height, width], "max_long_term": self.settings.max_long_term}
-        made = find_export(cache, checkpoint_sha256(self.choice.checkpoint), self.settings.precision, options=options)
-        if made is not None:
-            return made
-        log.info("track: exporting DeAOT to ONNX once for backend %s at %dx%d (kept in %s)",
-                 self.settings.backend, width, height, cache)
-        spec = deaot_spec(self.choice.checkpoint, self.choice.model, size=(height, width),
-                          max_long_term=self.settings.max_long_term)
-        return ensure_export(spec, cache, self.settings.precision)
+
+            return deaot_spec(self.choice.checkpoint, self.choice.model, size=(height, width),
+                              max_long_term=self.max_long_term)
+
+        options = {"size": [height, width], "max_long_term": self.max_long_term}
+        return self.exported(spec, options, f" at {width}x{height}")
 
     @property
     def ids(self) -> list[int]:
@@ -151,7 +124,6 @@ class DeaotEngine:
         return modes
 
     def close(self) -> None:
-        """Frees the model (and its GPU memory) now rather than whenever it is collected."""
         if self._tracker is not None:
             self._tracker.close()
             self._tracker = None

@@ -8,17 +8,17 @@ pipeline without SAM starts as fast as before and runs where torch is not instal
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cleanfeed.engines.models import Choice, Family, auto_device
-from cleanfeed.engines.models import choose as choose_model
+from cleanfeed.engines.models import Choice, Family
 from cleanfeed.engines.sam.variants import OFFICIAL_FILES
 from cleanfeed.engines.sam.variants import VARIANTS as SAM_VARIANTS
 from cleanfeed.errors import BackendError
 from cleanfeed.prompts.shapes import ObjectPrompt
+from cleanfeed.stream.adapters.base import ModelAdapter, ModelSettings
+from cleanfeed.stream.adapters.model_choice import ModelFamily
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +26,13 @@ VARIANTS = tuple(SAM_VARIANTS)
 PREFERENCE = ("vit_h", "vit_l", "vit_b")  # the largest found: it segments best, and runs once per prompt
 
 
-SAM = Family(
-    name="SAM",
-    element="segment",
-    engine="sam",
-    flag="--sam",
-    files=OFFICIAL_FILES,
-    prefer=PREFERENCE,
-    fallback="the classical engine (GrabCut)",
-)
+SAM = ModelFamily(Family(name="SAM", engine="sam", files=OFFICIAL_FILES, prefer=PREFERENCE),
+                  element="segment", flag="--sam", classical="GrabCut")
 
 
 def choose(engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
-    """SAM or the classical engine for these properties, and why (cleanfeed.engines.models.choose)."""
-    return choose_model(SAM, engine, checkpoint, model, models)
+    """SAM or the classical engine for these properties, and why (ModelFamily.choose)."""
+    return SAM.choose(engine, checkpoint, model, models)
 
 
 def sam_prompt(prompt: ObjectPrompt, mask_logits: np.ndarray | None = None) -> Any:
@@ -55,61 +48,39 @@ def sam_prompt(prompt: ObjectPrompt, mask_logits: np.ndarray | None = None) -> A
     return SamPrompt(points, labels, box, mask_logits)
 
 
-class SamEngine:
+class SamEngine(ModelAdapter):
     """One SAM model for the element's lifetime: the encoder runs once per prompted frame and the
     decoder once per object on it."""
 
-    def __init__(self, choice: Choice, *, backend: str, device: str, precision: str,
-                 multimask: bool, refine: bool) -> None:
-        self.choice = choice
-        self.backend = backend
-        self.device = device
-        self.precision = precision
+    family = SAM
+
+    def __init__(self, choice: Choice, settings: ModelSettings, *, multimask: bool, refine: bool) -> None:
+        super().__init__(choice, settings)
         self.multimask = multimask
         self.refine = refine
         self._segmenter: Any = None
-        self.description = ""
 
     def open(self) -> str:
         """Loads the checkpoint onto its backend; returns what runs, in words."""
         try:
-            from cleanfeed.engines.runners.base import RunnerConfig
             from cleanfeed.engines.sam.predictor import open_segmenter
         except ImportError as err:
             raise BackendError(f"SAM needs torch and segment-anything: pip install 'cleanfeed[torch]' ({err})") from None
-        config = RunnerConfig(backend=self.backend, device=auto_device(self.device), precision=self.precision)
-        onnx_dir = None
-        if self.backend != "torch":
-            onnx_dir = self._exported()
+        s = self.settings
+        config = s.resolved()
+        onnx_dir = self.exported(self._spec) if s.backend != "torch" else None
         self._segmenter = open_segmenter(self.choice.checkpoint, self.choice.model, config, onnx_dir)
         self.description = getattr(self._segmenter, "description", "") or (
-            f"{self.backend} on {config.device}, {self.precision}"
+            f"{s.backend} on {config.device}, {s.precision}"
         )
         return self.description
 
-    def _exported(self) -> Path:
-        """The ONNX graphs of this checkpoint, exported into the engine cache the first time."""
-        try:
-            from cleanfeed.engines.runners import engine_cache_dir
-            from cleanfeed.export.model_export import ensure_export
-            from cleanfeed.export.sam import sam_spec
-        except ImportError as err:
-            raise BackendError(
-                f"backend={self.backend} needs onnx and onnxruntime: pip install 'cleanfeed[onnx]' ({err})"
-            ) from None
-        from cleanfeed.engines.checkpoints import checkpoint_sha256
-        from cleanfeed.export.model_export import find_export
+    def _spec(self) -> Any:
+        from cleanfeed.export.sam import sam_spec
 
-        cache = engine_cache_dir() / "exports"
-        # an export made earlier from the same file is found by the file's hash: no weights loaded
-        made = find_export(cache, checkpoint_sha256(self.choice.checkpoint), self.precision)
-        if made is not None:
-            return made
-        log.info("segment: exporting SAM to ONNX once for backend %s (kept in %s)", self.backend, cache)
-        return ensure_export(sam_spec(self.choice.checkpoint, self.choice.model), cache, self.precision)
+        return sam_spec(self.choice.checkpoint, self.choice.model)
 
     def close(self) -> None:
-        """Frees the model (and its GPU memory) now rather than whenever it is collected."""
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None

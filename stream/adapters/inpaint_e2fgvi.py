@@ -6,7 +6,7 @@ hold frames, one per mode:
 - ``stream``: the frames themselves are held (their shared-memory slots count in the element's
   lookahead, ``neighbor_stride`` frames) and RGB copies of the few past frames later windows still
   use; each frame leaves as soon as its windows have run. With a live deadline the windows run
-  in a thread of their own (stream/elements/inpaint_windows.py), so frames can leave on time,
+  in a thread of their own (stream/adapters/inpaint_windows.py), so frames can leave on time,
   covered by the fallback, while a window is still computing: then up to ``held_max`` frames
   are held, and a frame beyond that leaves covered at once (the engine is too far behind).
 - ``offline``: every frame is copied to a spill file on disk (stream/spill.py) and its slot given
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,10 +27,12 @@ from cleanfeed.engines.e2fgvi.checkpoint import OFFICIAL_FILES, TITLES
 from cleanfeed.engines.e2fgvi.checkpoint import VARIANTS as E2FGVI_VARIANTS
 from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
 from cleanfeed.engines.models import Choice, Family, auto_device
-from cleanfeed.engines.models import choose as choose_model
+from cleanfeed.engines.runners.base import RunnerConfig
 from cleanfeed.errors import BackendError, ElementError, PropertyError
+from cleanfeed.stream.adapters.base import ModelAdapter, ModelSettings
+from cleanfeed.stream.adapters.inpaint_windows import BackgroundWindows, InlineWindows
+from cleanfeed.stream.adapters.model_choice import ModelFamily
 from cleanfeed.stream.buffers import Caps, VideoFrame
-from cleanfeed.stream.elements.inpaint_windows import BackgroundWindows, InlineWindows
 from cleanfeed.stream.held import HeldFrames
 from cleanfeed.stream.picture import Picture
 from cleanfeed.stream.spill import FrameSpill
@@ -40,32 +42,13 @@ log = logging.getLogger(__name__)
 VARIANTS = tuple(E2FGVI_VARIANTS)
 MODES = ("stream", "offline")
 
-E2FGVI = Family(
-    name="E2FGVI",
-    element="inpaint",
-    engine="e2fgvi",
-    flag="--e2fgvi",
-    files=OFFICIAL_FILES,
-    prefer=("e2fgvi_hq", "e2fgvi"),
-    fallback="the classical engine (flow-guided propagation)",
-)
+E2FGVI = ModelFamily(Family(name="E2FGVI", engine="e2fgvi", files=OFFICIAL_FILES, prefer=("e2fgvi_hq", "e2fgvi")),
+                     element="inpaint", flag="--e2fgvi", classical="flow-guided propagation")
 
 
 def choose(engine: str, checkpoint: str | None, model: str, models: str | None) -> tuple[Choice | None, str]:
-    """E2FGVI or the classical engine for these properties, and why (cleanfeed.engines.models.choose)."""
-    return choose_model(E2FGVI, engine, checkpoint, model, models)
-
-
-@dataclass(frozen=True)
-class E2fgviSettings:
-    """Where and how the generator runs; ``sliding`` is the window schedule (checked when built)."""
-
-    backend: str = "torch"
-    device: str = "auto"
-    precision: str = "fp32"
-    compile: bool = False
-    sliding: SlidingConfig = field(default_factory=SlidingConfig)
-    spill_dir: str | None = None
+    """E2FGVI or the classical engine for these properties, and why (ModelFamily.choose)."""
+    return E2FGVI.choose(engine, checkpoint, model, models)
 
 
 class TorchWindow:
@@ -126,13 +109,20 @@ def write_patch(picture: Picture, patch: Any) -> int:
 Cover = Callable[[VideoFrame], VideoFrame]
 
 
-class E2fgviEngine:
-    """One E2FGVI inpainter for the element's lifetime, opened for one frame size."""
+class E2fgviEngine(ModelAdapter):
+    """One E2FGVI inpainter for the element's lifetime, opened for one frame size.
 
-    def __init__(self, choice: Choice, settings: E2fgviSettings) -> None:
-        self.choice = choice
-        self.settings = settings
-        self.description = ""
+    ``sliding`` is the window schedule (checked when built); ``spill_dir`` where offline mode
+    keeps its spill file (None: the system's temp folder).
+    """
+
+    family = E2FGVI
+
+    def __init__(self, choice: Choice, settings: ModelSettings, *, sliding: SlidingConfig | None = None,
+                 spill_dir: str | None = None) -> None:
+        super().__init__(choice, settings)
+        self.sliding = sliding or SlidingConfig()
+        self.spill_dir = spill_dir
         self._engine: Any = None  # offline: the sliding inpainter itself
         self._windows: InlineWindows | BackgroundWindows | None = None  # stream
         self._held = HeldFrames(self.held_max)
@@ -143,20 +133,20 @@ class E2fgviEngine:
 
     @property
     def lookahead(self) -> int:
-        w = self.settings.sliding
+        w = self.sliding
         return w.neighbor_stride if w.mode == "stream" else 0
 
     @property
     def held_max(self) -> int:
         """The lookahead plus one window's worth of frames arriving while it computes."""
-        w = self.settings.sliding
+        w = self.sliding
         return 2 * w.neighbor_stride + 1 if w.mode == "stream" else 0
 
     def open(self, caps: Caps, cover: Cover | None = None, count: Callable[[str], None] | None = None) -> str:
         """Loads the checkpoint onto its backend; returns what runs, in words. ``cover`` (live
         runs with a deadline: the element's fallback fill) runs the windows in a thread;
         ``count`` is told each resync of that thread's engine."""
-        s, w = self.settings, self.settings.sliding
+        s, w = self.settings, self.sliding
         if w.mode == "offline" and caps.live:
             raise PropertyError(
                 "inpaint mode=offline needs the whole clip before its first frame can leave, got a live input: "
@@ -189,7 +179,7 @@ class E2fgviEngine:
             model, variant = self._exported(caps, fixed, device)
         config = replace(w, region=region, fixed=fixed, resize_to=resize_to)
         if w.mode == "offline":
-            self._spill = FrameSpill(caps, s.spill_dir)
+            self._spill = FrameSpill(caps, self.spill_dir)
             self._engine = SlidingInpainter(model, config, caps.height, caps.width, store=SpillStore(self._spill),
                                             device=device)
         elif cover is not None:
@@ -227,29 +217,24 @@ class E2fgviEngine:
     def _exported(self, caps: Caps, fixed: tuple[int, int], device: str) -> tuple[Any, str]:
         """The exported window for these frame counts, from the engine cache (exported there the first time)."""
         try:
-            from cleanfeed.engines.checkpoints import checkpoint_sha256
             from cleanfeed.engines.e2fgvi.exported import open_exported_window
             from cleanfeed.engines.e2fgvi.windows import padding
-            from cleanfeed.engines.runners import engine_cache_dir
-            from cleanfeed.engines.runners.base import RunnerConfig
-            from cleanfeed.export.e2fgvi import e2fgvi_spec, window_options
-            from cleanfeed.export.model_export import ensure_export, find_export
+            from cleanfeed.export.e2fgvi import window_options
         except ImportError as err:
             raise BackendError(
                 f"backend={self.settings.backend} needs onnx and onnxruntime: pip install 'cleanfeed[onnx]' ({err})"
             ) from None
-        s = self.settings
         pad_h, pad_w = padding(caps.height, caps.width)
         size = (min(caps.height + pad_h, 1080), min(caps.width + pad_w, 1944))
-        cache = engine_cache_dir() / "exports"
-        options = window_options(*fixed, size=size)
-        folder = find_export(cache, checkpoint_sha256(self.choice.checkpoint), s.precision, options=options)
-        if folder is None:
-            log.info("inpaint: exporting E2FGVI's window of %d+%d frames to ONNX once for backend %s (minutes on a "
-                     "CPU; kept in %s)", *fixed, s.backend, cache)
-            spec = e2fgvi_spec(self.choice.checkpoint, self.choice.model, local=fixed[0], refs=fixed[1], size=size)
-            folder = ensure_export(spec, cache, s.precision)
-        config = RunnerConfig(backend=s.backend, device=device, precision=s.precision)
+
+        def spec() -> Any:
+            from cleanfeed.export.e2fgvi import e2fgvi_spec
+
+            return e2fgvi_spec(self.choice.checkpoint, self.choice.model, local=fixed[0], refs=fixed[1], size=size)
+
+        folder = self.exported(spec, window_options(*fixed, size=size),
+                               f", a window of {fixed[0]}+{fixed[1]} frames (minutes on a CPU)")
+        config = RunnerConfig(backend=self.settings.backend, device=device, precision=self.settings.precision)
         return open_exported_window(folder, config), "e2fgvi_hq"
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
@@ -324,7 +309,7 @@ class E2fgviEngine:
         return {} if e is None else {"windows_run": e.windows_run, "windows_skipped": e.windows_skipped}
 
     def close(self) -> None:
-        """Frees the model (and its GPU memory), the window thread and the spill file now."""
+        """Frees the window thread and the spill file too."""
         if self._windows is not None:
             self._closed_busy_s = self.background_busy_s  # still reported after the stream
             self._windows.close()
