@@ -31,6 +31,9 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--prompts", metavar="FILE", help="a JSON prompt file with several objects (see README)")
     g.add_argument("--masks", metavar="DIR|VIDEO", help="per-frame masks made elsewhere: skips segmenting and tracking")
     g.add_argument("--save-masks", metavar="DIR", help="also write each frame's object-id mask as DIR/%%05d.png")
+    g.add_argument("--moving", action="store_true", help="the --box object moves: segment and track it (default: "
+                   "a box alone is a screen-fixed bug, removed by the logo element, which learns its matte)")
+    g.add_argument("--logo-matte", metavar="FILE", help="remove the bug whose matte logo save=FILE wrote (no --box)")
     m = p.add_argument_group("models (checkpoints are files you supply; nothing is downloaded)")
     m.add_argument("--sam", metavar="FILE", help="segment with SAM from this checkpoint (its size is read from the file)")
     m.add_argument("--deaot", metavar="FILE",
@@ -90,7 +93,8 @@ def add_parser(sub: Any) -> None:
 
 def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     """The element specs for the run command's arguments."""
-    has_prompt = bool(args.box or args.point or args.mask or args.prompts)
+    has_prompt = bool(args.box or args.point or args.mask or args.prompts or args.logo_matte)
+    fixed = bool(args.logo_matte or (args.box and not (args.moving or args.point or args.mask or args.prompts)))
     if args.masks and has_prompt:
         raise PromptError("--masks replaces segmenting and tracking: give it without --box/--point/--mask/--prompts")
     if not args.masks and not has_prompt:
@@ -131,6 +135,8 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     specs: list[tuple[str, dict[str, Any]]] = [("filesrc", source)]
     if args.masks:
         specs.append(("loadmask", {"location": args.masks}))
+    elif fixed:  # a screen-fixed bug: exact matte, no tracking; inpaint only fills a box without overlay
+        specs.append(("logo", {"file": args.logo_matte} if args.logo_matte else {"box": parse_box(args.box).as_tuple()}))
     else:
         if args.box:
             seg["box"] = parse_box(args.box).as_tuple()
@@ -144,7 +150,7 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         specs += [("segment", seg), ("track", track)]
     if args.save_masks:
         specs.append(("savemask", {"location": args.save_masks}))
-    dilate = args.dilate if args.dilate is not None else (0 if args.masks else 8)
+    dilate = args.dilate if args.dilate is not None else (0 if args.masks or fixed else 8)  # logo grows its own
     if dilate:
         specs.append(("dilate", {"pixels": dilate}))
     specs.append(("inpaint", inpaint))
@@ -164,6 +170,7 @@ FLAGS: dict[tuple[str, str], str] = {
     ("segment", "frame"): "--frame", ("segment", "prompts_file"): "--prompts",
     ("segment", "checkpoint"): "--sam", ("track", "checkpoint"): "--deaot", ("inpaint", "checkpoint"): "--e2fgvi",
     ("loadmask", "location"): "--masks", ("savemask", "location"): "--save-masks", ("dilate", "pixels"): "--dilate",
+    ("logo", "box"): "--box", ("logo", "file"): "--logo-matte",
     ("inpaint", "window"): "--window", ("inpaint", "mode"): "--inpaint-mode", ("inpaint", "region"): "--region",
     ("inpaint", "fallback"): "--fallback",
     ("filesink", "location"): "--output", ("filesink", "codec"): "--codec", ("filesink", "crf"): "--crf",
