@@ -148,7 +148,11 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
     # pooled fit of a0 and L0: core pixels against a harmonic prediction from just outside the support
     around = _grow(cand, 2)
     strong = cand & (dev >= 0.5 * float(np.percentile(dev[cand], 90)))
-    core = _shrink(strong, 1) if _shrink(strong, 1).sum() >= 8 else strong
+    # fit on pixels 2-3 px inside the support: fully covered, yet near enough to the outside for
+    # the harmonic prediction to be close to the true background (a far prediction biases a0 up)
+    dist = cv2.distanceTransform(strong.astype(np.uint8), cv2.DIST_L2, 3)
+    near = (dist >= 1.5) & (dist <= 3.5)
+    core = near if near.sum() >= 8 else (_shrink(strong, 1) if _shrink(strong, 1).sum() >= 8 else strong)
     pred = SmoothFill(around)
     ii = f[:, core]  # (t, n, 3)
     rr = np.stack([pred(fr)[core] for fr in f])
