@@ -29,6 +29,8 @@ setup(
         "opencv-python-headless>=4.9",
         "msgpack>=1.0",
         "tqdm>=4.66",
+        # the logo element's fill: a sparse LU factorised once per matte (engines/classical/smoothfill.py)
+        "scipy>=1.11",
     ],
     extras_require={
         # segment-anything's model code; its predictor's resizing is Pillow's, so Pillow too
