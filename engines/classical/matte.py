@@ -18,7 +18,7 @@ of a box around it (plus a margin of ``ring`` pixels outside the box) this modul
 Model limit, said plainly: one colour and one opacity per bug (anti-aliased edges allowed), as
 most channel bugs are; a multi-coloured bug is treated as opaque where the fit says so.
 
-Arrays: ``frames`` is a TxHxWx3 array (uint8 or float32 0..255, RGB) of the crop (box + ring);
+Arrays: ``frames`` is a TxHxWxC array (uint8 or float32 0..255; C=3: RGB, C=1: one plane such as Y) of the crop (box + ring);
 ``inbox`` an HxW bool mask of the box inside the crop. ``Matte.alpha`` is HxW float32 in 0..1,
 ``Matte.colour`` 3 float32 0..255.
 """
@@ -130,7 +130,8 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
         empty.why = "needs at least 2 frames and a ring of pixels around the box"
         return empty
     mean = f.mean(axis=0)
-    luma = f @ LUMA
+    c = f.shape[-1]
+    luma = f @ LUMA if c == 3 else f.mean(axis=-1)  # a single plane (Y) is its own luma
     sd = luma.std(axis=0)
     from_ring = SmoothFill(inbox)
     dev = np.abs(mean - from_ring(mean)).max(axis=-1)
@@ -159,28 +160,42 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
     di, dr = ii - ii.mean(axis=(0, 1)), rr - rr.mean(axis=(0, 1))
     var_r = float((dr * dr).sum())
     if var_r < 1.0 * dr.size:  # the background hardly varies anywhere under the core: assume opaque
-        a0, intercept = 1.0, ii.mean(axis=(0, 1))
+        a0 = 1.0
     else:
         slope = float((di * dr).sum() / var_r)
         a0 = float(np.clip(1.0 - slope, 0.0, 1.0))
-        intercept = ii.mean(axis=(0, 1)) - (1.0 - a0) * rr.mean(axis=(0, 1))
+        if moving:
+            # over a moving, textured scene the regression on a smooth prediction is diluted (the
+            # prediction varies with the ring more than the scene under the bug does: a0 biased
+            # up). The temporal spread is not: std(I) = (1-a0) std(B), with std(B) interpolated
+            # from just outside the support, where the scene's texture is like that under the bug
+            sd_out = SmoothFill(around)(sd)
+            ratio = sd[core] / np.maximum(sd_out[core], 1e-3)
+            a0 = float(np.clip(1.0 - np.median(ratio), 0.0, 1.0))
     if a0 < cfg.min_alpha:
         empty.why = f"what stands out in the box is the scene, not an overlay (opacity {a0:.2f})"
         return empty
-    colour = np.clip(intercept / max(a0, 1e-3), 0, 255).astype(np.float32)
     if moving:
         core_sd, ref_sd = float(np.median(sd[core])), float(np.median(sd_ref[core]))
         if core_sd > (1.0 - 0.5 * a0) * ref_sd:
             empty.why = "the candidate overlay changes with the scene"
             return empty
-    # coverage per pixel from the mean image against the background's interpolated mean
     zone = _grow(cand, 2) & inbox
     mean_b = SmoothFill(zone)(mean)
-    diff = colour - mean_b
-    num = ((mean - mean_b) * diff).sum(axis=-1)
-    den = a0 * (diff * diff).sum(axis=-1)
-    cover = np.where(den > a0 * 3 * 20.0 ** 2, num / np.maximum(den, 1e-6), cand.astype(np.float32))
-    cover = np.clip(cover, 0.0, 1.0) * zone
-    cover[cover < 0.05] = 0.0
-    alpha = (a0 * cover).astype(np.float32)
+    mean_ii, mean_rr = ii.mean(axis=(0, 1)), rr.mean(axis=(0, 1))
+
+    def matte(a0: float) -> tuple[np.ndarray, np.ndarray]:
+        """alpha and colour for one core opacity: the colour from the pooled intercept, the
+        coverage per pixel from the mean image against the scene's interpolated mean."""
+        colour = np.clip((mean_ii - (1.0 - a0) * mean_rr) / max(a0, 1e-3), 0, 255).astype(np.float32)
+        diff = colour - mean_b
+        num = ((mean - mean_b) * diff).sum(axis=-1)
+        den = a0 * (diff * diff).sum(axis=-1)
+        cover = np.where(den > a0 * c * 20.0 ** 2, num / np.maximum(den, 1e-6), cand.astype(np.float32))
+        cover = np.clip(cover, 0.0, 1.0) * zone
+        cover[cover < 0.05] = 0.0
+        return (a0 * cover).astype(np.float32), colour
+
+    alpha, colour = matte(a0)
     return Matte(alpha, colour, crop, frame_size, True, "moving" if moving else "static", t)
+

@@ -14,6 +14,7 @@ import numpy as np
 
 from cleanfeed.engines.classical import regions
 from cleanfeed.engines.classical.matte import Matte, estimate_matte, load_matte
+from cleanfeed.engines.classical.planes import PlaneRemover, estimate_yuv
 from cleanfeed.engines.classical.smoothfill import ORDERS, SmoothFill
 from cleanfeed.engines.classical.unblend import Unblender
 from cleanfeed.errors import PromptError
@@ -24,6 +25,9 @@ from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
 
 log = logging.getLogger(__name__)
+
+MAX_LEARN = 400
+"""Frames a moving scene's matte is refined from at most (re-learned at 2x, 4x, ... the lookahead)."""
 
 
 @register
@@ -55,6 +59,9 @@ class Logo(Filter):
         Property.float("a_max", "Opacity above which pixels are filled instead of un-blended", 0.85, 0.05, 1.0),
         Property.int("grow", "Grow the filled (opaque) part by this many pixels", 1, 0, 16),
         Property.enum("fill", "Fill of the opaque part: harmonic or biharmonic", ORDERS, "harmonic"),
+        Property.enum("opaque", "The opaque part: fill it here, or mask it for a following inpaint "
+                      "(auto: mask when the scene moves, where inpaint's temporal propagation is better)",
+                      ("auto", "fill", "mask"), "auto"),
         Property.int("object_id", "Mask id given to the box when no static overlay is found", 1, 1, 255),
         Property.int("fallback_grow", "Grow the box passed on as a mask by this many pixels", 8, 0, 64),
     )
@@ -67,6 +74,7 @@ class Logo(Filter):
     a_max: float
     grow: int
     fill: str
+    opaque: str
     object_id: int
     fallback_grow: int
 
@@ -102,6 +110,10 @@ class Logo(Filter):
         self._crops: list[np.ndarray] = []
         self._emitted = 0
         self._remove: Unblender | None = None
+        self._planes: PlaneRemover | None = None
+        self._uvs: list[np.ndarray] = []
+        self._seen = 0
+        self._next = 0  # frame count at which a moving scene's matte is learned again (0: never)
         self._cover: SmoothFill | None = None
         if self._matte is not None:
             self._crop = self._matte.crop
@@ -118,8 +130,11 @@ class Logo(Filter):
 
     def _use(self, matte: Matte) -> None:
         self._matte = matte
+        self._planes = None
         if matte.present:
             self._remove = Unblender(matte.alpha, matte.colour, self.a_max, self.grow, self.fill)
+            self._mask_hole = bool(self._remove.hole.any()) and (
+                self.opaque == "mask" or (self.opaque == "auto" and matte.why == "moving"))
             log.info("%s: overlay found (%s scene, %d frames): opacity %.2f, %d px un-blended, %d px filled",
                      self.name, matte.why or "saved", matte.frames, matte.a0, int(self._remove.blend.sum()),
                      int(self._remove.hole.sum()))
@@ -129,19 +144,48 @@ class Logo(Filter):
         if self.save:
             matte.save(self.save)
 
+    def _sample(self, frame: VideoFrame) -> None:
+        """Keeps the crop for learning: the Y and (U, V) planes of a yuv420p picture, as they are
+        (the matte is estimated and removed in the space the frame is written back in), else RGB."""
+        pic = frame.picture
+        if pic.pix_fmt == "yuv420p":
+            y, u, v = pic.planes(self._crop)
+            self._crops.append(y.copy())
+            self._uvs.append(np.stack([u, v], axis=-1))
+        else:
+            self._crops.append(pic.rgb(self._crop))
+        self._seen += 1
+
     def _learn(self) -> None:
-        frames = np.stack(self._crops)
-        self._crops = []
-        self._use(estimate_matte(frames, self._inbox, self._crop, self._size))
+        n = min(len(self._crops), len(self._uvs)) if self._uvs else 0
+        if n >= 2 and n == len(self._crops):
+            matte = estimate_yuv(np.stack(self._crops), np.stack(self._uvs), self._inbox, self._crop, self._size)
+        else:
+            matte = estimate_matte(np.stack(self._crops), self._inbox, self._crop, self._size)
+        # a moving scene keeps teaching (each frame shows the bug over another background): learn
+        # again at twice as many frames, up to MAX_LEARN; a static one has nothing more to say
+        refine = matte.present and matte.why == "moving" and self._seen < MAX_LEARN
+        self._next = min(2 * self._seen, MAX_LEARN) if refine else 0
+        if not refine:
+            self._crops, self._uvs = [], []
+        self._use(matte)
 
     def _apply(self, frame: VideoFrame) -> VideoFrame:
         matte = self._matte
         assert matte is not None
-        if self._remove is not None:
+        if self._remove is not None and frame.picture.pix_fmt == "yuv420p":
+            if self._planes is None:
+                self._planes = PlaneRemover(matte, self.a_max, self.grow, self.fill)
+            self._planes(*frame.picture.planes(self._crop))
+            self.count("logo_frames")
+        elif self._remove is not None:
             crop = frame.picture.rgb(self._crop)
             frame.picture.put_rgb(self._remove(crop), self._crop, where=self._remove.where)
             self.count("logo_frames")
-        elif self.box is not None:
+        if (self._remove is None or self._mask_hole) and self.box is not None:
+            # no overlay, or an opaque one over a moving scene: the following inpaint removes the
+            # box (grown) as an object, with its temporal propagation (measured on the demo's pan:
+            # propagating into the tight opaque hole copied the bug's soft rim back in)
             x0, y0, x1, y1 = regions.grow(self.box, self.fallback_grow, frame.width, frame.height)
             region = frame.mask[y0:y1, x0:x1]
             region[region == 0] = self.object_id
@@ -149,8 +193,12 @@ class Logo(Filter):
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         if self._matte is not None:
+            if self._next:
+                self._sample(frame)
+                if self._seen >= self._next:
+                    self._learn()
             return [self._apply(frame)]
-        self._crops.append(frame.picture.rgb(self._crop))
+        self._sample(frame)
         self._held.append(frame)
         if len(self._crops) + self._emitted < self.learn:
             return []
@@ -160,6 +208,8 @@ class Logo(Filter):
         return out
 
     def flush(self) -> list[VideoFrame]:
+        if self.save and self._next and self._matte is not None and self._matte.present:
+            self._matte.save(self.save)  # the latest refinement
         if self._matte is None and (self._crops or self._emitted):
             if len(self._crops) >= 2:
                 self._learn()
