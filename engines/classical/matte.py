@@ -164,7 +164,7 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
     else:
         slope = float((di * dr).sum() / var_r)
         a0 = float(np.clip(1.0 - slope, 0.0, 1.0))
-        if moving:
+        if moving and a0 >= cfg.min_alpha:  # the regression still decides whether there is a bug
             # over a moving, textured scene the regression on a smooth prediction is diluted (the
             # prediction varies with the ring more than the scene under the bug does: a0 biased
             # up). The temporal spread is not: std(I) = (1-a0) std(B), with std(B) interpolated

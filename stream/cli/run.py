@@ -95,7 +95,7 @@ def chain(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     """The element specs for the run command's arguments."""
     has_prompt = bool(args.box or args.point or args.mask or args.prompts or args.logo_matte)
     fixed = bool(args.logo_matte or (args.box and not (args.moving or args.point or args.mask or args.prompts
-                                                        or args.sam or args.deaot)))
+                                                        or args.sam or args.deaot or args.frame or args.models)))
     if args.masks and has_prompt:
         raise PromptError("--masks replaces segmenting and tracking: give it without --box/--point/--mask/--prompts")
     if not args.masks and not has_prompt:

@@ -52,7 +52,7 @@ def test_run_keeps_frames_timestamps_and_audio(clip, tmp_path):
 
 def test_thread_mode_gives_the_same_frames(clip, tmp_path):
     out = tmp_path / "out.mkv"
-    proc = cleanfeed("run", str(clip), "-o", str(out), "--box", BOX, "--mode", "thread", "--quiet")
+    proc = cleanfeed("run", str(clip), "-o", str(out), "--box", BOX, "--moving", "--mode", "thread", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert frame_count(out) == 30
     assert proc.stderr == ""
