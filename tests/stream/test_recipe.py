@@ -72,6 +72,14 @@ def test_options_typed_in_code_give_the_same_chain_as_the_command_line() -> None
     assert specs[1].props == {"frame": 0, "box": (10, 20, 30, 40)}
 
 
+def test_a_screen_fixed_bug_is_learnt_by_the_logo_element_not_tracked() -> None:
+    static = chain(RunOptions(input="in.mp4", output="out.mp4", box=Box(10, 20, 30, 40), static=True))
+    assert [s.factory for s in static] == ["filesrc", "logo", "inpaint", "filesink"]  # an estimated mask: no dilation
+    assert static[1].props == {"box": (10, 20, 30, 40)}
+    saved = chain(RunOptions(input="in.mp4", output="out.mp4", logo_matte="bug.npz", dilate=2))
+    assert [(s.factory, s.props) for s in saved[1:3]] == [("logo", {"file": "bug.npz"}), ("dilate", {"pixels": 2})]
+
+
 def test_per_stage_engines_override_the_chain_s_choice() -> None:
     options = RunOptions(input="in.mp4", output="o.mp4", prompts="p.json", classical=True, inpaint_engine="telea")
     specs = dict(chain(options))
@@ -87,6 +95,9 @@ def test_per_stage_engines_override_the_chain_s_choice() -> None:
     (dict(box=Box(1, 2, 3, 4), live=True, max_latency=0.0), PropertyError, "--max-latency must be > 0 ms, got 0"),
     (dict(box=Box(1, 2, 3, 4), classical=True, deaot="d.pth"), PromptError, "--classical and --deaot contradict"),
     (dict(box=Box(1, 2, 3, 4), reconnect_timeout=-1.0), PropertyError, "--reconnect-timeout must be >= 0 s, got -1"),
+    (dict(static=True, points=(Point(5, 6),)), PromptError, "--static removes the screen-fixed bug in --box"),
+    (dict(box=Box(1, 2, 3, 4), static=True, frame=4), PromptError, "give it with --box alone"),
+    (dict(box=Box(1, 2, 3, 4), logo_matte="bug.npz"), PromptError, "--logo-matte says where the bug is"),
 ])
 def test_contradictions_are_refused_in_the_recipe(options: dict, error: type, text: str) -> None:
     with pytest.raises(error, match=text.replace("+", r"\+")):

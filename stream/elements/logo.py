@@ -1,0 +1,238 @@
+"""logo: removes a screen-fixed overlay (a channel bug) by learning its matte from the stream.
+
+The matte estimator, un-blending and fill live in cleanfeed.engines.classical (matte, unblend,
+smoothfill); this element holds the first frames while it learns, then treats every frame with
+the same fixed linear operations on the box's neighbourhood only: no optical flow, no tracking.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import numpy as np
+
+from cleanfeed.engines.classical import regions
+from cleanfeed.engines.classical.matte import Matte, estimate_matte, load_matte
+from cleanfeed.engines.classical.planes import PlaneRemover, estimate_yuv
+from cleanfeed.engines.classical.smoothfill import ORDERS, SmoothFill
+from cleanfeed.engines.classical.unblend import Unblender
+from cleanfeed.errors import PromptError
+from cleanfeed.prompts.shapes import Box
+from cleanfeed.stream.buffers import Caps, Probe, VideoFrame
+from cleanfeed.stream.element import Filter
+from cleanfeed.stream.properties import Property
+from cleanfeed.stream.registry import register
+
+log = logging.getLogger(__name__)
+
+MAX_LEARN = 400
+"""Frames a moving scene's matte is refined from at most (re-learned at 2x, 4x, ... the lookahead)."""
+
+
+@register
+class Logo(Filter):
+    factory: ClassVar[str] = "logo"
+    klass: ClassVar[str] = "Filter/Video/Inpaint"
+    description: ClassVar[str] = (
+        "Removes a screen-fixed overlay (a channel bug) inside `box`, learning its matte from the stream.\n\n"
+        "A static overlay keeps its colours and edges while the scene under it changes (I = a*L + (1-a)*B). "
+        "Over its first `learn` frames (its lookahead) the element finds the bug's exact support, its "
+        "per-pixel opacity a and colour L (cleanfeed.engines.classical.matte), then in every frame "
+        "un-blends translucent pixels, B = (I - a*L)/(1-a), and fills only what is opaque (a >= a_max, "
+        "grown by `grow` px) from its border with a fixed harmonic (or biharmonic) interpolation, so a "
+        "static background gets an identical fill in every frame. No optical flow: the bug does not move.\n\n"
+        "file=FILE uses a matte saved earlier with save=FILE (an .npz of alpha, colour and where it lies) "
+        "instead of learning: no lookahead. A file for another frame size or not a matte is refused.\n\n"
+        "When the box holds no static overlay, the element says so once (a warning) and passes the box on "
+        "as object `object_id` in the frame's mask, grown by `fallback_grow` px, so a following `inpaint` "
+        "removes it as a masked object. In live runs with a latency budget, frames due before the matte "
+        "is learned leave with the whole box covered by the harmonic fill, flagged degraded."
+    )
+    example: ClassVar[str] = "filesrc location=in.mp4 ! logo box=560,20,620,60 save=bug.npz ! inpaint ! filesink location=out.mp4"
+    properties: ClassVar[tuple[Property, ...]] = (
+        Property.box("box", "Box around the bug (it must stay put)", None),
+        Property.string("file", "A matte saved with save=FILE, used instead of learning", None),
+        Property.string("save", "Write the learned matte to this .npz file", None),
+        Property.int("learn", "Frames the matte is learned from (the lookahead)", 25, 2, 250),
+        Property.int("ring", "Pixels around the box that show the scene (the estimator's reference)", 8, 2, 64),
+        Property.float("a_max", "Opacity above which pixels are filled instead of un-blended", 0.85, 0.05, 1.0),
+        Property.int("grow", "Grow the filled (opaque) part by this many pixels", 1, 0, 16),
+        Property.enum("fill", "Fill of the opaque part: harmonic or biharmonic", ORDERS, "harmonic"),
+        Property.enum("opaque", "The opaque part: fill it here, or mask it for a following inpaint "
+                      "(auto: mask when the scene moves, where inpaint's temporal propagation is better)",
+                      ("auto", "fill", "mask"), "auto"),
+        Property.int("object_id", "Mask id given to the box when no static overlay is found", 1, 1, 255),
+        Property.int("fallback_grow", "Grow the box passed on as a mask by this many pixels", 8, 0, 64),
+    )
+
+    box: tuple[int, int, int, int] | None
+    file: str | None
+    save: str | None
+    learn: int
+    ring: int
+    a_max: float
+    grow: int
+    fill: str
+    opaque: str
+    object_id: int
+    fallback_grow: int
+
+    def configure(self) -> None:
+        if self.box is None and not self.file:
+            raise PromptError("logo needs box=X0,Y0,X1,Y1 or file=MATTE")
+        if self.box is not None and self.file:
+            raise PromptError("logo takes box= or file=, not both (the file says where the bug is)")
+        self._matte: Matte | None = load_matte(self.file) if self.file else None
+
+    @property
+    def lookahead(self) -> int:
+        return 0 if self.file else self.learn
+
+    def reads(self) -> list[str]:
+        return [self.file] if self.file else []
+
+    def writes(self) -> list[str]:
+        return [self.save] if self.save else []
+
+    def check(self, probe: Probe) -> None:
+        self._check_size(probe.caps.width, probe.caps.height)
+
+    def _check_size(self, width: int, height: int) -> None:
+        if self.box is not None:
+            Box(*self.box).check(width, height)
+        if self.file:
+            load_matte(self.file, (width, height))
+
+    def start(self, caps: Caps) -> Caps:
+        self._check_size(caps.width, caps.height)
+        self._held: list[VideoFrame] = []
+        self._crops: list[np.ndarray] = []
+        self._emitted = 0
+        self._remove: Unblender | None = None
+        self._planes: PlaneRemover | None = None
+        self._uvs: list[np.ndarray] = []
+        self._seen = 0
+        self._next = 0  # frame count at which a moving scene's matte is learned again (0: never)
+        self._cover: SmoothFill | None = None
+        if self._matte is not None:
+            self._crop = self._matte.crop
+            self._use(self._matte)
+            return caps
+        assert self.box is not None
+        self._crop = regions.grow(self.box, self.ring, caps.width, caps.height, align=2)
+        x0, y0, x1, y1 = self._crop
+        bx0, by0, bx1, by1 = self.box
+        self._inbox = np.zeros((y1 - y0, x1 - x0), bool)
+        self._inbox[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = True
+        self._size = (caps.width, caps.height)
+        return caps
+
+    def _use(self, matte: Matte) -> None:
+        self._matte = matte
+        self._planes = None
+        if matte.present:
+            self._remove = Unblender(matte.alpha, matte.colour, self.a_max, self.grow, self.fill)
+            self._mask_hole = bool(self._remove.hole.any()) and (
+                self.opaque == "mask" or (self.opaque == "auto" and matte.why == "moving"))
+            log.info("%s: overlay found (%s scene, %d frames): opacity %.2f, %d px un-blended, %d px filled",
+                     self.name, matte.why or "saved", matte.frames, matte.a0, int(self._remove.blend.sum()),
+                     int(self._remove.hole.sum()))
+        else:
+            log.warning("%s: no static overlay in box %s (%s); passing the box on as mask id %d for inpaint",
+                        self.name, ",".join(map(str, self.box or ())), matte.why, self.object_id)
+        if self.save:
+            matte.save(self.save)
+
+    def _sample(self, frame: VideoFrame) -> None:
+        """Keeps the crop for learning: the Y and (U, V) planes of a yuv420p picture, as they are
+        (the matte is estimated and removed in the space the frame is written back in), else RGB."""
+        pic = frame.picture
+        if pic.pix_fmt == "yuv420p":
+            y, u, v = pic.planes(self._crop)
+            self._crops.append(y.copy())
+            self._uvs.append(np.stack([u, v], axis=-1))
+        else:
+            self._crops.append(pic.rgb(self._crop))
+        self._seen += 1
+
+    def _learn(self) -> None:
+        n = min(len(self._crops), len(self._uvs)) if self._uvs else 0
+        if n >= 2 and n == len(self._crops):
+            matte = estimate_yuv(np.stack(self._crops), np.stack(self._uvs), self._inbox, self._crop, self._size)
+        else:
+            matte = estimate_matte(np.stack(self._crops), self._inbox, self._crop, self._size)
+        # a moving scene keeps teaching (each frame shows the bug over another background): learn
+        # again at twice as many frames, up to MAX_LEARN; a static one has nothing more to say
+        refine = matte.present and matte.why == "moving" and self._seen < MAX_LEARN
+        self._next = min(2 * self._seen, MAX_LEARN) if refine else 0
+        if not refine:
+            self._crops, self._uvs = [], []
+        self._use(matte)
+
+    def _apply(self, frame: VideoFrame) -> VideoFrame:
+        matte = self._matte
+        assert matte is not None
+        if self._remove is not None and frame.picture.pix_fmt == "yuv420p":
+            if self._planes is None:
+                self._planes = PlaneRemover(matte, self.a_max, self.grow, self.fill)
+            self._planes(*frame.picture.planes(self._crop))
+            self.count("logo_frames")
+        elif self._remove is not None:
+            crop = frame.picture.rgb(self._crop)
+            frame.picture.put_rgb(self._remove(crop), self._crop, where=self._remove.where)
+            self.count("logo_frames")
+        if (self._remove is None or self._mask_hole) and self.box is not None:
+            # no overlay, or an opaque one over a moving scene: the following inpaint removes the
+            # box (grown) as an object, with its temporal propagation (measured on the demo's pan:
+            # propagating into the tight opaque hole copied the bug's soft rim back in)
+            x0, y0, x1, y1 = regions.grow(self.box, self.fallback_grow, frame.width, frame.height)
+            region = frame.mask[y0:y1, x0:x1]
+            region[region == 0] = self.object_id
+        return frame
+
+    def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        if self._matte is not None:
+            if self._next:
+                self._sample(frame)
+                if self._seen >= self._next:
+                    self._learn()
+            return [self._apply(frame)]
+        self._sample(frame)
+        self._held.append(frame)
+        if len(self._crops) + self._emitted < self.learn:
+            return []
+        self._learn()
+        out = [self._apply(f) for f in self._held]
+        self._held = []
+        return out
+
+    def flush(self) -> list[VideoFrame]:
+        if self.save and self._next and self._matte is not None and self._matte.present:
+            self._matte.save(self.save)  # the latest refinement
+        if self._matte is None and (self._crops or self._emitted):
+            if len(self._crops) >= 2:
+                self._learn()
+            else:
+                self._use(Matte(np.zeros(self._inbox.shape, np.float32), np.zeros(3, np.float32), self._crop,
+                                self._size, False, "too few frames to learn from"))
+        out = [self._apply(f) for f in self._held]
+        self._held = []
+        return out
+
+    def expire(self, now: float) -> list[VideoFrame]:
+        """Live runs: frames due while the matte is still being learned leave with the box covered."""
+        deadline = self.deadline
+        out: list[VideoFrame] = []
+        while deadline is not None and self._held and deadline.due(self._held[0]) <= now:
+            frame = self._held.pop(0)
+            if self._cover is None:
+                self._cover = SmoothFill(self._inbox)
+            crop = frame.picture.rgb(self._crop)
+            filled = np.clip(self._cover(crop) + 0.5, 0, 255).astype(np.uint8)
+            frame.picture.put_rgb(filled, self._crop, where=self._inbox)
+            frame.meta["degraded"] = True
+            self._emitted += 1
+            self.count("fallback_frames")
+            out.append(frame)
+        return out
