@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from cleanfeed.errors import MediaError, PropertyError
-from cleanfeed.stream.buffers import Caps, VideoFrame
+from cleanfeed.stream.buffers import Caps, Packet, VideoFrame
 from cleanfeed.stream.media.containers import (
     CONTAINERS,
     IMAGE_CODECS,
@@ -176,7 +176,16 @@ class FileSink(EncodingSink):
         if self._pacer is not None:
             self._pacer.wait(frame)
         super().render(frame)
-        if self._move_early:
+        self._move_once_open()
+
+    def render_packet(self, packet: Packet) -> None:
+        super().render_packet(packet)
+        self._move_once_open()
+
+    def _move_once_open(self) -> None:
+        """A live recording takes its name as soon as FFmpeg has opened the file (with the first
+        packet muxed: renaming before that would leave FFmpeg to create the old name afresh)."""
+        if self._move_early and self._writer is not None and self._writer.muxed:
             self._move_early = False
             self._move_into_place()
 

@@ -51,6 +51,9 @@ class MediaWriter:
     def __init__(self, spec: OutputSpec, caps: Caps) -> None:
         self.spec = spec
         self.frames = 0
+        self.muxed = False
+        """Whether anything was muxed yet: FFmpeg opens the output file only then (PyAV opens it with
+        the first packet, and an encoder holding its first frames delays that)."""
         self._closed = False
         self._size = (caps.pix_fmt, caps.width, caps.height)
         self._last_pts: int | None = None
@@ -115,6 +118,7 @@ class MediaWriter:
         try:
             for packet in self._video.encode(av_frame):
                 self._container.mux(packet)
+                self.muxed = True
         except (av.error.FFmpegError, OSError, ValueError) as err:
             raise MediaError(f"cannot write output {self.spec.shown!r}: {getattr(err, 'strerror', None) or err}") from None
         self.frames += 1
@@ -130,6 +134,7 @@ class MediaWriter:
             return
         try:
             self._container.mux(packet_to_av(packet, stream))
+            self.muxed = True
         except ValueError:
             # the muxer refused this packet's timestamps (damaged input, a source that restarted):
             # one bad audio packet must not cost the whole output

@@ -213,7 +213,7 @@ def _umask() -> int:
 
 def run_stdout(src: Path, fmt: str) -> subprocess.CompletedProcess[bytes]:
     code = (
-        "from stream import registry; from media import pump; "
+        "from cleanfeed.stream import registry; from media import pump; "
         f"pump(registry.create('filesrc', {{'location': {str(src)!r}}}), registry.create('stdoutsink', {{'format': {fmt!r}}}))"
     )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=REPO, timeout=120,
@@ -288,3 +288,16 @@ def test_a_live_run_tells_the_sink_so(tmp_path: Path, caplog: pytest.LogCaptureF
     with caplog.at_level(logging.WARNING):
         Pipeline(Pipeline.from_launch(line).elements, live=True).run(mode="thread")
     assert "a live stream into .mp4" in caplog.text
+
+
+def test_a_live_recording_behind_an_encoder_delay_takes_its_name_and_every_frame(tmp_path: Path) -> None:
+    """x264 veryfast holds its first frames: the file is opened by FFmpeg only with the first
+    packet, and a live recording may take its name only after that (else FFmpeg writes a new
+    hidden file and the name keeps an empty one)."""
+    from cleanfeed.stream.pipeline import Pipeline
+
+    out = tmp_path / "rec.mkv"
+    line = f"testsrc width=160 height=96 frames=30 rate=25 ! filesink location={out}"
+    Pipeline(Pipeline.from_launch(line).elements, live=True).run(mode="thread")
+    assert frame_count(out) == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.mkv"]

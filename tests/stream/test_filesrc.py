@@ -158,7 +158,7 @@ def test_stdin_is_probed_from_the_pipe(tmp_path: Path) -> None:
     ts = make_video(tmp_path / "in.ts", 160, 96, frames=12, rate=24)
     out = tmp_path / "from_stdin.mkv"
     code = (
-        "import sys; from stream import registry; from media import pump; "
+        "import sys; from cleanfeed.stream import registry; from media import pump; "
         "caps, n, p = pump(registry.create('filesrc', {'location': '-'}), "
         f"registry.create('filesink', {{'location': {str(out)!r}}})); print(n, p, caps.pix_fmt)"
     )
