@@ -129,6 +129,9 @@ class Pipeline:
         self.elements = list(elements)
         self._latency_ms = latency_ms
         self._live = live
+        self.fail_on_late = False
+        """--fail-on-late: an element whose cheapest path cannot keep up with the input says so
+        with LateError at start (cleanfeed.stream.shedding), not only a warning."""
         self._latency_label = latency_label
         self._deadlines = deadlines or Deadlines()
         self._max_restarts = max_restarts
@@ -211,6 +214,7 @@ class Pipeline:
                 live=self.live, pace=self.live and i == 0, budget_ms=self.latency_ms, label=self.latency_label,
                 after_frames=later + encoder_frames, after_hops=n - 1 - i, check=i == 0,
                 chain_frames=self.lookahead, encoder_frames=encoder_frames, encoder=encoder,
+                fail_on_late=self.fail_on_late,
             ))
         return plans
 

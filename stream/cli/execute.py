@@ -57,6 +57,7 @@ def execute(
     anything starts, so a bad one is the only line printed; then one line says which engines
     run. Late frames are warned about (``fail_on_late``: LateError, exit code 4)."""
     pipeline.check()
+    pipeline.fail_on_late = fail_on_late
     said = engines_line(pipeline.engine_choices())
     if said:
         log.info("%s", said)
