@@ -43,6 +43,8 @@ __all__ = ["CostMeter", "Shedder", "calibrate_warning", "shed_total_of", "slack_
 SLACK_BUCKETS_MS = (0, 100, 250, 500, 1000)
 """Upper bounds of the slack buckets counted at each decision (and one beyond the last)."""
 REASONS = ("late", "backlog")
+FORGET = 0.98
+"""Per shed frame, the full path's cost estimate shrinks by this factor (it is not measured then)."""
 
 
 class CostMeter:
@@ -103,6 +105,10 @@ class Shedder:
             return "late"
         if not self.shedding:
             return None
+        if self.full.value is not None:
+            # the full path is not measured while shedding: a cost inflated by one bad moment
+            # (a preempted call) would keep it shedding forever, so the estimate ages
+            self.full.value *= FORGET
         if slack >= need + (self.full.value or 0.0) + self.interval_s:
             self._streak += 1
         else:
