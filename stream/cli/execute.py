@@ -57,7 +57,6 @@ def execute(
     anything starts, so a bad one is the only line printed; then one line says which engines
     run. Late frames are warned about (``fail_on_late``: LateError, exit code 4)."""
     pipeline.check()
-    pipeline.fail_on_late = fail_on_late
     said = engines_line(pipeline.engine_choices())
     if said:
         log.info("%s", said)
@@ -79,7 +78,7 @@ def execute(
 
     bar = ProgressBar(quiet=quiet)
     try:
-        report = pipeline.run(mode=mode, progress=bar, monitor=monitor if monitors else None)
+        report = pipeline.run(mode=mode, progress=bar, monitor=monitor if monitors else None, fail_on_late=fail_on_late)
     except Exception as err:
         bar.close()
         _summary(getattr(err, "report", None), quiet)

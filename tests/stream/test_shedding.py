@@ -111,6 +111,5 @@ def test_fail_on_late_makes_a_too_slow_cheap_path_an_error(tmp_path: Path) -> No
     line = ("testsrc width=320 height=192 frames=20 rate=1000 logo_size=120 truth_mask=true "
             "! inpaint engine=classical window=3 ! fakesink")
     pipeline = Pipeline(Pipeline.from_launch(line).elements, latency_ms=5000, live=True)
-    pipeline.fail_on_late = True
     with pytest.raises(LateError, match=r"inpaint: this machine does the cheapest path .* frames will be late"):
-        pipeline.run(mode="thread")
+        pipeline.run(mode="thread", fail_on_late=True)
