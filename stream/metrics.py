@@ -18,7 +18,9 @@ Metrics (counters end in ``_total``; latency in seconds as Prometheus prefers):
 - per stage (label ``stage``): ``cleanfeed_stage_fps``, ``cleanfeed_stage_frames_in_total``,
   ``cleanfeed_stage_frames_out_total``, ``cleanfeed_stage_busy_seconds_total``,
   ``cleanfeed_stage_load``, ``cleanfeed_stage_rss_bytes``, and every named counter an element
-  keeps (``Element.count``) as ``cleanfeed_stage_count_total{stage, counter}``.
+  keeps (``Element.count``) as ``cleanfeed_stage_count_total{stage, counter}``; the frames a
+  stage shed (cleanfeed.stream.shedding) also as ``cleanfeed_stage_shed_total{stage, reason}``
+  (reason ``late`` or ``backlog``), the slack distribution as its ``slack_le_*ms`` counters.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class _Figures:
         load = GaugeMetricFamily("cleanfeed_stage_load", "Busy share of the run so far (0..1)", labels=["stage"])
         rss = GaugeMetricFamily("cleanfeed_stage_rss_bytes", "Peak resident memory of a stage's process", labels=["stage"])
         counts = CounterMetricFamily("cleanfeed_stage_count", "Named counters an element keeps", labels=["stage", "counter"])
+        shed = CounterMetricFamily("cleanfeed_stage_shed", "Frames a stage put on its cheap path, by reason",
+                                   labels=["stage", "reason"])
         for name, st in stages.items():
             fps.add_metric([name], float(st.get("fps") or 0))
             f_in.add_metric([name], float(st.get("frames_in") or 0))
@@ -94,7 +98,9 @@ class _Figures:
             rss.add_metric([name], float(st.get("rss_mb") or 0) * 1024 * 1024)
             for counter, value in (st.get("counters") or {}).items():
                 counts.add_metric([name, str(counter)], float(value))
-        yield from (fps, f_in, f_out, busy, load, rss, counts)
+                if str(counter).startswith("shed_") and counter != "shed_entered":
+                    shed.add_metric([name, str(counter)[5:]], float(value))
+        yield from (fps, f_in, f_out, busy, load, rss, counts, shed)
 
 
 class MetricsServer:

@@ -197,7 +197,7 @@ class Pipeline:
         """Frames held inside the pipeline at most (sum of the elements' lookaheads)."""
         return sum(e.lookahead for e in self.elements)
 
-    def live_plans(self) -> list[LivePlan] | None:
+    def live_plans(self, fail_on_late: bool = False) -> list[LivePlan] | None:
         """What each runner must do in a live run (None: not live, no budget)."""
         if not self.live and self.latency_ms is None:
             return None
@@ -211,6 +211,7 @@ class Pipeline:
                 live=self.live, pace=self.live and i == 0, budget_ms=self.latency_ms, label=self.latency_label,
                 after_frames=later + encoder_frames, after_hops=n - 1 - i, check=i == 0,
                 chain_frames=self.lookahead, encoder_frames=encoder_frames, encoder=encoder,
+                fail_on_late=fail_on_late,
             ))
         return plans
 
@@ -262,9 +263,12 @@ class Pipeline:
 
     def run(
         self, mode: str = "process", progress: Callable[[Progress], None] | None = None, stats_every_s: float = 0.5,
-        monitor: Callable[[dict[str, Any]], None] | None = None,
+        monitor: Callable[[dict[str, Any]], None] | None = None, fail_on_late: bool = False,
     ) -> RunReport:
         """Runs to the end of stream and returns the report.
+
+        ``fail_on_late`` (--fail-on-late): an element whose cheapest path cannot keep up with the
+        input says so with LateError at start (cleanfeed.stream.shedding), not only a warning.
 
         ``monitor`` gets the live stats document (cleanfeed.stream.stats) every ``stats_every_s`` from
         the calling thread, and the final one (``RunReport.to_json()``, ``final`` true) once
@@ -279,7 +283,7 @@ class Pipeline:
             raise PropertyError(f"run mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.check()
         names = [e.name for e in self.elements]
-        plans = self.live_plans()
+        plans = self.live_plans(fail_on_late)
         self.check_budget(plans)
         collector = Collector(names, self.latency_ms)
         crew: Crew = (ProcessCrew(self.elements, stats_every_s, plans, max_restarts=self.max_restarts)

@@ -359,6 +359,7 @@ class ElementRunner:
         if self.live.check:
             self.live.refuse_short_budget(caps.rate)
         element.deadline = self.live.deadline(caps.rate)
+        element.fail_on_late = self.live.fail_on_late
         element.live = caps.live or self.live.live or self.live.budget_ms is not None
 
     def _drain_flush(self, flt: Filter) -> None:

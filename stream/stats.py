@@ -44,6 +44,17 @@ class Progress:
     frames_total: int | None
     fps: float
     latency_ms: float | None
+    late: int = 0
+    """Frames rendered past the latency budget so far."""
+    degraded: int = 0
+    shed: int = 0
+    """Frames some stage put on its cheap path (``shed_*`` counters, cleanfeed.stream.shedding)."""
+
+
+def shed_total_of(counters: dict[str, int]) -> int:
+    """Frames put on a cheap path over every reason (``shed_late``, ``shed_backlog``;
+    cleanfeed.stream.shedding)."""
+    return sum(int(v) for k, v in counters.items() if k.startswith("shed_") and k != "shed_entered")
 
 
 @dataclass
@@ -289,6 +300,9 @@ class Collector:
             frames_total=frames_total,
             fps=self.fps(now),
             latency_ms=self.latencies.last,
+            late=self.late,
+            degraded=int(self._get(self.sink, "degraded")),
+            shed=shed_total_of(self.counters()),
         )
 
     # -- figures shared by the live document and the report -------------------------------

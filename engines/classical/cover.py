@@ -15,21 +15,33 @@ back only the hole's pixels.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
 FALLBACKS = ("inpaint", "blur", "pixelate")
 
+CHEAP_PX = 2048
+"""The hole size beyond which a live run's cover (the cheap path) fills a scaled-down crop."""
 BLOCK = 16
 """Pixelate block size in pixels."""
 
 
-def fill(rgb: np.ndarray, hole: np.ndarray, how: str = "inpaint", radius: int = 5) -> np.ndarray:
+def fill(rgb: np.ndarray, hole: np.ndarray, how: str = "inpaint", radius: int = 5,
+         max_px: int | None = None) -> np.ndarray:
     """A new HxWx3 uint8 crop whose ``hole`` pixels (HxW bool) are covered by ``how``.
 
     The crop should include a margin of known pixels around the hole (a few pixels for
     inpaint, more for blur); a crop with no known pixel at all is filled grey for blur.
+    ``max_px``: a hole of more pixels is filled on the crop scaled down until it has about that
+    many, then scaled back (inpaint and blur cost grows with the hole: Telea takes ~170 ms for a
+    200x200 hole, ~3 ms at a quarter of the size); only the hole's pixels are replaced.
     """
+    if max_px is not None and how in ("inpaint", "blur"):
+        n = int(np.count_nonzero(hole))
+        if n > max_px and hole.shape[0] >= 8 and hole.shape[1] >= 8:
+            return scaled_fill(rgb, hole, how, radius, math.sqrt(max_px / n))
     if how not in FALLBACKS:
         raise ValueError(f"fallback must be one of {', '.join(FALLBACKS)}, got {how!r}")
     if rgb.ndim != 3 or rgb.shape[2] != 3 or hole.shape != rgb.shape[:2]:
@@ -41,6 +53,19 @@ def fill(rgb: np.ndarray, hole: np.ndarray, how: str = "inpaint", radius: int = 
     if how == "blur":
         return _blur(rgb, hole)
     return _pixelate(rgb, hole)
+
+
+def scaled_fill(rgb: np.ndarray, hole: np.ndarray, how: str, radius: int, scale: float) -> np.ndarray:
+    """:func:`fill` on the crop scaled by ``scale`` (< 1), the hole's pixels scaled back."""
+    h, w = hole.shape
+    size = (max(4, round(w * scale)), max(4, round(h * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0  # grown, not shrunk
+    filled = fill(small, small_hole, how, max(1, round(radius * scale)))
+    big = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    out = rgb.copy()
+    out[hole] = big[hole]
+    return out
 
 
 def _blur(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:

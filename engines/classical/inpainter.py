@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from cleanfeed.engines.classical import regions
+from cleanfeed.engines.classical.cover import fill
 from cleanfeed.engines.classical.regions import Box
 
 RegionReader = Callable[[Box], np.ndarray]
@@ -65,6 +66,9 @@ class InpaintConfig:
     """Soften the seams between pixels taken from different frames."""
     flow_max_side: int = 256
     """Flow regions larger than this are downscaled first."""
+    spatial_max_px: int = 8192
+    """Pixels no frame shows are filled by cv2.inpaint on the region scaled down until they are
+    about this many (Telea's cost grows with the hole: ~170 ms for 200x200 at full size)."""
     max_ring_error: float = 24.0
     """A source whose ring pixels differ from ours by more than this (mean abs, 0..255) is skipped."""
 
@@ -115,6 +119,7 @@ class _Record:
     cache: np.ndarray | None = None  # RGB crop at cache_box (original pixels)
     guard_box: Box | None = None
     guard: np.ndarray | None = None  # uint8 0/255: the hole grown by 2 px (interpolation footprint)
+    abandoned: bool = False  # the frame left already: no fill is computed for it
 
 
 @dataclass
@@ -187,6 +192,13 @@ class FlowInpainter:
         out = [self._finish(self._emit) for _ in range(self.pending)]
         self._prev_luma = None
         return out
+
+    def abandon(self, index: int) -> None:
+        """The frame ``index`` left already (covered some cheaper way): its fill is not computed
+        when its turn comes (its pixels and motion still serve its neighbours)."""
+        record = self._record(index)
+        if record is not None:
+            record.abandoned = True
 
     # -- records -------------------------------------------------------------------------------
     def _record(self, index: int) -> _Record | None:
@@ -296,7 +308,7 @@ class FlowInpainter:
         assert record is not None
         self._emit = index + 1
         result = Filled(index)
-        if record.hole_box is not None and record.hole is not None:
+        if record.hole_box is not None and record.hole is not None and not record.abandoned:
             result = self._fill(record)
         if self.config.temporal:
             self._keep_for_later(record)
@@ -319,7 +331,7 @@ class FlowInpainter:
         hole[hy : hy + hh, hx : hx + hw] = record.hole
         if not cfg.temporal:
             flag = cv2.INPAINT_NS if cfg.method == "ns" else cv2.INPAINT_TELEA
-            filled = cv2.inpaint(out, hole.view(np.uint8), cfg.radius, flag)
+            filled = cv2.inpaint(out, hole.view(np.uint8), cfg.radius, flag)  # asked for: full size
             return Filled(record.index, box, filled, hole, {"propagated": 0, "carried": 0, "spatial": int(hole.sum())})
         depth = np.zeros(hole.shape, np.uint8)
         label = np.zeros(hole.shape, np.uint8)
@@ -347,8 +359,7 @@ class FlowInpainter:
                     depth[n] = d[n]
                     counts["carried"] += int(n.sum())
         if todo.any():
-            left = todo.view(np.uint8)
-            filled = cv2.inpaint(out, left, cfg.radius, cv2.INPAINT_TELEA)
+            filled = fill(out, todo, "inpaint", cfg.radius, cfg.spatial_max_px)
             np.copyto(out, filled, where=todo[..., None])
             label[todo] = _SPATIAL
             depth[todo] = _SPATIAL

@@ -184,6 +184,7 @@ class E2fgviEngine(ModelAdapter):
                                             device=device)
         elif cover is not None:
             self._cover = cover
+            self._count = count
             self._windows = BackgroundWindows(
                 lambda: SlidingInpainter(model, config, caps.height, caps.width, device=device), "inpaint",
                 max_backlog=2 * self.held_max, on_resync=count)
@@ -291,6 +292,8 @@ class E2fgviEngine(ModelAdapter):
         frame = self._held.answer(index)
         if frame is not None and patch.box is not None:  # None: it left on its deadline, covered
             frame.meta["inpaint"] = {"e2fgvi": write_patch(frame.picture, patch)}
+        elif frame is None and patch.box is not None and getattr(self, "_count", None) is not None:
+            self._count("discarded")  # computed for a frame that had left (no shedding for E2FGVI yet)
 
     def _late(self, frame: VideoFrame) -> VideoFrame:
         if self._cover is None:

@@ -84,6 +84,8 @@ class PunctualTracker:
             if mask is not None:
                 self._remember(index, mask)
             frame = self._held.answer(index)
+            if frame is None and mask is not None:
+                self.count("discarded", 1)  # computed for a frame that left with stale masks
             if frame is not None and mask is not None:  # None: it left on its deadline with stale masks
                 np.copyto(frame.mask, mask)
                 frame.meta["track"] = modes

@@ -78,7 +78,7 @@ def execute(
 
     bar = ProgressBar(quiet=quiet)
     try:
-        report = pipeline.run(mode=mode, progress=bar, monitor=monitor if monitors else None)
+        report = pipeline.run(mode=mode, progress=bar, monitor=monitor if monitors else None, fail_on_late=fail_on_late)
     except Exception as err:
         bar.close()
         _summary(getattr(err, "report", None), quiet)

@@ -38,7 +38,9 @@ class ProgressBar:
             self._bar.bar_format = BAR_FORMAT
         self._bar.n = progress.frames_out
         latency = "-" if progress.latency_ms is None else f"{progress.latency_ms:.0f} ms"
-        self._bar.set_postfix_str(f"{progress.fps:.1f} fps, latency {latency}", refresh=False)
+        missed = "".join(f", {n} {what}" for n, what in ((getattr(progress, "late", 0), "late"),
+                                                         (getattr(progress, "shed", 0), "shed")) if n)
+        self._bar.set_postfix_str(f"{progress.fps:.1f} fps, latency {latency}{missed}", refresh=False)
         self._bar.refresh()
 
     def close(self) -> None:

@@ -9,16 +9,21 @@ from time import monotonic
 from typing import Any
 
 from cleanfeed.errors import MediaError
+from cleanfeed.stream.stats import shed_total_of
 
 
 def summary_line(report: Any) -> str:
-    """One line for the end of a run; late and degraded frames are counted where there were any."""
+    """One line for the end of a run; late, degraded and shed frames (those a stage put on its
+    cheap path: counted once per stage) and discarded results are counted where there were any."""
     lat = report.latency_ms or {}
     p50 = lat.get("p50")
     latency = f", latency p50 {p50:.0f} ms / p95 {lat.get('p95', 0):.0f} ms / max {lat.get('max', 0):.0f} ms" if p50 is not None else ""
     line = (f"{report.frames_in} frames in, {report.frames_out} frames out in {report.wall_s:.1f} s "
             f"({report.fps:.1f} fps{latency})")
-    missed = [f"{n} {what}" for n, what in ((report.late_frames, "late"), (report.degraded, "degraded")) if n]
+    counters = getattr(report, "counters", None) or {}
+    shed = shed_total_of(counters)
+    missed = [f"{n} {what}" for n, what in ((report.late_frames, "late"), (report.degraded, "degraded"),
+                                            (shed, "shed"), (counters.get("discarded", 0), "discarded")) if n]
     return line + (f"; {', '.join(missed)}" if missed else "")
 
 

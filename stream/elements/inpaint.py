@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from cleanfeed.engines.classical import regions
-from cleanfeed.engines.classical.cover import FALLBACKS, fill
+from cleanfeed.engines.classical.cover import CHEAP_PX, FALLBACKS, fill
 from cleanfeed.engines.classical.inpainter import METHODS, Filled, FlowInpainter, InpaintConfig
 from cleanfeed.engines.e2fgvi.schedule import SlidingConfig
-from cleanfeed.errors import ElementError
+from cleanfeed.errors import ElementError, LateError
 from cleanfeed.stream.adapters.base import ModelSettings
 from cleanfeed.stream.adapters.inpaint_e2fgvi import E2FGVI, MODES, VARIANTS, E2fgviEngine, choose
 from cleanfeed.stream.adapters.model_choice import check_device, model_properties
@@ -20,9 +20,12 @@ from cleanfeed.stream.buffers import Caps, VideoFrame
 from cleanfeed.stream.element import EngineChoice, Filter
 from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
+from cleanfeed.stream.shedding import Shedder, calibrate_warning
 
 log = logging.getLogger(__name__)
 
+CALIBRATE_FRAMES = 3
+"""Masked frames on which a live run times the cheap path (the fallback fill) at start."""
 
 
 @register
@@ -60,7 +63,17 @@ class Inpaint(Filter):
         "frames leave on time even while a window is computing; it holds at most "
         "2*neighbor_stride+1 frames (older ones leave covered at once), and when it falls hopelessly "
         "behind (a queue of twice that) it drops the queue and starts afresh (counter "
-        "e2fgvi_resyncs)."
+        "e2fgvi_resyncs). Large holes are covered on a scaled-down crop (the cheap path stays a few ms).\n\n"
+        "Shedding (classical engine, live runs with a budget): before it starts a frame, the element "
+        "compares the frame's slack (its deadline less now) with what the full path needs (the "
+        "lookahead's wait plus its measured cost per frame); a frame short of it is covered by the "
+        "fallback at once and never enters the engine, the frames held are covered too and the engine "
+        "starts afresh; it sheds until the slack came back for half a second of frames in a row "
+        "(hysteresis). Counters: shed_late (the frame lacked the slack), shed_backlog (shedding went on "
+        "while the backlog cleared), expired (due before the engine answered; its fill is then never "
+        "computed), discarded (a fill computed for a frame that had left: 0 once shedding), "
+        "shed_entered, slack_le_*ms. On its first masked frames it times the fallback fill and warns "
+        "when even that is slower than the input (--fail-on-late: an error)."
     )
     example: ClassVar[str] = (
         "filesrc location=in.mp4 ! segment box=410,96,470,150 ! track ! dilate "
@@ -134,6 +147,11 @@ class Inpaint(Filter):
         self._engine = FlowInpainter(self._config(align=2 if caps.pix_fmt == "yuv420p" else 1))
         self._held: deque[VideoFrame] = deque()
         self._emitted = 0
+        self._rate = caps.rate
+        self._calibrated: list[float] = []
+        self._shed: Shedder | None = None
+        if self.deadline is not None and self.lookahead > 0:
+            self._shed = Shedder(self.deadline, caps.rate, self.count, lookahead=self.lookahead)
         return caps
 
     def stop(self) -> None:
@@ -143,6 +161,22 @@ class Inpaint(Filter):
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         if self._e2fgvi is not None:
             return self._e2fgvi.process(frame)
+        shed = self._shed
+        if shed is not None:
+            self._calibrate(frame)
+            t0 = time.monotonic()
+            reason = shed.decide(frame, t0)
+            if reason is not None:
+                out = self._drop_held()
+                out.append(self._cover(frame, reason))
+                shed.cheap.add(time.monotonic() - t0)
+                return out
+            out = self._full(frame)
+            shed.full.add(time.monotonic() - t0)
+            return out
+        return self._full(frame)
+
+    def _full(self, frame: VideoFrame) -> list[VideoFrame]:
         picture, mask = frame.picture, frame.mask
         if self.deadline is not None and self.lookahead > 0:
             # the frame may leave (expire) while the engine still reads it for later frames
@@ -171,9 +205,38 @@ class Inpaint(Filter):
             return self._e2fgvi.expire(lambda f: deadline.due(f) <= now, self._cover)
         out = []
         while self._held and deadline.due(self._held[0]) <= now:
+            self._engine.abandon(self._emitted)  # its fill is never computed now
             self._emitted += 1
-            out.append(self._cover(self._held.popleft()))
+            out.append(self._cover(self._held.popleft(), "expired"))
         return out
+
+    def _drop_held(self) -> list[VideoFrame]:
+        """Shedding begins: the frames held leave covered (they are older than the frame that had
+        no time, so have less), and the engine starts afresh with the frames after them."""
+        out = [self._cover(frame, "shed_late") for frame in self._held]
+        self._held.clear()
+        self._engine = FlowInpainter(self._engine.config)
+        self._emitted = 0
+        return out
+
+    def _calibrate(self, frame: VideoFrame) -> None:
+        """Times the cheap path on the first masked frames (on a copy of the region, nothing
+        written) and warns once, or raises LateError with --fail-on-late, when even it is slower
+        than the input's frame rate."""
+        if len(self._calibrated) >= CALIBRATE_FRAMES or regions.mask_box(frame.mask) is None:
+            return
+        t0 = time.monotonic()
+        self._fallback(frame, write=False)
+        self._calibrated.append(time.monotonic() - t0)
+        if len(self._calibrated) < CALIBRATE_FRAMES:
+            return
+        cost = sorted(self._calibrated)[len(self._calibrated) // 2]
+        self.count("cheap_path_us", round(cost * 1e6))
+        said = calibrate_warning(self.name, cost, self._rate, f"the {self.fallback} fallback fill")
+        if said is not None:
+            if self.fail_on_late:
+                raise LateError(said)
+            log.warning("%s", said)
 
     def recover(self, frame: VideoFrame) -> list[VideoFrame]:
         """A frame that was inside this stage's previous process when it died (the supervisor
@@ -184,23 +247,37 @@ class Inpaint(Filter):
         self.count("recovered_frames")
         return [self._cover(frame)]
 
-    def _cover(self, frame: VideoFrame) -> VideoFrame:
-        """Paints every masked pixel with the fallback fill and flags the frame degraded."""
+    def _cover(self, frame: VideoFrame, why: str | None = None) -> VideoFrame:
+        """Paints every masked pixel with the fallback fill and flags the frame degraded; ``why``
+        (``shed_late``, ``shed_backlog``, ``expired``) is counted for a frame that had a mask."""
+        covered = self._fallback(frame, write=True)
+        if covered is None:
+            return frame  # nothing to hide: the engine would have passed it through as it is
+        frame.meta["degraded"] = True
+        frame.meta["inpaint"] = {"fallback": self.fallback, "covered": covered}
+        self.count("fallback_frames")
+        if why is not None:
+            self.count(why if why.startswith(("shed_", "expired")) else f"shed_{why}")
+        return frame
+
+    def _fallback(self, frame: VideoFrame, write: bool) -> int | None:
+        """The fallback fill of the frame's masked pixels (None: no mask); the pixels covered."""
         box = regions.mask_box(frame.mask)
         if box is None:
-            return frame  # nothing to hide: the engine would have passed it through as it is
+            return None
         picture = frame.picture
         grow = max(8, self.margin or 16) * (3 if self.fallback == "blur" else 1)
         region = picture.align(regions.grow(box, grow, picture.width, picture.height))
         hole = regions.crop(frame.mask, region) > 0
-        picture.put_rgb(fill(picture.rgb(region), hole, self.fallback, self.radius), region, where=hole)
-        frame.meta["degraded"] = True
-        frame.meta["inpaint"] = {"fallback": self.fallback, "covered": int(hole.sum())}
-        self.count("fallback_frames")
-        return frame
+        filled = fill(picture.rgb(region), hole, self.fallback, self.radius, CHEAP_PX)
+        if write:
+            picture.put_rgb(filled, region, where=hole)
+        return int(hole.sum())
 
     def _write(self, result: Filled) -> VideoFrame | None:
         if result.index < self._emitted:
+            if result.box is not None:
+                self.count("discarded")  # computed for a frame that left: the waste shedding avoids
             return None  # it left on its deadline, covered by the fallback
         if result.index != self._emitted or not self._held:
             raise ElementError(self.name, f"result for frame {self._emitted} expected, got {result.index}")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import ClassVar
 
+import cv2
 import numpy as np
 
 from cleanfeed.engines.classical import regions
@@ -19,6 +20,7 @@ from cleanfeed.stream.buffers import Caps, VideoFrame
 from cleanfeed.stream.element import EngineChoice, Filter
 from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
+from cleanfeed.stream.shedding import Shedder
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,12 @@ class Track(Filter):
         "to 8 frames; a frame whose masks are not back by its deadline leaves on time with the newest "
         "masks known grown by stale_grow pixels, flagged meta degraded=true (track: stale; counter "
         "stale_masks). When DeAOT falls further behind, queued frames without a reference are skipped "
-        "(counter track_skipped); reference frames never are."
+        "(counter track_skipped); reference frames never are.\n\n"
+        "Shedding (classical engine, live runs with a budget): a frame whose slack (its deadline less "
+        "now) is less than the flow's measured cost per frame skips the flow: it gets the last masks "
+        "tracked, grown by stale_grow pixels (never uncovering), flagged degraded (track: stale); "
+        "shedding goes on until the slack came back for half a second of frames in a row. Reference "
+        "frames are never shed. Counters: shed_late, shed_backlog, shed_entered, stale_masks, slack_le_*ms."
     )
     example: ClassVar[str] = (
         "filesrc location=in.mp4 ! segment box=410,96,470,150 ! track ! savemask location=masks "
@@ -67,8 +74,8 @@ class Track(Filter):
         Property.int("max_side", "Classical engine: downscale flow regions whose longer side exceeds this (pixels)", 160, 32, 4096),
         Property.float("margin", "Classical engine: search region around each object, as a fraction of its size", 0.5, 0.1, 4.0),
         Property.bool("anchor", "Classical engine: re-align each object to its reference every frame (no drift)", True),
-        Property.int("stale_grow", "DeAOT in live runs: pixels the newest masks grow by on a frame DeAOT could not "
-                     "answer in time", 16, 0, 512),
+        Property.int("stale_grow", "Live runs: pixels the newest masks grow by on a frame DeAOT could not "
+                     "answer in time, or the classical engine shed", 16, 0, 512),
     )
 
     HELD_LIVE = 8
@@ -112,6 +119,8 @@ class Track(Filter):
             return caps
         config = TrackerConfig(model=self.motion, max_side=self.max_side, margin=self.margin, anchor=self.anchor)
         self._tracker = MaskTracker(config)
+        self._shed = Shedder(self.deadline, caps.rate, self.count) if self.deadline is not None else None
+        self._last: tuple[regions.Box, np.ndarray] | None = None  # the last tracked masks (ids), a crop
         return caps
 
     def stop(self) -> None:
@@ -132,6 +141,40 @@ class Track(Filter):
         refs = [int(i) for i in frame.meta.get("reference", [])]
         if not tracker.ids and not refs:
             return [frame]
+        shed = self._shed
+        if shed is None or refs:
+            return self._track(frame, refs)
+        t0 = time.monotonic()
+        reason = shed.decide(frame, t0)
+        if reason is not None and self._last is not None:
+            self._stale(frame, reason)
+            shed.cheap.add(time.monotonic() - t0)
+            return [frame]
+        out = self._track(frame, refs)
+        shed.full.add(time.monotonic() - t0)
+        return out
+
+    def _stale(self, frame: VideoFrame, reason: str) -> None:
+        """The cheap path: the last tracked masks grown by stale_grow, no flow (see the description)."""
+        assert self._last is not None
+        box, ids = self._last
+        height, width = frame.mask.shape
+        grown_box = regions.grow(box, self.stale_grow, width, height)
+        canvas = np.zeros((grown_box[3] - grown_box[1], grown_box[2] - grown_box[0]), np.uint8)
+        ox, oy = box[0] - grown_box[0], box[1] - grown_box[1]
+        canvas[oy : oy + ids.shape[0], ox : ox + ids.shape[1]] = ids
+        if self.stale_grow:
+            canvas = cv2.dilate(canvas, regions.ellipse(self.stale_grow))
+        view = regions.crop(frame.mask, grown_box)
+        np.copyto(view, canvas, where=(canvas > 0) & (view == 0))
+        frame.meta["degraded"] = True
+        frame.meta["track"] = {str(i): "stale" for i in self._tracker.ids}
+        frame.meta["objects_lost"] = sorted(self._tracker.lost)
+        self.count("stale_masks")
+        self.count(f"shed_{reason}")
+
+    def _track(self, frame: VideoFrame, refs: list[int]) -> list[VideoFrame]:
+        tracker = self._tracker
         luma = frame.picture.luma()
         modes: dict[str, str] = {}
         if tracker.ids:
@@ -150,6 +193,9 @@ class Track(Filter):
                 tracker.remove(obj_id)
         frame.meta["objects_lost"] = sorted(tracker.lost)
         frame.meta["track"] = modes
+        if self._shed is not None:
+            box = regions.mask_box(frame.mask)
+            self._last = None if box is None else (box, regions.crop(frame.mask, box).copy())
         return [frame]
 
     def background_busy_s(self) -> float:

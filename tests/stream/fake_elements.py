@@ -452,3 +452,47 @@ class MaskSink(Sink):
         if self.location:
             with open(self.location, "w") as fh:
                 json.dump(self.rows, fh)
+
+
+# -- shedding (tests/stream/test_shedding.py) -----------------------------------------------
+@register
+class SlowFullInpaint(_real("inpaint")):  # type: ignore[misc]
+    factory: ClassVar[str] = "t_slowinpaint"
+    description: ClassVar[str] = ("Test filter: the real inpaint element whose full path (the engine) sleeps "
+                                  "`full_ms` more per frame: slower than the input, it must shed.")
+    properties: ClassVar[tuple[Property, ...]] = (
+        *_real("inpaint").properties, Property.float("full_ms", "sleep per frame on the full path", 80.0, 0.0))
+
+    def _full(self, frame: VideoFrame) -> list[VideoFrame]:
+        time.sleep(self.full_ms / 1000)
+        return super()._full(frame)
+
+
+@register
+class SlowFullTrack(_real("track")):  # type: ignore[misc]
+    factory: ClassVar[str] = "t_slowtrack"
+    description: ClassVar[str] = ("Test filter: the real track element whose flow sleeps `full_ms` more per "
+                                  "frame: slower than the input, it must shed.")
+    properties: ClassVar[tuple[Property, ...]] = (
+        *_real("track").properties, Property.float("full_ms", "sleep per frame on the full path", 80.0, 0.0))
+
+    def _track(self, frame: VideoFrame, refs: list[int]) -> list[VideoFrame]:
+        if not refs:
+            time.sleep(self.full_ms / 1000)
+        return super()._track(frame, refs)
+
+
+@register
+class ReferenceFilter(Filter):
+    factory: ClassVar[str] = "t_reference"
+    description: ClassVar[str] = ("Test filter: marks frame `at` as a reference of object 1 (its mask, from "
+                                  "testsrc truth_mask=true) and clears every other frame's mask, as segment does.")
+    properties: ClassVar[tuple[Property, ...]] = (Property.int("at", "the reference frame", 0, 0),)
+
+    def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        if frame.seq == self.at:
+            frame.mask[frame.mask > 0] = 1
+            frame.meta["reference"] = [1]
+        else:
+            frame.mask[...] = 0
+        return [frame]
