@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cleanfeed.engines.classical import regions
 from cleanfeed.engines.classical.smoothfill import SmoothFill
 from cleanfeed.errors import PromptError
 
@@ -93,16 +94,12 @@ def load_matte(path: str, frame_size: tuple[int, int] | None = None) -> Matte:
     return Matte(alpha, colour, crop, size)  # type: ignore[arg-type]
 
 
-def _disk(r: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-
-
 def _grow(mask: np.ndarray, r: int) -> np.ndarray:
-    return cv2.dilate(mask.astype(np.uint8), _disk(r)) > 0 if r > 0 else mask.copy()
+    return cv2.dilate(mask.astype(np.uint8), regions.ellipse(r)) > 0 if r > 0 else mask.copy()
 
 
 def _shrink(mask: np.ndarray, r: int) -> np.ndarray:
-    return cv2.erode(mask.astype(np.uint8), _disk(r)) > 0 if r > 0 else mask.copy()
+    return cv2.erode(mask.astype(np.uint8), regions.ellipse(r)) > 0 if r > 0 else mask.copy()
 
 
 @dataclass(frozen=True)
@@ -153,7 +150,8 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
     # the harmonic prediction to be close to the true background (a far prediction biases a0 up)
     dist = cv2.distanceTransform(strong.astype(np.uint8), cv2.DIST_L2, 3)
     near = (dist >= 1.5) & (dist <= 3.5)
-    core = near if near.sum() >= 8 else (_shrink(strong, 1) if _shrink(strong, 1).sum() >= 8 else strong)
+    shrunk = _shrink(strong, 1)
+    core = near if near.sum() >= 8 else (shrunk if shrunk.sum() >= 8 else strong)
     pred = SmoothFill(around)
     ii = f[:, core]  # (t, n, 3)
     rr = np.stack([pred(fr)[core] for fr in f])

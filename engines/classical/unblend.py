@@ -15,6 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from cleanfeed.engines.classical import regions
 from cleanfeed.engines.classical.smoothfill import SmoothFill
 
 
@@ -29,8 +30,7 @@ class Unblender:
         given = hole is not None  # a caller's hole (the chroma planes take the luma's) is used as is
         hole = np.asarray(hole, bool) if given else (support if a0 >= a_max else self.alpha >= a_max)
         if grow > 0 and hole.any() and not given:
-            hole = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(
-                cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
+            hole = cv2.dilate(hole.astype(np.uint8), regions.ellipse(grow)) > 0
         self.hole = hole
         self.blend = support & ~hole
         """Pixels recovered by inversion (HxW bool)."""
