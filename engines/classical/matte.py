@@ -52,6 +52,14 @@ class Matte:
     present: bool = True
     why: str = ""
     frames: int = 0
+    solid: np.ndarray | None = None
+    """HxW bool: opaque parts of other colours than ``colour`` (a multi-coloured bug's disc or banner),
+    found by how little they vary or how far they stand out; removed by filling, never un-blended."""
+
+    @property
+    def support(self) -> np.ndarray:
+        """Every pixel the bug touches (HxW bool)."""
+        return (self.alpha > 0) | (self.solid if self.solid is not None else False)
 
     @property
     def a0(self) -> float:
@@ -62,7 +70,8 @@ class Matte:
         with open(path, "wb") as fh:
             np.savez_compressed(fh, kind=np.array(KIND), alpha=self.alpha.astype(np.float32),
                                 colour=self.colour.astype(np.float32), crop=np.array(self.crop, np.int64),
-                                frame_size=np.array(self.frame_size, np.int64), frames=np.array(self.frames))
+                                frame_size=np.array(self.frame_size, np.int64), frames=np.array(self.frames),
+                                solid=(self.solid if self.solid is not None else np.zeros(self.alpha.shape, bool)))
 
 
 def load_matte(path: str, frame_size: tuple[int, int] | None = None) -> Matte:
@@ -79,23 +88,21 @@ def load_matte(path: str, frame_size: tuple[int, int] | None = None) -> Matte:
             alpha, colour = data["alpha"].astype(np.float32), data["colour"].astype(np.float32)
             crop = tuple(int(v) for v in data["crop"])
             size = tuple(int(v) for v in data["frame_size"])
+            solid = data["solid"].astype(bool) if "solid" in data.files else None
     except PromptError:
         raise
     except Exception as err:  # not a zip, truncated, missing arrays
         raise PromptError(f"logo matte file must be a {KIND} .npz (written by logo save=FILE), got {path!r} "
                           f"({type(err).__name__})") from None
     x0, y0, x1, y1 = crop
-    if alpha.shape != (y1 - y0, x1 - x0) or colour.shape != (3,) or not np.isfinite(alpha).all():
+    if (alpha.shape != (y1 - y0, x1 - x0) or colour.shape != (3,) or not np.isfinite(alpha).all()
+            or (solid is not None and solid.shape != alpha.shape)):
         raise PromptError(f"logo matte file alpha must be {y1 - y0}x{x1 - x0} with a 3-value colour, "
                           f"got {alpha.shape} and {colour.shape} in {path!r}")
     if frame_size is not None and tuple(frame_size) != size:
         raise PromptError(f"logo matte file must be made for {frame_size[0]}x{frame_size[1]} frames, "
                           f"got {size[0]}x{size[1]} in {path!r}")
-    return Matte(alpha, colour, crop, size)  # type: ignore[arg-type]
-
-
-def _grow(mask: np.ndarray, r: int) -> np.ndarray:
-    return cv2.dilate(mask.astype(np.uint8), regions.ellipse(r)) > 0 if r > 0 else mask.copy()
+    return Matte(alpha, colour, crop, size, solid=solid)  # type: ignore[arg-type]
 
 
 def _shrink(mask: np.ndarray, r: int) -> np.ndarray:
@@ -112,6 +119,9 @@ class MatteConfig:
     """The ring's median temporal std (luma levels) above which the scene counts as moving."""
     min_alpha: float = 0.12
     """An overlay fainter than this is no overlay."""
+    solid_sd: float = 0.35
+    """Over a moving scene, a candidate pixel the one-colour fit leaves out is an opaque part of
+    another colour when it varies less than this share of the scene's spread around it."""
 
 
 def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, int, int],
@@ -144,7 +154,7 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
                      else "nothing in the box stands out from its surroundings")
         return empty
     # pooled fit of a0 and L0: core pixels against a harmonic prediction from just outside the support
-    around = _grow(cand, 2)
+    around = regions.grow_mask(cand, 2)
     strong = cand & (dev >= 0.5 * float(np.percentile(dev[cand], 90)))
     # fit on pixels 2-3 px inside the support: fully covered, yet near enough to the outside for
     # the harmonic prediction to be close to the true background (a far prediction biases a0 up)
@@ -178,7 +188,7 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
         if core_sd > (1.0 - 0.5 * a0) * ref_sd:
             empty.why = "the candidate overlay changes with the scene"
             return empty
-    zone = _grow(cand, 2) & inbox
+    zone = regions.grow_mask(cand, 2) & inbox
     mean_b = SmoothFill(zone)(mean)
     mean_ii, mean_rr = ii.mean(axis=(0, 1)), rr.mean(axis=(0, 1))
 
@@ -195,5 +205,13 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
         return (a0 * cover).astype(np.float32), colour
 
     alpha, colour = matte(a0)
-    return Matte(alpha, colour, crop, frame_size, True, "moving" if moving else "static", t)
+    # a multi-coloured bug: what stands out (static scene) or stays put (moving scene) but is not
+    # the fitted colour is an opaque part of another colour (measured on the demo's disc and banner:
+    # the one-colour fit kept only the white text, a third of the bug)
+    solid = cand & (alpha < 0.5 * a0)
+    if moving:
+        solid &= sd < cfg.solid_sd * sd_ref
+    solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0  # specks, not strokes
+    return Matte(alpha, colour, crop, frame_size, True, "moving" if moving else "static", t,
+                 solid if solid.any() else None)
 

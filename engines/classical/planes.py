@@ -87,7 +87,7 @@ class PlaneRemover:
 
     def __init__(self, matte: Matte, a_max: float = 0.85, grow: int = 1, order: str = "harmonic") -> None:
         yuv = rgb_to_yuv(matte.colour)
-        self.luma = Unblender(matte.alpha, yuv[:1], a_max, grow, order)
+        self.luma = Unblender(matte.alpha, yuv[:1], a_max, grow, order, solid=matte.solid)
         hole_c = half_any(self.luma.hole)
         self.chroma = Unblender(half(matte.alpha), yuv[1:], a_max, 0, order, hole=hole_c)
         self.blend, self.hole, self.where = self.luma.blend, self.luma.hole, self.luma.where

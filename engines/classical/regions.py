@@ -148,3 +148,24 @@ def flow_pairs(select: np.ndarray, flow: np.ndarray, scale: tuple[float, float],
     src = np.stack([xs / sx + origin[0], ys / sy + origin[1]], axis=1).astype(np.float32)
     dst = np.stack([(xs + vec[:, 0]) / sx + origin[0], (ys + vec[:, 1]) / sy + origin[1]], axis=1).astype(np.float32)
     return src, dst
+
+
+def grow_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """A bool mask grown by ``pixels`` px (elliptical); a copy when ``pixels`` is 0."""
+    m = np.asarray(mask, bool)
+    return cv2.dilate(m.astype(np.uint8), ellipse(pixels)) > 0 if pixels > 0 else m.copy()
+
+
+def thick_parts(mask: np.ndarray, radius: int) -> np.ndarray:
+    """The connected parts of a bool mask that hold a disc wider than ``radius`` px (a thick
+    shape rather than a stroke), whole; thin parts are dropped."""
+    m = np.asarray(mask, bool)
+    if not m.any():
+        return m.copy()
+    count, labels = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
+    dist = cv2.distanceTransform(np.pad(m, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    widest = np.zeros(count, np.float32)
+    np.maximum.at(widest, labels[m], dist[m])
+    keep = widest > radius
+    keep[0] = False
+    return keep[labels]

@@ -23,12 +23,15 @@ class Unblender:
     """Per-frame removal of one overlay; build once per matte, call per crop."""
 
     def __init__(self, alpha: np.ndarray, colour: np.ndarray, a_max: float = 0.85, grow: int = 1,
-                 order: str = "harmonic", hole: np.ndarray | None = None) -> None:
+                 order: str = "harmonic", hole: np.ndarray | None = None, solid: np.ndarray | None = None) -> None:
         self.alpha = np.asarray(alpha, np.float32)
         a0 = float(self.alpha.max()) if self.alpha.size else 0.0
         support = self.alpha > 0
         given = hole is not None  # a caller's hole (the chroma planes take the luma's) is used as is
         hole = np.asarray(hole, bool) if given else (support if a0 >= a_max else self.alpha >= a_max)
+        if solid is not None and not given:
+            hole = hole | solid
+            support = support | solid
         if grow > 0 and hole.any() and not given:
             hole = cv2.dilate(hole.astype(np.uint8), regions.ellipse(grow)) > 0
         self.hole = hole

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
 from cleanfeed.engines.classical.regions import dilate_ids
 from cleanfeed.stream.buffers import VideoFrame
 from cleanfeed.stream.element import Filter
@@ -19,7 +21,8 @@ class Dilate(Filter):
         "Grows every object's mask by `pixels` (elliptical), per object id.\n\n"
         "A tracked mask hugs the logo; its anti-aliased edge, glow or shadow lies just outside. "
         "Growing the mask hides them and gives the inpainter a clean border. Only the masks' "
-        "bounding region is touched. Where grown objects meet, the lower id wins."
+        "bounding region is touched. Where grown objects meet, the lower id wins. Masks the element "
+        "that made them marked exact (meta exact_ids: a logo's estimated opaque part) are left as they are."
     )
     example: ClassVar[str] = (
         "filesrc location=in.mp4 ! segment box=410,96,470,150 ! track ! dilate pixels=8 "
@@ -30,5 +33,13 @@ class Dilate(Filter):
     )
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
+        exact = frame.meta.get("exact_ids")
+        if not exact:
+            dilate_ids(frame.mask, self.pixels)
+            return [frame]
+        keep = np.isin(frame.mask, exact)
+        kept = frame.mask[keep]
+        frame.mask[keep] = 0
         dilate_ids(frame.mask, self.pixels)
+        frame.mask[keep] = kept
         return [frame]

@@ -177,7 +177,8 @@ class Segment(Filter):
             self._sam = None
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
-        prompts = self._by_frame.get(frame.seq)
+        fixed = set(frame.meta.get("fixed", ()))  # objects a logo element before this one removed
+        prompts = [p for p in self._by_frame.get(frame.seq, ()) if p.obj_id not in fixed]
         if not prompts:
             return [frame]
         prompts = sorted(prompts, key=lambda q: q.obj_id)

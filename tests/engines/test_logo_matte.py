@@ -124,3 +124,84 @@ def test_matte_file_round_trip_and_one_line_errors(tmp_path) -> None:  # type: i
         with pytest.raises(PromptError) as err:
             load_matte(str(bad))
         assert "\n" not in str(err.value)
+
+
+def two_colour(bg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An opaque blue disc carrying white text, keyed over ``bg``: most real channel bugs have
+    more than one colour. Returns the composite, the disc's coverage and the text's."""
+    disc = np.zeros((H * 4, W * 4), np.uint8)
+    cv2.ellipse(disc, (W * 2, H * 2), (W * 2 - 4 * R - 8, H * 2 - 4 * R - 8), 0, 0, 360, 255, -1)
+    text = np.zeros_like(disc)
+    cv2.putText(text, "TV", (W * 2 - 50, H * 2 + 20), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 255, 8)
+    d = cv2.resize(disc, (W, H), interpolation=cv2.INTER_AREA).astype(np.float32)[..., None] / 255
+    t = cv2.resize(text, (W, H), interpolation=cv2.INTER_AREA).astype(np.float32)[..., None] / 255
+    blue, white = np.array([20.0, 40.0, 200.0]), np.array([240.0, 240.0, 240.0])
+    comp = d * (t * white + (1 - t) * blue) + (1 - d) * bg
+    return np.clip(comp + 0.5, 0, 255).astype(np.uint8), d[..., 0], t[..., 0]
+
+
+def test_a_multi_coloured_opaque_bug_is_removed_whole() -> None:
+    bg = scene(25, True, seed=11)
+    comp, disc, _ = two_colour(bg)
+    m = estimate_matte(comp, inbox(), (0, 0, W, H), (W, H))
+    assert m.present, m.why
+    core = disc > 0.98
+    assert m.support[core].mean() >= 0.95, "the blue disc is part of the bug, not only the white text"
+    remove = Unblender(m.alpha, m.colour, solid=m.solid)
+    assert remove.where[core].all()
+    outside = cv2.dilate((disc > 0.02).astype(np.uint8), np.ones((5, 5), np.uint8)) == 0
+    assert not remove.where[outside & inbox()].any(), "nothing of the scene around the bug is touched"
+
+
+def test_thick_parts_keep_discs_and_drop_strokes() -> None:
+    from cleanfeed.engines.classical.regions import thick_parts
+
+    mask = np.zeros((40, 60), bool)
+    mask[5:9, 2:50] = True  # a 4-px stroke
+    cv2.circle(mask.view(np.uint8), (30, 26), 10, 1, -1)
+    thick = thick_parts(mask, 3)
+    assert thick[26, 30] and not thick[7, 5]
+    assert thick.sum() == (mask[14:, :]).sum()
+
+
+def run_logo(frames: np.ndarray, props: dict) -> list:  # type: ignore[type-arg]
+    from fractions import Fraction
+
+    from cleanfeed.stream.buffers import Caps, VideoFrame
+    from cleanfeed.stream.picture import Picture
+    from cleanfeed.stream.registry import create
+
+    el = create("logo", {"box": (R, R, W - R, H - R), "learn": 5, **props})
+    el.start(Caps(W, H, Fraction(25), Fraction(1, 25), pix_fmt="rgb24"))
+    out = []
+    for i, f in enumerate(frames):
+        out += el.process(VideoFrame.new(i, i, Fraction(1, 25), Picture.from_rgb(f)))
+    return out + el.flush()
+
+
+def test_in_the_default_chain_a_box_without_a_bug_is_left_to_segment_and_track() -> None:
+    frames = scene(8, True, seed=7).astype(np.uint8)
+    out = run_logo(frames, {"absent": "pass"})
+    assert [f.seq for f in out] == list(range(8))
+    assert all(not f.mask.any() and "fixed" not in f.meta for f in out)
+    assert all(np.array_equal(f.picture.rgb(), src) for f, src in zip(out, frames, strict=True))
+
+
+def test_a_found_bug_is_marked_so_segment_and_dilate_leave_it_alone() -> None:
+    from fractions import Fraction
+
+    from cleanfeed.stream.buffers import Caps
+    from cleanfeed.stream.registry import create
+
+    comp, disc, _ = two_colour(scene(25, True, seed=11))
+    out = run_logo(comp, {"absent": "pass"})
+    assert all(f.meta.get("fixed") == [1] for f in out)
+    masked = [f for f in out if f.mask.any()]  # the disc is thick: left to inpaint's propagation
+    assert masked and all(f.meta.get("exact_ids") == [1] for f in masked)
+    before = masked[0].mask.copy()
+    dilate = create("dilate", {"pixels": 8})
+    assert np.array_equal(dilate.process(masked[0])[0].mask, before), "an exact mask is not grown"
+    seg = create("segment", {"box": (R, R, W - R, H - R), "engine": "classical"})
+    seg.start(Caps(W, H, Fraction(25), Fraction(1, 25), pix_fmt="rgb24"))
+    first = seg.process(out[0])[0]
+    assert "segment" not in first.meta and np.array_equal(first.mask, out[0].mask)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # `cleanfeed run ARGS --print-pipeline` as it printed before the recipe left the argparse module
 BEFORE = {
-    "in.mp4 -o out.mp4 --box 10,20,30,40":
+    "in.mp4 -o out.mp4 --box 10,20,30,40 --moving":
         "filesrc location=in.mp4 ! segment frame=0 box=10,20,30,40 ! track ! dilate pixels=8 ! inpaint window=5 ! "
         "filesink location=out.mp4 codec=h264 crf=20 preset=veryfast",
     "in.mp4 -o out.mkv --point 5,6 --point 7,8,0 --frame 3 --codec ffv1 --crf 10":
@@ -66,10 +66,21 @@ def test_options_typed_in_code_give_the_same_chain_as_the_command_line() -> None
     typed = RunOptions(input="in.mp4", output="out.mkv", points=(Point(5, 6), Point(7, 8, False)), frame=3,
                        codec="ffv1", crf=10)
     assert run_cli.launch_line(chain(typed)) == BEFORE["in.mp4 -o out.mkv --point 5,6 --point 7,8,0 --frame 3 --codec ffv1 --crf 10"]
-    specs = chain(RunOptions(input="in.mp4", output="out.mp4", box=Box(10, 20, 30, 40)))
+    specs = chain(RunOptions(input="in.mp4", output="out.mp4", box=Box(10, 20, 30, 40), moving=True))
     assert all(isinstance(s, ElementSpec) for s in specs)
     assert [s.factory for s in specs] == ["filesrc", "segment", "track", "dilate", "inpaint", "filesink"]
     assert specs[1].props == {"frame": 0, "box": (10, 20, 30, 40)}
+
+
+def test_a_box_alone_is_first_searched_for_a_screen_fixed_bug() -> None:
+    specs = chain(RunOptions(input="in.mp4", output="out.mp4", box=Box(10, 20, 30, 40)))
+    assert [s.factory for s in specs] == ["filesrc", "logo", "segment", "track", "dilate", "inpaint", "filesink"]
+    assert specs[1].props == {"box": (10, 20, 30, 40), "absent": "pass"}
+    for no_search in (dict(moving=True), dict(live=True), dict(sam="s.pth"), dict(deaot="d.pth"), dict(frame=3),
+                      dict(points=(Point(5, 6),))):
+        factories = [s.factory for s in chain(RunOptions(input="in.mp4", output="o.mp4", box=Box(10, 20, 30, 40),
+                                                         **no_search))]
+        assert "logo" not in factories and "segment" in factories, no_search
 
 
 def test_a_screen_fixed_bug_is_learnt_by_the_logo_element_not_tracked() -> None:
@@ -98,6 +109,7 @@ def test_per_stage_engines_override_the_chain_s_choice() -> None:
     (dict(static=True, points=(Point(5, 6),)), PromptError, "--static removes the screen-fixed bug in --box"),
     (dict(box=Box(1, 2, 3, 4), static=True, frame=4), PromptError, "give it with --box alone"),
     (dict(box=Box(1, 2, 3, 4), logo_matte="bug.npz"), PromptError, "--logo-matte says where the bug is"),
+    (dict(box=Box(1, 2, 3, 4), static=True, moving=True), PromptError, "--moving says the box's object moves"),
 ])
 def test_contradictions_are_refused_in_the_recipe(options: dict, error: type, text: str) -> None:
     with pytest.raises(error, match=text.replace("+", r"\+")):
