@@ -22,6 +22,10 @@ MODELS = ("sam", "deaot", "e2fgvi")
 """The checkpoint fields, one per neural stage: segment, track, inpaint."""
 MODEL_DEFAULTS = (("device", "auto"), ("precision", "fp32"), ("backend", "torch"))
 """Model settings passed to each model stage only where they differ from the elements' own default."""
+FILE_LEARN = 100
+"""Frames the logo element looks ahead in a run that is not live: a moving scene's matte is learnt
+from more backgrounds (measured on a 60 % bug over moving grass: 20 dB from 25 frames, 37 from
+100); a live run keeps the element's own 25 (one second)."""
 TRACKED_DILATE = 8
 """Mask growth when the masks are segmented and tracked here (--masks given: 0, used as they are)."""
 
@@ -138,13 +142,16 @@ def chain(options: RunOptions) -> list[ElementSpec]:
     if o.masks:
         specs.append(ElementSpec("loadmask", {"location": o.masks}))
     elif fixed:  # exact matte, no tracking; inpaint fills only what the logo element hands on
-        specs.append(ElementSpec("logo", {"file": o.logo_matte} if o.logo_matte else _prompt_props(o)))
+        props = {"file": o.logo_matte} if o.logo_matte else _prompt_props(o)
+        if not o.logo_matte and not o.live:
+            props["learn"] = FILE_LEARN
+        specs.append(ElementSpec("logo", props))
     else:
         if _looks_for_overlay(o):
             # a box alone is most often a channel bug: the logo element removes it when the box holds
             # a screen-fixed overlay (exact matte, un-blended, nothing tracked), else passes the
             # frames on untouched and segment and track remove what moves in the box
-            specs.append(ElementSpec("logo", {**_prompt_props(o), "absent": "pass"}))
+            specs.append(ElementSpec("logo", {**_prompt_props(o), "absent": "pass", "learn": FILE_LEARN}))
         seg |= _prompt_props(o)
         specs += [ElementSpec("segment", seg), ElementSpec("track", track)]
     if o.save_masks:

@@ -156,6 +156,8 @@ class MatteConfig:
     """The ring's median temporal std (luma levels) above which the scene counts as moving."""
     min_alpha: float = 0.12
     """An overlay fainter than this is no overlay."""
+    solid_dev: float = 3.0
+    """Over a static scene, such a pixel must stand out this many times more than a support pixel."""
     solid_sd: float = 0.35
     """Over a moving scene, a candidate pixel the one-colour fit leaves out is an opaque part of
     another colour when it varies less than this share of the scene's spread around it."""
@@ -181,7 +183,8 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
     dev = np.abs(mean - from_ring(mean)).max(axis=-1)
     ring_sd = float(np.median(sd[ring]))
     moving = ring_sd >= cfg.moving_sd
-    cand = (dev > min(cfg.dev_levels, 0.25 * float(np.percentile(dev[inbox], 99)))) & inbox
+    stands_out = min(cfg.dev_levels, 0.25 * float(np.percentile(dev[inbox], 99)))
+    cand = (dev > stands_out) & inbox
     if moving:
         sd_ref = np.maximum(from_ring(sd), 1e-3)
         # over a moving scene what stands out in the mean must also vary less than the scene: scene
@@ -246,15 +249,32 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
         return (a0 * cover).astype(np.float32), colour
 
     alpha, colour = matte(a0)
-    # a multi-coloured bug: what stands out (static scene) or stays put (moving scene) but is not
-    # the fitted colour is an opaque part of another colour (measured on the demo's disc and banner:
-    # the one-colour fit kept only the white text, a third of the bug)
+    # a multi-coloured bug: what stays put (moving scene) or stands out far (static scene: there
+    # the scene's own edges stand out too) but is not the fitted colour is an opaque part of another
+    # colour (measured on the demo's disc and banner: the one-colour fit kept only the white text,
+    # a third of the bug)
     solid = cand & (alpha < 0.5 * a0)
-    if moving:
-        solid &= sd < cfg.solid_sd * sd_ref
+    solid &= (sd < cfg.solid_sd * sd_ref) if moving else (dev > cfg.solid_dev * stands_out)
     solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0  # specks, not strokes
     if not moving and a0 < 1.0 and _fill_beats_unblending(f, alpha, colour, inbox, cfg):
         solid |= alpha > 0
     return Matte(alpha, colour, crop, frame_size, True, "moving" if moving else "static", t,
                  solid if solid.any() else None)
 
+
+
+def outline_left(alpha: np.ndarray, colour: float, frames: np.ndarray, a_max: float = 0.85) -> float:
+    """How much of the bug's outline un-blending with (``alpha``, ``colour``) leaves in ``frames``
+    (TxHxW, one plane; ``colour`` that plane's value): the mean magnitude of the recovered
+    pixels' gradient along the matte's own gradient, per unit of matte gradient.
+
+    The right matte makes the bug vanish, so nothing of its outline is left; a wrong opacity,
+    colour or coverage leaves its outline or its negative in every frame. The scene's texture
+    and noise do not line up with the matte's gradient, so they average out; this compares two
+    mattes learnt from different stretches of a stream on the same frames.
+    """
+    a = np.where(alpha < a_max, alpha, 0.0).astype(np.float32)
+    u = (np.asarray(frames, np.float32) - a * colour) / (1.0 - a)
+    ax, ay = np.diff(a, axis=1), np.diff(a, axis=0)
+    along = (np.diff(u, axis=2) * ax).sum(axis=(1, 2)) + (np.diff(u, axis=1) * ay).sum(axis=(1, 2))
+    return float(np.abs(along).mean() / max(float((ax * ax).sum() + (ay * ay).sum()), 1e-6))

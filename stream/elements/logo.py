@@ -13,8 +13,8 @@ from typing import ClassVar
 import numpy as np
 
 from cleanfeed.engines.classical import regions
-from cleanfeed.engines.classical.matte import Matte, estimate_matte, load_matte
-from cleanfeed.engines.classical.planes import PlaneRemover, estimate_yuv
+from cleanfeed.engines.classical.matte import LUMA, Matte, estimate_matte, load_matte, outline_left
+from cleanfeed.engines.classical.planes import PlaneRemover, estimate_yuv, rgb_to_yuv
 from cleanfeed.engines.classical.smoothfill import ORDERS, SmoothFill
 from cleanfeed.engines.classical.unblend import Unblender
 from cleanfeed.errors import PromptError
@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 THIN = 8
 """Opaque parts no thicker than twice this (px) are filled here even over a moving scene: a harmonic
 fill across a thin stroke beats propagation, whose flow the static stroke itself misleads."""
-SUPPORT_SLACK = 1.05
-"""A refined matte replaces the current one only when its support is at most this much larger."""
 MAX_LEARN = 400
+MIN_LOOK = 20
+"""Fewest frames a matte is learnt from when a long first look tries its shorter parts."""
 """Frames a moving scene's matte is refined from at most (re-learned at 2x, 4x, ... the lookahead)."""
 
 
@@ -191,12 +191,28 @@ class Logo(Filter):
             self._crops.append(pic.rgb(self._crop))
         self._seen += 1
 
+    def _estimate(self, count: int) -> Matte:
+        """The matte of the first ``count`` frames kept."""
+        crops = np.stack(self._crops[:count])
+        if self._uvs and len(self._uvs) == len(self._crops) and count >= 2:
+            return estimate_yuv(crops, np.stack(self._uvs[:count]), self._inbox, self._crop, self._size)
+        return estimate_matte(crops, self._inbox, self._crop, self._size)
+
     def _learn(self) -> None:
-        n = min(len(self._crops), len(self._uvs)) if self._uvs else 0
-        if n >= 2 and n == len(self._crops):
-            matte = estimate_yuv(np.stack(self._crops), np.stack(self._uvs), self._inbox, self._crop, self._size)
-        else:
-            matte = estimate_matte(np.stack(self._crops), self._inbox, self._crop, self._size)
+        matte = self._estimate(len(self._crops))
+        if self._matte is None and matte.present:
+            # the first look: a long lookahead also tries its first quarter and half. A still scene
+            # has nothing more to teach after a second (measured: an opaque bug over a still ceiling,
+            # 45.4 dB learnt from 25 frames, 44.4 from 100): its shortest still look is kept. Over a
+            # moving scene the look that leaves the least of the bug in all of them (:meth:`_better`)
+            looks = [self._estimate(n) for n in (len(self._crops) // 4, len(self._crops) // 2) if n >= MIN_LOOK]
+            still = [m for m in looks if m.present and m.why == "static"]
+            if still:
+                matte = still[0]
+            elif matte.why == "moving":
+                for other in looks:
+                    if other.present and self._better(other, matte, since=0):
+                        matte = other
         # a moving scene keeps teaching (each frame shows the bug over another background): learn
         # again at twice as many frames, up to MAX_LEARN; a static one has nothing more to say
         refine = matte.present and matte.why == "moving" and self._seen < MAX_LEARN
@@ -204,13 +220,26 @@ class Logo(Filter):
         if not refine:
             self._crops, self._uvs = [], []
         held = self._matte
-        if held is not None and held.present and matte.present and matte.support.sum() > SUPPORT_SLACK * held.support.sum():
-            # a longer look that finds a larger bug has taken scene structure that stayed in the mean
-            # (a horizon along a pan) for overlay: the overlay is in every estimate, the scene is not
-            log.debug("%s: kept the matte of %d frames (the one of %d frames is larger)", self.name, held.frames,
-                      matte.frames)
+        if held is not None and held.present and matte.present and not self._better(matte, held):
+            log.debug("%s: kept the matte of %d frames (the one of %d frames leaves more of the bug)", self.name,
+                      held.frames, matte.frames)
             return
         self._use(matte)
+
+    def _better(self, new: Matte, held: Matte, since: int | None = None) -> bool:
+        """Whether a matte learnt from more frames removes the bug better than the one in use, judged
+        on the frames seen since (:func:`outline_left`). A longer look is not always better: over a
+        pan, scene structure that stays in a longer mean (a horizon) is taken for overlay (measured on
+        a 60 % bug over a pan: 46.7 dB learnt from 25 frames, 34.0 from 100)."""
+        start = held.frames if since is None else since
+        recent = np.stack(self._crops[start:]) if len(self._crops) > start else np.stack(self._crops)
+        plane = recent.astype(np.float32) @ LUMA if recent.ndim == 4 else recent.astype(np.float32)
+
+        def level(m: Matte) -> float:
+            return float(rgb_to_yuv(m.colour)[0]) if recent.ndim == 3 else float(m.colour @ LUMA)
+
+        return outline_left(new.alpha, level(new), plane, self.a_max) < outline_left(held.alpha, level(held), plane,
+                                                                                      self.a_max)
 
     def _apply(self, frame: VideoFrame) -> VideoFrame:
         matte = self._matte

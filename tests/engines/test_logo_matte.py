@@ -205,3 +205,33 @@ def test_a_found_bug_is_marked_so_segment_and_dilate_leave_it_alone() -> None:
     seg.start(Caps(W, H, Fraction(25), Fraction(1, 25), pix_fmt="rgb24"))
     first = seg.process(out[0])[0]
     assert "segment" not in first.meta and np.array_equal(first.mask, out[0].mask)
+
+
+def test_a_translucent_bug_over_a_still_smooth_sky_is_filled_not_unblended() -> None:
+    """Un-blending amplifies the keyed frames' 8-bit rounding 2.5x at 60 %; over a smooth, still
+    background a fill from the border is closer, and the estimator measures that and says so."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    sky = np.stack([140 + 0.8 * xx + 0.5 * yy, 170 + 0.4 * xx, 210 - 0.3 * yy], axis=-1)
+    comp, truth = composite(np.repeat(sky[None], 25, axis=0), 0.6, 30.0)
+    m = estimate_matte(comp, inbox(), (0, 0, W, H), (W, H))
+    assert m.present and m.why == "static"
+    remove = Unblender(m.alpha, m.colour, solid=m.solid)
+    core = truth > 0.3
+    assert remove.hole[core].all(), "filled from the border"
+    assert np.abs(remove(comp[0]).astype(np.float32) - sky)[core].mean() <= 1.0
+    textured, _ = composite(scene(25, False, seed=3), 0.6, 235.0)
+    kept = estimate_matte(textured, inbox(), (0, 0, W, H), (W, H))
+    kept_hole = Unblender(kept.alpha, kept.colour, solid=kept.solid).hole
+    assert kept_hole.sum() <= 0.05 * (kept.alpha > 0).sum(), "a textured scene is un-blended, not filled"
+
+
+def test_the_element_grows_an_estimated_support_only_over_a_still_scene() -> None:
+    from cleanfeed.engines.classical.matte import Matte
+    from cleanfeed.stream.registry import create
+
+    el = create("logo", {"box": (R, R, W - R, H - R)})
+    alpha = np.zeros((H, W), np.float32)
+    assert el._grow(Matte(alpha, np.zeros(3), (0, 0, W, H), (W, H), why="moving")) == 0
+    assert el._grow(Matte(alpha, np.zeros(3), (0, 0, W, H), (W, H), why="static")) == 1
+    assert create("logo", {"box": (R, R, W - R, H - R), "grow": 3})._grow(
+        Matte(alpha, np.zeros(3), (0, 0, W, H), (W, H), why="moving")) == 3

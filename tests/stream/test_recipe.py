@@ -75,7 +75,7 @@ def test_options_typed_in_code_give_the_same_chain_as_the_command_line() -> None
 def test_a_box_alone_is_first_searched_for_a_screen_fixed_bug() -> None:
     specs = chain(RunOptions(input="in.mp4", output="out.mp4", box=Box(10, 20, 30, 40)))
     assert [s.factory for s in specs] == ["filesrc", "logo", "segment", "track", "dilate", "inpaint", "filesink"]
-    assert specs[1].props == {"box": (10, 20, 30, 40), "absent": "pass"}
+    assert specs[1].props == {"box": (10, 20, 30, 40), "absent": "pass", "learn": 100}
     for no_search in (dict(moving=True), dict(live=True), dict(sam="s.pth"), dict(deaot="d.pth"), dict(frame=3),
                       dict(points=(Point(5, 6),))):
         factories = [s.factory for s in chain(RunOptions(input="in.mp4", output="o.mp4", box=Box(10, 20, 30, 40),
@@ -86,7 +86,9 @@ def test_a_box_alone_is_first_searched_for_a_screen_fixed_bug() -> None:
 def test_a_screen_fixed_bug_is_learnt_by_the_logo_element_not_tracked() -> None:
     static = chain(RunOptions(input="in.mp4", output="out.mp4", box=Box(10, 20, 30, 40), static=True))
     assert [s.factory for s in static] == ["filesrc", "logo", "inpaint", "filesink"]  # an estimated mask: no dilation
-    assert static[1].props == {"box": (10, 20, 30, 40)}
+    assert static[1].props == {"box": (10, 20, 30, 40), "learn": 100}
+    live = chain(RunOptions(input="in.mp4", output="out.mp4", box=Box(10, 20, 30, 40), static=True, live=True))
+    assert live[1].props == {"box": (10, 20, 30, 40)}, "a live run keeps the one-second lookahead"
     saved = chain(RunOptions(input="in.mp4", output="out.mp4", logo_matte="bug.npz", dilate=2))
     assert [(s.factory, s.props) for s in saved[1:3]] == [("logo", {"file": "bug.npz"}), ("dilate", {"pixels": 2})]
 
