@@ -188,6 +188,13 @@ class LogoFinder:
         assert prepared.descriptors is not None and prepared.points is not None
         pairs = self._matcher.knnMatch(prepared.descriptors, descs, k=2)
         good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < cfg.ratio * m[1].distance]
+        # one match per frame keypoint: a bland one attracts the reference's similar keypoints from
+        # all its sizes at once, and a consensus of many pairs on one point is a collapsed homography
+        best: dict[int, cv2.DMatch] = {}
+        for m in good:
+            if m.trainIdx not in best or m.distance < best[m.trainIdx].distance:
+                best[m.trainIdx] = m
+        good = list(best.values())
         if len(good) < cfg.min_inliers:
             return []
         src = prepared.points[[m.queryIdx for m in good]]
