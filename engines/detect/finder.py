@@ -54,6 +54,8 @@ class FinderConfig:
     """Sizes (relative to the reference) a detection may have; outside them it is a false match."""
     max_per_reference: int = 4
     """Appearances of one reference looked for in a frame."""
+    local_side: int = 480
+    """:meth:`LogoFinder.find_near` searches the region around a known appearance at up to this longer side."""
     template_threshold: float = 0.8
     """Template matching: the normalized correlation a match needs."""
     template_side: int = 480
@@ -124,6 +126,8 @@ class LogoFinder:
         # frame's pyramid only has to reach appearances larger than the largest of them
         self._orb = cv2.ORB_create(nfeatures=self.config.frame_features, scaleFactor=1.25, nlevels=4,
                                    edgeThreshold=15, patchSize=15, fastThreshold=10, scoreType=cv2.ORB_FAST_SCORE)
+        self._local_orb = cv2.ORB_create(nfeatures=1000, scaleFactor=1.25, nlevels=4, edgeThreshold=15, patchSize=15,
+                                         fastThreshold=10, scoreType=cv2.ORB_FAST_SCORE)
         self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
         self._prepared = [self._prepare(ref) for ref in self.references]
 
@@ -175,15 +179,45 @@ class LogoFinder:
                 pts = np.array([k.pt for k in kps], np.float32) / scale
                 for index, prepared in enumerate(self._prepared):
                     if prepared.method == KEYPOINTS:
-                        found += self._by_keypoints(index, prepared, pts, descs, width, height)
+                        found += self._by_keypoints(index, prepared, pts, descs, width, height, 1 / scale,
+                                                    self.config.max_per_reference, gray)
         if any(p.method == TEMPLATE for p in self._prepared):
             for index, prepared in enumerate(self._prepared):
                 if prepared.method == TEMPLATE:
                     found += self._by_template(index, prepared, gray, frame if frame.ndim == 3 else None)
         return found
 
+    def find_near(self, frame: np.ndarray, previous: Sequence[Detection], margin: float = 0.5) -> list[Detection] | None:
+        """The appearances in ``previous`` (the last frame's) found again around where they were.
+
+        The cheap step between full searches: only a region around each appearance is searched, at
+        up to ``local_side`` pixels, where even a small logo keeps its texture. None when a previous
+        appearance came from template matching (it has no cheap local search: search the frame)."""
+        cfg = self.config
+        if any(self._prepared[d.reference].method != KEYPOINTS for d in previous):
+            return None
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        height, width = gray.shape
+        found: list[Detection] = []
+        for det in previous:
+            x0, y0, x1, y1 = det.box
+            mx, my = int((x1 - x0) * margin) + 8, int((y1 - y0) * margin) + 8
+            x0, y0, x1, y1 = max(0, x0 - mx), max(0, y0 - my), min(width, x1 + mx), min(height, y1 + my)
+            if x1 - x0 < 16 or y1 - y0 < 16:
+                continue
+            crop = gray[y0:y1, x0:x1]
+            scale = min(1.0, cfg.local_side / max(crop.shape))
+            small = crop if scale == 1.0 else cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            kps, descs = self._local_orb.detectAndCompute(small, None)
+            if descs is None or len(kps) < cfg.min_inliers:
+                continue
+            pts = np.array([k.pt for k in kps], np.float32) / scale + np.array([x0, y0], np.float32)
+            found += self._by_keypoints(det.reference, self._prepared[det.reference], pts, descs, width, height,
+                                        1 / scale, 1, gray)
+        return found
+
     def _by_keypoints(self, index: int, prepared: _Prepared, pts: np.ndarray, descs: np.ndarray,
-                      width: int, height: int) -> list[Detection]:
+                      width: int, height: int, pixel: float, limit: int, gray: np.ndarray | None = None) -> list[Detection]:
         cfg = self.config
         assert prepared.descriptors is not None and prepared.points is not None
         pairs = self._matcher.knnMatch(prepared.descriptors, descs, k=2)
@@ -201,16 +235,18 @@ class LogoFinder:
         dst = pts[[m.trainIdx for m in good]]
         out: list[Detection] = []
         alive = np.ones(len(good), bool)
-        for _ in range(cfg.max_per_reference):
+        for _ in range(limit):
             if alive.sum() < cfg.min_inliers:
                 break
-            fitted = _fit(src[alive], dst[alive], prepared.reference, cfg, max(width, height) / cfg.work_side)
+            fitted = _fit(src[alive], dst[alive], prepared.reference, cfg, pixel)
             if fitted is None:
                 break
             homography, inliers, quad = fitted
             idx = np.flatnonzero(alive)
             # whatever matched into this quad is spent: the next round looks elsewhere
             alive[idx[_inside(quad, dst[idx]) | inliers]] = False
+            if gray is not None:
+                homography, quad = _refine(gray, prepared.reference, homography, quad)
             out.append(_detection(index, prepared.reference, homography, quad, float(inliers.sum()), KEYPOINTS,
                                   width, height))
         return out
@@ -311,6 +347,44 @@ def _fit(src: np.ndarray, dst: np.ndarray, ref: Reference, cfg: FinderConfig,
     homography = np.vstack([affine, [0.0, 0.0, 1.0]])
     quad = _corners(ref, homography)
     return (homography, inliers.ravel().astype(bool), quad) if _plausible(quad, ref, cfg) else None
+
+
+def _refine(gray: np.ndarray, ref: Reference, homography: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The homography aligned to the pixels themselves (ECC), not only to the keypoints.
+
+    A small appearance has few inliers, all inside it: the fitted homography can be off by several
+    pixels at the corners, which the mask would leave uncovered. Direct alignment of the reference's
+    pixels, seen at the appearance's size, fixes that; a result that wanders off is not taken."""
+    w, h = ref.size
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int) - 8
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + 8
+    x0, y0 = max(0, int(x0)), max(0, int(y0))
+    x1, y1 = min(gray.shape[1], int(x1)), min(gray.shape[0], int(y1))
+    size = max(float(np.sqrt(cv2.contourArea(quad) / (w * h))), 1e-3)
+    k = min(1.0, size, 256 / max(w, h))  # the reference at about the appearance's size, at most 256 px
+    if x1 - x0 < 16 or y1 - y0 < 16 or min(w, h) * k < 12:
+        return homography, quad
+    template = cv2.resize(ref.gray, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(ref.mask.view(np.uint8), (template.shape[1], template.shape[0]), interpolation=cv2.INTER_NEAREST)
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
+    to_template = np.diag([k, k, 1.0])
+    c = min(1.0, k / size)  # the crop at the template's scale too: ECC's cost is the crop's pixels
+    crop = gray[y0:y1, x0:x1]
+    crop = np.ascontiguousarray(crop) if c == 1.0 else cv2.resize(crop, None, fx=c, fy=c, interpolation=cv2.INTER_AREA)
+    shift = np.array([[c, 0, -x0 * c], [0, c, -y0 * c], [0, 0, 1]], np.float64)
+    # ECC masks its second image, so the frame's crop is the first and the warp runs frame -> reference
+    warp = np.linalg.inv(shift @ homography @ np.linalg.inv(to_template)).astype(np.float32)
+    warp /= warp[2, 2]
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
+    try:
+        _, warp = cv2.findTransformECC(crop, template, warp, cv2.MOTION_HOMOGRAPHY, criteria, mask, 3)
+    except cv2.error:
+        return homography, quad  # did not converge: keep the keypoints' answer
+    refined = np.linalg.inv(shift) @ np.linalg.inv(warp.astype(np.float64)) @ to_template
+    new_quad = _corners(ref, refined)
+    if not np.all(np.isfinite(new_quad)) or np.abs(new_quad - quad).max() > 0.25 * max(w, h) * size:
+        return homography, quad
+    return refined, new_quad
 
 
 def _colour_match(rgb: np.ndarray, ref: Reference, homography: np.ndarray) -> float:
