@@ -11,6 +11,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from cleanfeed.engines.detect.finder import Detection, FinderConfig, LogoFinder
 from cleanfeed.engines.detect.reference import check_fits, load_reference
 from cleanfeed.stream.buffers import VideoFrame
@@ -52,3 +54,21 @@ def sighting(frame: VideoFrame, found: Sequence[Detection]) -> Sighting | None:
         return None
     time_s = None if frame.pts is None else seconds(frame.pts, frame.time_base)
     return Sighting(frame.seq, time_s, tuple(d.name for d in found), tuple(d.box for d in found))
+
+
+def look(finder: LogoFinder, image: np.ndarray, previous: Sequence[Detection]) -> list[Detection]:
+    """Every appearance on ``image``: the whole frame searched, and the previous frame's appearances
+    searched again around where they were (closer, so small and half-hidden ones are kept)."""
+    local = finder.find_near(image, previous) if previous else []
+    return merge(local or [], finder.find(image))
+
+
+def merge(local: Sequence[Detection], full: Sequence[Detection]) -> list[Detection]:
+    """The local search's appearances (searched closer, so more exact), and those of the full search
+    that are new: whose centre lies in no appearance of the same logo found locally."""
+    new = [d for d in full if not any(k.reference == d.reference and contains(k.box, d.centre) for k in local)]
+    return [*local, *new]
+
+
+def contains(box: tuple[int, int, int, int], point: np.ndarray) -> bool:
+    return bool(box[0] <= point[0] < box[2] and box[1] <= point[1] < box[3])

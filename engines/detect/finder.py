@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -44,7 +44,7 @@ class FinderConfig:
     """ORB keypoints taken from each searched frame."""
     ratio: float = 0.8
     """Lowe's ratio test: a match is kept when its distance is below ``ratio`` x the runner-up's."""
-    min_inliers: int = 10
+    min_inliers: int = 7
     """A homography needs this many RANSAC inliers to count as a detection."""
     min_features: int = 60
     """A reference with fewer ORB keypoints than this (at 210 pixels on its longer side) is matched as a
@@ -54,6 +54,9 @@ class FinderConfig:
     """Sizes (relative to the reference) a detection may have; outside them it is a false match."""
     max_per_reference: int = 4
     """Appearances of one reference looked for in a frame."""
+    min_similarity: float = 0.5
+    """A keypoint detection's pixels, brought back into the reference's frame, must correlate with the
+    reference at least this much (0..1): a cheap second opinion that lets ``min_inliers`` stay low."""
     local_side: int = 480
     """:meth:`LogoFinder.find_near` searches the region around a known appearance at up to this longer side."""
     template_threshold: float = 0.8
@@ -82,6 +85,19 @@ class Detection:
     method: str
     support: np.ndarray = field(repr=False, compare=False)
     """The reference's own mask (not a copy), warped by :meth:`mask`."""
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.quad.mean(axis=0)
+
+    def moved(self, dx: float, dy: float, width: int, height: int) -> Detection:
+        """The same appearance shifted by (dx, dy) pixels: where it is predicted when it was not seen."""
+        shift = np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], np.float64)
+        quad = self.quad + np.array([dx, dy], np.float32)
+        x0, y0 = np.floor(quad.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(quad.max(axis=0)).astype(int)
+        box = (max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1)))
+        return replace(self, homography=shift @ self.homography, quad=quad, box=box)
 
     def mask(self, width: int, height: int, grow: int = 0) -> np.ndarray:
         """HxW bool: the reference's pixels carried into the frame, grown by ``grow`` pixels.
@@ -247,6 +263,8 @@ class LogoFinder:
             alive[idx[_inside(quad, dst[idx]) | inliers]] = False
             if gray is not None:
                 homography, quad = _refine(gray, prepared.reference, homography, quad)
+                if _gray_match(gray, prepared.reference, homography) < cfg.min_similarity:
+                    continue  # the keypoints agree on a place whose pixels are not the logo's
             out.append(_detection(index, prepared.reference, homography, quad, float(inliers.sum()), KEYPOINTS,
                                   width, height))
         return out
@@ -385,6 +403,23 @@ def _refine(gray: np.ndarray, ref: Reference, homography: np.ndarray, quad: np.n
     if not np.all(np.isfinite(new_quad)) or np.abs(new_quad - quad).max() > 0.25 * max(w, h) * size:
         return homography, quad
     return refined, new_quad
+
+
+def _gray_match(gray: np.ndarray, ref: Reference, homography: np.ndarray) -> float:
+    """Normalized correlation between the reference and the frame brought back into the reference's
+    pixels (at most 128 px on the longer side: the test is of shape and shading, not detail)."""
+    w, h = ref.size
+    k = min(1.0, 128 / max(w, h))
+    size = (max(1, round(w * k)), max(1, round(h * k)))
+    back = cv2.warpPerspective(gray, np.diag([k, k, 1.0]) @ np.linalg.inv(homography), size, flags=cv2.INTER_AREA)
+    small = cv2.resize(ref.gray, size, interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(ref.mask.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    a = back[mask].astype(np.float32)
+    b = small[mask].astype(np.float32)
+    a -= a.mean()
+    b -= b.mean()
+    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 0 else 0.0
 
 
 def _colour_match(rgb: np.ndarray, ref: Reference, homography: np.ndarray) -> float:

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cleanfeed.engines.detect.finder import Detection
 from cleanfeed.errors import MediaError
 from cleanfeed.stream.buffers import VideoFrame
-from cleanfeed.stream.logos import Sighting, load_finder, sighting
+from cleanfeed.stream.logos import Sighting, load_finder, look, sighting
 
 log = logging.getLogger("cleanfeed.check")
 
@@ -47,11 +48,13 @@ def scan(location: str, logos: list[str]) -> tuple[list[Sighting], int, float]:
         finder = load_finder(logos, caps.width, caps.height)
         found: list[Sighting] = []
         frames, busy = 0, 0.0
+        previous: list[Detection] = []
         for item in source.read():
             if not isinstance(item, VideoFrame):
                 continue
             start = time.perf_counter()
-            seen = sighting(item, finder.find(item.image))
+            previous = look(finder, item.image, previous)
+            seen = sighting(item, previous)
             busy += time.perf_counter() - start
             frames += 1
             if seen is not None:

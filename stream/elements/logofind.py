@@ -15,7 +15,7 @@ from cleanfeed.engines.detect.reference import load_reference
 from cleanfeed.errors import PropertyError
 from cleanfeed.stream.buffers import Caps, VideoFrame
 from cleanfeed.stream.element import Filter
-from cleanfeed.stream.logos import load_finder, split_paths
+from cleanfeed.stream.logos import contains, load_finder, merge, split_paths
 from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
 
@@ -39,10 +39,11 @@ class LogoFind(Filter):
         "known appearances are searched, which is cheaper and finds small logos better. Each "
         "appearance's mask is the reference's shape carried into the frame by the homography, grown "
         "by `grow` pixels, written with a new object id from first_id on (never over a pixel another "
-        "object holds, so it is never merged into one). Meta logos lists each frame's appearances.\n\n"
+        "object holds, so it is never merged into one). An appearance not found again stays masked "
+        "for up to `coast` frames, moved on as it moved. Meta logos lists each frame's appearances.\n\n"
         "Live runs: the full search's measured cost is counted against the frame interval; when it "
         "would make frames late it runs on fewer frames (said once; counter logofind_spread). "
-        "Counters: logo_frames, logo_full_searches, logo_local_searches, logo_cuts."
+        "Counters: logo_frames, logo_full_searches, logo_local_searches, logo_cuts, logo_coasted."
     )
     example: ClassVar[str] = "filesrc location=in.mp4 ! logofind logo=brand.png ! dilate ! inpaint ! filesink location=out.mp4"
     properties: ClassVar[tuple[Property, ...]] = (
@@ -51,6 +52,8 @@ class LogoFind(Filter):
                      "a logo entering mid-shot may air until the next search, and a temporal inpainter may copy "
                      "it from there into the frames around", 1, 1, 10_000),
         Property.int("grow", "grow each appearance's mask by this many pixels", 3, 0, 64),
+        Property.int("coast", "frames an appearance not found again stays masked where its motion takes it "
+                     "(it may be leaving the frame or passing behind something)", 4, 0, 100),
         Property.int("first_id", "object id of the first appearance (the next ones count up)", 101, 1, 255),
         Property.float("cut_threshold", "shot cut: histogram distance (0..1) above which a frame starts a new shot",
                        0.4, 0.0, 1.0),
@@ -75,6 +78,7 @@ class LogoFind(Filter):
         self._full_ms: float | None = None
         self._interval_ms = 1000 / float(caps.rate) if caps.rate else None
         self._seen = [0] * len(self.paths)
+        self._motion: dict[int, tuple[float, float, int]] = {}
         return caps
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
@@ -91,10 +95,40 @@ class LogoFind(Filter):
         lost = local is None or len(local) < len(self._previous)
         found = local or []
         if due or (lost and self._previous):
-            found = _merge(found, self._full(image, frame.seq))
+            found = merge(found, self._full(image, frame.seq))
+        found = self._with_coasting(found, cut, frame.width, frame.height)
         self._previous = found
         self._paint(frame, found)
         return [frame]
+
+    def _with_coasting(self, found: list[Detection], cut: bool, width: int, height: int) -> list[Detection]:
+        """``found``, plus the appearances of the previous frame not found again, moved on as they were
+        moving, for at most ``coast`` frames: a logo leaving the frame or passing behind something
+        loses its keypoints before it loses its last visible pixels. A cut ends every appearance."""
+        motion: dict[int, tuple[float, float, int]] = {}
+        if cut:
+            self._motion = {}
+            return found
+        out = list(found)
+        for k, det in enumerate(found):
+            before = next((p for p in self._previous if p.reference == det.reference and contains(p.box, det.centre)), None)
+            if before is not None:
+                dx, dy = (det.centre - before.centre).tolist()
+                motion[k] = (dx, dy, 0)
+        for k, det in enumerate(self._previous):
+            if any(d.reference == det.reference and contains(det.box, d.centre) for d in found):
+                continue
+            dx, dy, age = self._motion.get(k, (0.0, 0.0, 0))
+            if age >= self.coast:
+                continue
+            moved = det.moved(dx, dy, width, height)
+            if moved.box[2] <= moved.box[0] or moved.box[3] <= moved.box[1]:
+                continue  # gone out of the frame
+            motion[len(out)] = (dx, dy, age + 1)
+            out.append(moved)
+            self.count("logo_coasted")
+        self._motion = motion
+        return out
 
     def _full(self, image: np.ndarray, seq: int) -> list[Detection]:
         start = time.perf_counter()
@@ -136,14 +170,3 @@ class LogoFind(Filter):
                 log.warning("%s: logo %s appeared on no frame: nothing of it was removed", self.name, path)
         return []
 
-
-def _merge(local: list[Detection], full: list[Detection]) -> list[Detection]:
-    """The local search's appearances (searched closer, so more exact), and those of the full search
-    that are new: whose centre lies in no appearance of the same logo found locally."""
-    new = [d for d in full
-           if not any(k.reference == d.reference and _contains(k.box, d.quad.mean(axis=0)) for k in local)]
-    return local + new
-
-
-def _contains(box: tuple[int, int, int, int], point: np.ndarray) -> bool:
-    return box[0] <= point[0] < box[2] and box[1] <= point[1] < box[3]

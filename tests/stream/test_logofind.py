@@ -43,7 +43,8 @@ def test_run_with_logo_alone_removes_every_appearance(media):
                      str(masks), "--quiet", "--mode", "thread")
     assert proc.returncode == 0, proc.stderr
     masked = sorted(int(p.stem) for p in masks.glob("*.png") if _any(p))
-    assert masked == sorted(ON)
+    # every frame that shows it, and at most `coast` (4) frames after it vanished, still masked where it was going
+    assert ON <= set(masked) <= ON | set(range(max(ON) + 1, max(ON) + 5)), masked
     report = media["folder"] / "check.json"
     check = cleanfeed("check", str(out), "--logo", str(media["logo"]), "--json", str(report))
     assert check.returncode == 0 and json.loads(report.read_text())["frames"] == [], check.stdout  # nothing aired
