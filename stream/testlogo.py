@@ -110,3 +110,88 @@ def textured_background(width: int, height: int, seed: int = 0) -> np.ndarray:
         p2 = (int(rng.integers(0, width)), int(rng.integers(0, height)))
         cv2.line(out, p1, p2, tuple(int(c) for c in rng.integers(0, 256, 3)), int(rng.integers(1, 4)), cv2.LINE_AA)
     return out
+
+
+SCENARIOS = ("scaled", "rotated", "perspective", "leaving", "cuts", "two")
+"""What the ``testsrc`` logo scenarios show (``testsrc scenario=...``):
+
+- ``scaled``: the logo grows from 0.4x to 2.5x its size while it drifts;
+- ``rotated``: it turns from -30 to +30 degrees;
+- ``perspective``: it tilts away (one side up to 40 % shorter) while turning a little;
+- ``leaving``: it slides out of the frame and comes back;
+- ``cuts``: three shots (hard cuts): 1x; another scene with the logo at 0.6x, turned; a third
+  where it appears mid-shot at 1.6x;
+- ``two``: two different logos (``variant`` 0 and 1) on screen at once, moving apart."""
+
+
+def logo_height(width: int) -> int:
+    return max(8, round(width * 0.625))
+
+
+def write_png(path: str, width: int = 160, variant: int = 0) -> str:
+    """The reference PNG (with alpha) of the logo the scenarios show: ``testsrc logo_size`` is its ``width``."""
+    rgb, alpha = emblem(width, logo_height(width), variant)
+    if not cv2.imwrite(path, np.dstack([rgb[..., ::-1], alpha])):
+        raise OSError(f"cannot write {path}")
+    return path
+
+
+class LogoScenes:
+    """Frames of one scenario: ``frame(i)`` gives the RGB image and, per logo on screen, its variant
+    and its support (HxW bool)."""
+
+    def __init__(self, scenario: str, width: int, height: int, frames: int, logo_width: int, seed: int = 0) -> None:
+        self.scenario, self.width, self.height, self.frames = scenario, width, height, frames
+        self.logo_w, self.logo_h = logo_width, logo_height(logo_width)
+        self._logos = [emblem(self.logo_w, self.logo_h, v) for v in (0, 1)]
+        self._pan = 3
+        tints = ([1.0, 1.0, 1.0], [0.5, 0.7, 1.0], [1.0, 0.8, 0.5])
+        self._scenes = [(textured_background(width + self._pan * frames, height, seed + k) * tints[k]).astype(np.uint8)
+                        for k in range(3 if scenario == "cuts" else 1)]
+
+    def shot(self, index: int) -> tuple[int, int]:
+        """(shot number, frame within the shot)."""
+        if self.scenario != "cuts":
+            return 0, index
+        length = max(1, -(-self.frames // 3))
+        return index // length, index % length
+
+    def placements(self, index: int) -> list[tuple[int, np.ndarray]]:
+        """(variant, homography) of every logo on frame ``index``."""
+        t = index / max(1, self.frames - 1)
+        w, h, lw, lh = self.width, self.height, self.logo_w, self.logo_h
+        centre = (w * (0.3 + 0.4 * t), h * 0.5)
+        s = self.scenario
+        if s == "scaled":
+            return [(0, placement(lw, lh, centre, 0.4 * (2.5 / 0.4) ** t))]
+        if s == "rotated":
+            return [(0, placement(lw, lh, centre, 1.0, angle_deg=-30 + 60 * t))]
+        if s == "perspective":
+            return [(0, placement(lw, lh, centre, 1.2, angle_deg=10 * t, tilt=0.4 * t))]
+        if s == "leaving":
+            # out over the right edge by 40 % of the clip, back from 70 %
+            x = w * 0.5 + (w * 0.5 + lw) * (min(t, 0.4) / 0.4 if t < 0.7 else max(0.0, 1 - (t - 0.7) / 0.3))
+            return [] if 0.4 <= t < 0.7 else [(0, placement(lw, lh, (x, h * 0.5), 1.0))]
+        if s == "cuts":
+            shot, k = self.shot(index)
+            if shot == 0:
+                return [(0, placement(lw, lh, (w * 0.35 + 2 * k, h * 0.45), 1.0))]
+            if shot == 1:
+                return [(0, placement(lw, lh, (w * 0.65 - 2 * k, h * 0.6), 0.6, angle_deg=20))]
+            return [] if k < 5 else [(0, placement(lw, lh, (w * 0.5, h * 0.5 + k), 1.6, angle_deg=-8))]
+        if s == "two":
+            return [(0, placement(lw, lh, (w * (0.3 - 0.1 * t), h * 0.35), 1.0, angle_deg=-10)),
+                    (1, placement(lw, lh, (w * (0.7 + 0.1 * t), h * 0.65), 0.9, angle_deg=15))]
+        raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, got {s!r}")
+
+    def frame(self, index: int) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+        shot, k = self.shot(index)
+        scene = self._scenes[shot]
+        image = np.ascontiguousarray(scene[:, self._pan * k:self._pan * k + self.width])
+        shown = []
+        for variant, homography in self.placements(index):
+            rgb, alpha = self._logos[variant]
+            support = composite(image, rgb, alpha, homography)
+            if support.any():
+                shown.append((variant, support))
+        return image, shown

@@ -414,6 +414,13 @@ def _gray_match(gray: np.ndarray, ref: Reference, homography: np.ndarray) -> flo
     back = cv2.warpPerspective(gray, np.diag([k, k, 1.0]) @ np.linalg.inv(homography), size, flags=cv2.INTER_AREA)
     small = cv2.resize(ref.gray, size, interpolation=cv2.INTER_AREA)
     mask = cv2.resize(ref.mask.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    # only what lies inside the frame: a logo leaving the frame is half logo, half nothing to compare
+    ys, xs = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
+    grid = np.stack([(xs + 0.5) / k, (ys + 0.5) / k], axis=-1).reshape(-1, 1, 2)
+    where = cv2.perspectiveTransform(grid, homography).reshape(size[1], size[0], 2)
+    mask &= (where[..., 0] >= 0) & (where[..., 1] >= 0) & (where[..., 0] < gray.shape[1]) & (where[..., 1] < gray.shape[0])
+    if mask.sum() < 64:
+        return 0.0
     a = back[mask].astype(np.float32)
     b = small[mask].astype(np.float32)
     a -= a.mean()

@@ -127,3 +127,25 @@ def test_find_near_keeps_a_logo_the_full_search_is_too_coarse_for():
         previous = finder.find_near(frame, previous)
         assert previous is not None and len(previous) == 1
         assert (previous[0].mask(1920, 1080, 2) & support).sum() / support.sum() > 0.98
+
+
+@pytest.mark.parametrize("scenario", ["scaled", "rotated", "perspective", "leaving", "cuts", "two"])
+def test_testsrc_scenarios_are_found_and_masked(tmp_path, scenario):
+    """The testsrc scenarios through logofind: the logo's pixels masked on the frames that show it."""
+    from cleanfeed.stream.buffers import Caps
+    from cleanfeed.stream.elements.testsrc import SyntheticSrc
+
+    paths = [testlogo.write_png(str(tmp_path / f"logo{v}.png"), 200, v) for v in (0, 1)]
+    source = SyntheticSrc(scenario=scenario, frames=24, width=960, height=540, logo_size=200, truth_mask=True,
+                          pix_fmt="rgb24")
+    caps = source.open()
+    element = LogoFind(logo=";".join(paths if scenario == "two" else paths[:1]))
+    element.start(Caps(960, 540, caps.rate, caps.time_base, "rgb24"))
+    logo = hit = 0
+    for frame in source.read():
+        truth = frame.mask > 0
+        frame.mask[...] = 0
+        out = element.process(frame)[0]
+        logo += int(truth.sum())
+        hit += int((truth & (out.mask > 0)).sum())
+    assert hit / logo > 0.98
