@@ -59,8 +59,8 @@ def sighting(frame: VideoFrame, found: Sequence[Detection]) -> Sighting | None:
 def look(finder: LogoFinder, image: np.ndarray, previous: Sequence[Detection]) -> list[Detection]:
     """Every appearance on ``image``: the whole frame searched, and the previous frame's appearances
     searched again around where they were (closer, so small and half-hidden ones are kept)."""
-    local = finder.find_near(image, previous) if previous else []
-    return merge(local or [], finder.find(image))
+    local = (finder.find_near(image, previous) if previous else []) or []
+    return merge(local, finder.find(image, known=local))
 
 
 def merge(local: Sequence[Detection], full: Sequence[Detection]) -> list[Detection]:

@@ -33,10 +33,11 @@ class LogoFind(Filter):
         "Finds every appearance of a known logo (reference images) and masks it, frame by frame.\n\n"
         "Classical: ORB keypoints matched to the reference at several sizes and a RANSAC homography "
         "(0.4x-2.5x its size, rotated, in perspective, partly hidden), or template matching for a "
-        "reference too flat for keypoints (one warning). The whole frame is searched on the first "
-        "frame, on every shot cut, every `every` frames and whenever an appearance known on the "
-        "previous frame is not found again around where it was; in between only the regions around "
-        "known appearances are searched, which is cheaper and finds small logos better. Each "
+        "reference too flat for keypoints (one warning). The whole frame is searched on every frame "
+        "while no logo is known, on every shot cut, every `every` frames while logos are known, and "
+        "whenever an appearance known on the previous frame is not found again around where it was; "
+        "otherwise only the regions around known appearances are searched, which is cheaper and "
+        "finds small logos better. Each "
         "appearance's mask is the reference's shape carried into the frame by the homography, grown "
         "by `grow` pixels, written with a new object id from first_id on (never over a pixel another "
         "object holds, so it is never merged into one). An appearance not found again stays masked "
@@ -48,9 +49,9 @@ class LogoFind(Filter):
     example: ClassVar[str] = "filesrc location=in.mp4 ! logofind logo=brand.png ! dilate ! inpaint ! filesink location=out.mp4"
     properties: ClassVar[tuple[Property, ...]] = (
         Property.string("logo", "reference image(s): a PNG with alpha or a tight crop; several separated by ;", None),
-        Property.int("every", "search the whole frame at least every this many frames (and on cuts); above 1, "
-                     "a logo entering mid-shot may air until the next search, and a temporal inpainter may copy "
-                     "it from there into the frames around", 1, 1, 10_000),
+        Property.int("every", "while logos are known, search the whole frame for new ones every this many frames "
+                     "(and on cuts; with no logo known every frame is searched): above 1, a second logo entering "
+                     "while one is tracked may air until the next search", 2, 1, 10_000),
         Property.int("grow", "grow each appearance's mask by this many pixels", 3, 0, 64),
         Property.int("coast", "frames an appearance not found again stays masked where its motion takes it "
                      "(it may be leaving the frame or passing behind something)", 4, 0, 100),
@@ -86,7 +87,8 @@ class LogoFind(Filter):
         cut = self._cuts.is_cut(image)
         if cut:
             self.count("logo_cuts")
-        due = cut or frame.seq - self._last_full >= self._stride
+        # nothing known: every frame is searched whole (an appearance must not air on its first frame)
+        due = cut or not self._previous or frame.seq - self._last_full >= self._stride
         local: list[Detection] | None = []
         if self._previous and not cut:
             self.count("logo_local_searches")
@@ -95,7 +97,7 @@ class LogoFind(Filter):
         lost = local is None or len(local) < len(self._previous)
         found = local or []
         if due or (lost and self._previous):
-            found = merge(found, self._full(image, frame.seq))
+            found = merge(found, self._full(image, frame.seq, found))
         found = self._with_coasting(found, cut, frame.width, frame.height)
         self._previous = found
         self._paint(frame, found)
@@ -130,9 +132,9 @@ class LogoFind(Filter):
         self._motion = motion
         return out
 
-    def _full(self, image: np.ndarray, seq: int) -> list[Detection]:
+    def _full(self, image: np.ndarray, seq: int, known: list[Detection]) -> list[Detection]:
         start = time.perf_counter()
-        found = self._finder.find(image)
+        found = self._finder.find(image, known=known)
         ms = 1000 * (time.perf_counter() - start)
         self._full_ms = ms if self._full_ms is None else 0.8 * self._full_ms + 0.2 * ms
         self._last_full = seq
