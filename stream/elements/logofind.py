@@ -76,6 +76,7 @@ class LogoFind(Filter):
         self._previous: list[Detection] = []
         self._last_full = -(10**9)
         self._stride = self.every
+        self._idle_stride = 1  # full searches apart while no logo is known (more only to keep a live run on time)
         self._full_ms: float | None = None
         self._interval_ms = 1000 / float(caps.rate) if caps.rate else None
         self._seen = [0] * len(self.paths)
@@ -88,7 +89,7 @@ class LogoFind(Filter):
         if cut:
             self.count("logo_cuts")
         # nothing known: every frame is searched whole (an appearance must not air on its first frame)
-        due = cut or not self._previous or frame.seq - self._last_full >= self._stride
+        due = cut or frame.seq - self._last_full >= (self._stride if self._previous else self._idle_stride)
         local: list[Detection] | None = []
         if self._previous and not cut:
             self.count("logo_local_searches")
@@ -96,7 +97,8 @@ class LogoFind(Filter):
         # an appearance not found again around where it was: the whole frame says whether it left or moved
         lost = local is None or len(local) < len(self._previous)
         found = local or []
-        if due or (lost and self._previous):
+        # (in a live run whose full search is spread out, a lost appearance waits for its turn, coasting)
+        if due or (lost and self._previous and self._idle_stride == 1):
             found = merge(found, self._full(image, frame.seq, found))
         found = self._with_coasting(found, cut, frame.width, frame.height)
         self._previous = found
@@ -146,12 +148,13 @@ class LogoFind(Filter):
         """In a live run, searches the whole frame less often when its cost would make frames late."""
         if not self.live or self.deadline is None or self._interval_ms is None or self._full_ms is None:
             return
-        needed = max(self.every, math.ceil(self._full_ms / (SHED_SHARE * self._interval_ms)))
-        if needed > self._stride:
+        needed = math.ceil(self._full_ms / (SHED_SHARE * self._interval_ms))
+        if needed > self._idle_stride:
             log.warning("%s: the full logo search takes %.0f ms a frame (%.0f ms between frames): it now runs on "
                         "one frame in %d", self.name, self._full_ms, self._interval_ms, needed)
             self.count("logofind_spread")
-            self._stride = needed
+            self._idle_stride = needed
+            self._stride = max(self.every, needed)
 
     def _paint(self, frame: VideoFrame, found: list[Detection]) -> None:
         if not found:

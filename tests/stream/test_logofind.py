@@ -149,3 +149,34 @@ def test_testsrc_scenarios_are_found_and_masked(tmp_path, scenario):
         logo += int(truth.sum())
         hit += int((truth & (out.mask > 0)).sum())
     assert hit / logo > 0.98
+
+
+def test_a_live_run_spreads_the_full_search_when_it_would_make_frames_late(tmp_path, caplog):
+    import logging
+    from fractions import Fraction
+
+    from cleanfeed.stream.buffers import Caps
+    from cleanfeed.stream.element import Deadline
+
+    logo = write_logo_png(tmp_path / "brand.png")
+    element = LogoFind(logo=str(logo), every=1)
+    element.live, element.deadline = True, Deadline(budget_s=0.2)
+    element.start(Caps(640, 360, Fraction(1000), Fraction(1, 1000), "rgb24"))  # 1 ms between frames: no search fits
+    with caplog.at_level(logging.WARNING):
+        for i in range(3):
+            element.process(_frame(i, testlogo.textured_background(640, 360, 50)))
+    assert element.counted()["logofind_spread"] == 1
+    assert len([r for r in caplog.records if "now runs on one frame in" in r.message]) == 1
+    assert element.counted()["logo_full_searches"] == 1  # frames 1 and 2 wait for their turn
+
+
+def test_without_a_live_deadline_every_frame_is_searched(tmp_path):
+    from fractions import Fraction
+
+    from cleanfeed.stream.buffers import Caps
+
+    element = LogoFind(logo=str(write_logo_png(tmp_path / "brand.png")))
+    element.start(Caps(640, 360, Fraction(1000), Fraction(1, 1000), "rgb24"))
+    for i in range(3):
+        element.process(_frame(i, testlogo.textured_background(640, 360, 50)))
+    assert element.counted()["logo_full_searches"] == 3 and "logofind_spread" not in element.counted()
