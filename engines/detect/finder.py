@@ -359,7 +359,9 @@ def _texture(gray: np.ndarray, mask: np.ndarray) -> int:
     """How many keypoints the reference holds at one fixed size: a size-independent measure of texture
     (the keypoints of the upscaled copies of a small plain logo are its anti-aliased rim, many times over)."""
     scale = 210 / max(gray.shape)
-    img = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    img = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    if scale > 1:  # an enlarged plain edge is a staircase of corners; blurred, it is an edge again
+        img = cv2.GaussianBlur(img, (0, 0), scale * 0.5)
     msk = cv2.resize(mask.view(np.uint8), (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST)
     orb = cv2.ORB_create(nfeatures=500, scaleFactor=1.25, nlevels=2, edgeThreshold=15, patchSize=15, fastThreshold=10)
     return len(orb.detect(img, cv2.erode(msk, np.ones((3, 3), np.uint8))))

@@ -74,3 +74,29 @@ def test_logocheck_counts_visible_frames_in_a_chain(media):
     counters = json.loads(stats.read_text())["counters"]
     assert counters["logo_visible"] == len(ON) and counters["logo_checked"] == 16
     assert "visible from frame 4 (t=0.160s)" in proc.stderr and "visible until frame 10" in proc.stderr
+
+
+def test_a_reference_larger_than_the_frame_is_one_line(media):
+    import cv2
+    import numpy as np
+
+    big = media["folder"] / "big.png"
+    cv2.imwrite(str(big), np.random.default_rng(0).integers(0, 255, (1500, 2400, 3), dtype=np.uint8))
+    proc = cleanfeed("check", str(media["with"]), "--logo", str(big))
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "must fit in the 640x360 frame" in lines[0], proc.stderr
+
+
+def test_a_flat_reference_warns_once_and_is_still_looked_for(media):
+    import cv2
+    import numpy as np
+
+    from cleanfeed.stream import testlogo
+
+    rgb, alpha = testlogo.flat_disc(60)
+    disc = media["folder"] / "disc.png"
+    cv2.imwrite(str(disc), np.dstack([rgb[..., ::-1], alpha]))
+    proc = cleanfeed("check", str(media["with"]), "--logo", str(disc), "--quiet")
+    assert proc.returncode == 0, proc.stdout  # the clip shows the emblem, not the disc
+    assert proc.stderr.count("too few features") == 1, proc.stderr
