@@ -180,3 +180,15 @@ def test_without_a_live_deadline_every_frame_is_searched(tmp_path):
     for i in range(3):
         element.process(_frame(i, testlogo.textured_background(640, 360, 50)))
     assert element.counted()["logo_full_searches"] == 3 and "logofind_spread" not in element.counted()
+
+
+def test_logo_and_a_box_in_one_run_keep_their_own_objects(media):
+    """--box is segmented and tracked as object 1; the logo is found as object 101 beside it."""
+    import cv2
+
+    out, masks = media["folder"] / "both.mp4", media["folder"] / "both-masks"
+    proc = cleanfeed("run", str(media["clip"]), "-o", str(out), "--box", "20,20,80,70", "--logo", str(media["logo"]),
+                     "--classical", "--save-masks", str(masks), "--quiet", "--mode", "thread")
+    assert proc.returncode == 0, proc.stderr
+    ids = {i: set(np.unique(cv2.imread(str(masks / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED)).tolist()) for i in (0, 5)}
+    assert ids[0] == {0, 1} and ids[5] == {0, 1, 101}, ids
