@@ -106,3 +106,8 @@ class LateError(CleanfeedError):
     (``--fail-on-late``): the output is complete, but a monitor must hear of the miss."""
 
     exit_code = 4
+
+
+class ReferenceImageError(PromptError):
+    """A logo reference (``--logo IMAGE``) that cannot be read, is empty, or cannot be found in
+    the frames it is meant for (larger than the frame)."""

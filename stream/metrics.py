@@ -13,6 +13,7 @@ Metrics (counters end in ``_total``; latency in seconds as Prometheus prefers):
 
 - ``cleanfeed_frames_in_total``, ``cleanfeed_frames_out_total``, ``cleanfeed_degraded_total``,
   ``cleanfeed_late_total``, ``cleanfeed_reconnects_total``, ``cleanfeed_dropped_total``
+- ``cleanfeed_logo_visible_total``: frames on which a ``logocheck`` element found a logo on air
 - ``cleanfeed_frames_in_flight``, ``cleanfeed_fps``, ``cleanfeed_running`` (1 until the run
   ended), ``cleanfeed_latency_seconds{quantile="0.5|0.95|0.99|1"}`` (1 = max)
 - per stage (label ``stage``): ``cleanfeed_stage_fps``, ``cleanfeed_stage_frames_in_total``,
@@ -62,6 +63,8 @@ class _Figures:
         doc = self.doc  # one reference read: updates replace the whole map
         for key, doc_text in _TOTALS:
             yield CounterMetricFamily(f"cleanfeed_{key}", doc_text, value=float(doc.get(key) or 0))
+        yield CounterMetricFamily("cleanfeed_logo_visible", "Frames on which logocheck found a logo still visible",
+                                  value=float((doc.get("counters") or {}).get("logo_visible") or 0))
         yield GaugeMetricFamily("cleanfeed_frames_in_flight", "Frames read but not yet rendered",
                                 value=float(doc.get("in_flight") or 0))
         yield GaugeMetricFamily("cleanfeed_fps", "Frames out per second of streaming time", value=float(doc.get("fps") or 0))

@@ -63,6 +63,9 @@ class RunOptions:
     a screen-fixed overlay in it (see :func:`chain`)."""
     logo_matte: str | None = None
     """A matte the ``logo`` element saved (``save=FILE``): the same bug removed without learning it again."""
+    logo: tuple[str, ...] = ()
+    """Reference images of a logo to find and remove wherever it appears (the ``logofind`` element):
+    alone, or besides the other prompts (then after segment and track, as objects of its own)."""
     masks: str | None = None
     """Per-frame masks made elsewhere (a folder or a video): replaces segmenting and tracking."""
     save_masks: str | None = None
@@ -127,12 +130,13 @@ class RunOptions:
         if values.get("box") is not None:
             values["box"] = Box(*values["box"])
         values["points"] = tuple(Point(float(x), float(y), bool(label)) for x, y, label in values.get("points", ()))
+        values["logo"] = tuple(values.get("logo", ()))
         return cls(**values)
 
 
 def chain(options: RunOptions) -> list[ElementSpec]:
     """The element specs for ``options``: source; segment and track, or logo (a screen-fixed bug), or
-    loadmask; savemask, dilate, inpaint, sink. A contradiction or a value out of range is a
+    loadmask; logofind (--logo); savemask, dilate, inpaint, sink. A contradiction or a value out of range is a
     PromptError/PropertyError."""
     o = options
     _refuse_contradictions(o)
@@ -146,7 +150,7 @@ def chain(options: RunOptions) -> list[ElementSpec]:
         if not o.logo_matte and not o.live:
             props["learn"] = FILE_LEARN
         specs.append(ElementSpec("logo", props))
-    else:
+    elif _has_prompt(o):
         if _looks_for_overlay(o):
             # a box alone is most often a channel bug: the logo element removes it when the box holds
             # a screen-fixed overlay (exact matte, un-blended, nothing tracked), else passes the
@@ -154,6 +158,8 @@ def chain(options: RunOptions) -> list[ElementSpec]:
             specs.append(ElementSpec("logo", {**_prompt_props(o), "absent": "pass", "learn": FILE_LEARN}))
         seg |= _prompt_props(o)
         specs += [ElementSpec("segment", seg), ElementSpec("track", track)]
+    if o.logo:  # after the other masks: its objects take only pixels no other object holds
+        specs.append(ElementSpec("logofind", {"logo": ";".join(o.logo)}))
     if o.save_masks:
         specs.append(ElementSpec("savemask", {"location": o.save_masks}))
     # masks given or estimated are exact; tracked ones are grown for their uncertainty
@@ -177,12 +183,20 @@ def _looks_for_overlay(o: RunOptions) -> bool:
                                        or o.sam or o.deaot))
 
 
+def _has_prompt(o: RunOptions) -> bool:
+    """Whether something is there for segment and track to follow (a logo finds itself)."""
+    return bool(o.box or o.points or o.mask or o.prompts)
+
+
 def _refuse_contradictions(o: RunOptions) -> None:
-    has_prompt = bool(o.box or o.points or o.mask or o.prompts or o.logo_matte)
+    has_prompt = _has_prompt(o) or bool(o.logo_matte)
     if o.masks and has_prompt:
         raise PromptError("--masks replaces segmenting and tracking: give it without --box/--point/--mask/--prompts")
-    if not o.masks and not has_prompt:
-        raise PromptError("nothing to remove: give --box, --point, --mask, --prompts or --masks")
+    if not o.masks and not has_prompt and not o.logo:
+        raise PromptError("nothing to remove: give --box, --point, --mask, --prompts, --logo or --masks")
+    for path in o.logo:
+        if ";" in path:
+            raise PromptError(f"--logo must name one image per option, got {path!r} (a ; separates files)")
     if o.logo_matte and (o.box or o.points or o.mask or o.prompts):
         raise PromptError("--logo-matte says where the bug is: give it without --box/--point/--mask/--prompts")
     if o.static and (o.box is None or o.points or o.mask or o.prompts or o.frame or o.sam or o.deaot):

@@ -35,6 +35,9 @@ def add_parser(sub: Any) -> None:
                         "ids when it is a palette PNG (DAVIS, YouTube-VOS) or a label image of ids 1..N")
     g.add_argument("--frame", type=int, default=0, metavar="N", help="the frame the prompt applies to (default 0)")
     g.add_argument("--prompts", metavar="FILE", help="a JSON prompt file with several objects (see README)")
+    g.add_argument("--logo", action="append", default=[], metavar="IMAGE",
+                   help="a logo to find and remove wherever it appears (after cuts, at another size, angle or place): "
+                        "a PNG with alpha or a tight crop; repeatable; alone or with the other prompts")
     g.add_argument("--masks", metavar="DIR|VIDEO", help="per-frame masks made elsewhere: skips segmenting and tracking")
     g.add_argument("--save-masks", metavar="DIR", help="also write each frame's object-id mask as DIR/%%05d.png")
     g.add_argument("--static", action="store_true",
@@ -116,6 +119,7 @@ def options(args: argparse.Namespace) -> RunOptions:
               if f.name not in NOT_OPTIONS}
     values["box"] = parse_box(args.box) if args.box else None
     values["points"] = tuple(parse_point(t) for t in args.point)
+    values["logo"] = tuple(args.logo)
     return RunOptions(**values)
 
 
@@ -149,7 +153,7 @@ FLAGS: dict[tuple[str, str], str] = {
     ("segment", "frame"): "--frame", ("segment", "prompts_file"): "--prompts",
     ("segment", "checkpoint"): "--sam", ("track", "checkpoint"): "--deaot", ("inpaint", "checkpoint"): "--e2fgvi",
     ("loadmask", "location"): "--masks", ("savemask", "location"): "--save-masks", ("dilate", "pixels"): "--dilate",
-    ("logo", "box"): "--box", ("logo", "file"): "--logo-matte",
+    ("logo", "box"): "--box", ("logo", "file"): "--logo-matte", ("logofind", "logo"): "--logo",
     ("inpaint", "window"): "--window", ("inpaint", "mode"): "--inpaint-mode", ("inpaint", "region"): "--region",
     ("inpaint", "fallback"): "--fallback",
     ("filesink", "location"): "--output", ("filesink", "codec"): "--codec", ("filesink", "crf"): "--crf",

@@ -16,6 +16,7 @@ from cleanfeed.stream.picture import FORMATS
 from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
 from cleanfeed.stream.testclip import LOGOS, MOTIONS, SyntheticClip
+from cleanfeed.stream.testlogo import SCENARIOS, LogoScenes
 
 
 @register
@@ -28,7 +29,11 @@ class SyntheticSrc(Source):
         "zooming, with a screen-fixed channel bug (logo=fixed) or a sign printed on the scene "
         "(logo=scene). Deterministic from seed. Each frame carries meta logo_box=[x0,y0,x1,y1], the "
         "logo's true box; truth_mask=true also writes the true logo mask (object 1) into the frame's "
-        "mask, so inpainting can be tested without segmenting and tracking."
+        "mask, so inpainting can be tested without segmenting and tracking.\n\n"
+        "scenario=scaled|rotated|perspective|leaving|cuts|two renders a sponsor emblem on a busy scene "
+        "instead, for `logofind` and `cleanfeed check`: its reference PNG is written by "
+        "cleanfeed.stream.testlogo.write_png(path, logo_size[, variant]). Meta logo_boxes lists each "
+        "logo's box; truth_mask writes logo variant v as object v+1."
     )
     example: ClassVar[str] = (
         "testsrc frames=90 logo=fixed ! segment box=1139,19,1246,86 ! track ! dilate "
@@ -42,6 +47,9 @@ class SyntheticSrc(Source):
         Property.enum("motion", "Camera motion", MOTIONS, "pan"),
         Property.enum("logo", "A screen-fixed channel bug, a sign moving with the scene, or none", LOGOS, "fixed"),
         Property.int("logo_size", "Logo width in pixels (height is about 0.6x)", 100, 8, 4000),
+        Property.enum("scenario", "A logo-finding scenario instead of the panning shot (none: the shot; see "
+                      "cleanfeed.stream.testlogo.SCENARIOS): the sponsor emblem scaled, rotated, in perspective, "
+                      "leaving and returning, across hard cuts, or two logos", ("none", *SCENARIOS), "none"),
         Property.int("seed", "Seed of the scene and the camera path", 0, 0, 2**31 - 1),
         Property.bool("truth_mask", "Write the true logo mask (object 1) into every frame's mask", False),
         Property.enum("pix_fmt", "Pixel layout of the frames", FORMATS, "yuv420p"),
@@ -64,6 +72,9 @@ class SyntheticSrc(Source):
     def read(self) -> Iterator[VideoFrame | Packet]:
         if self._clip is None or self._caps is None:
             raise RuntimeError("testsrc: read() must follow open()")
+        if self.scenario != "none":
+            yield from self._scenario(self._caps)
+            return
         clip, caps = self._clip, self._caps
         for i in range(self.frames):
             truth = clip.frame(i)
@@ -75,6 +86,27 @@ class SyntheticSrc(Source):
             if self.truth_mask:
                 np.copyto(frame.mask, truth.mask.view(np.uint8))
             frame.meta["logo_box"] = list(truth.box)
+            yield frame
+
+    def _scenario(self, caps: Caps) -> Iterator[VideoFrame]:
+        scenes = LogoScenes(self.scenario, self.width, self.height, self.frames, self.logo_size, self.seed)
+        for i in range(self.frames):
+            image, shown = scenes.frame(i)
+            frame = self.new_frame(caps, i, i, caps.time_base)
+            if self.pix_fmt == "yuv420p":
+                cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420, dst=frame.picture.data)
+            else:
+                frame.picture.data[...] = image
+            boxes = []
+            frame.mask[...] = 0
+            for variant, support in shown:
+                ys, xs = np.nonzero(support)
+                boxes.append([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1])
+                if self.truth_mask:
+                    frame.mask[support & (frame.mask == 0)] = variant + 1
+            frame.meta["logo_boxes"] = boxes
+            frame.meta["logo_box"] = ([min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                                       max(b[3] for b in boxes)] if boxes else [0, 0, 0, 0])
             yield frame
 
     def close(self) -> None:

@@ -103,7 +103,7 @@ def test_per_stage_engines_override_the_chain_s_choice() -> None:
 
 @pytest.mark.parametrize(("options", "error", "text"), [
     (dict(box=Box(1, 2, 3, 4), masks="m"), PromptError, "--masks replaces segmenting and tracking"),
-    ({}, PromptError, "nothing to remove: give --box, --point, --mask, --prompts or --masks"),
+    ({}, PromptError, "nothing to remove: give --box, --point, --mask, --prompts, --logo or --masks"),
     (dict(box=Box(1, 2, 3, 4), max_latency=100.0), PropertyError, "--max-latency needs --live"),
     (dict(box=Box(1, 2, 3, 4), live=True, max_latency=0.0), PropertyError, "--max-latency must be > 0 ms, got 0"),
     (dict(box=Box(1, 2, 3, 4), classical=True, deaot="d.pth"), PromptError, "--classical and --deaot contradict"),
