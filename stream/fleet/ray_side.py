@@ -136,10 +136,12 @@ def _parts(output: str | None) -> set[Path]:
 
 
 def _error_line(tail: deque[str], code: int) -> str:
-    """The child's own one-line error when it said one, else how it ended."""
+    """The child's own one-line error when it said one (main's "cleanfeed: error: ..." or
+    "cleanfeed: internal error: ..."; not a log line's warning), else how it ended."""
     for line in reversed(tail):
-        if line.startswith("cleanfeed: "):
-            return line[len("cleanfeed: "):].removeprefix("error: ")
+        for head in ("cleanfeed: error: ", "cleanfeed: internal error: "):
+            if line.startswith(head):
+                return line[len(head):] if "internal" not in head else line[len("cleanfeed: "):]
     return short_exit(code)
 
 
