@@ -163,7 +163,9 @@ def parse(doc: Mapping[str, Any], base: Path, source: str = "fleet file") -> Fle
 
 
 def _int(table: Mapping[str, Any], key: str, default: int, low: int, fail: Any, where: str) -> int:
-    value = table.get(key, default)
+    if key not in table:
+        return default
+    value = table[key]
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise fail(f"{where}: {key} must be an integer >= {low}, got {value!r}")
     return value
