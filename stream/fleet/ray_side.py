@@ -78,10 +78,13 @@ class FeedProcess:
         self._folder = tempfile.mkdtemp(prefix="cleanfeed-feed-")
         self._stats = os.path.join(self._folder, "stats.json")
 
-    async def attempt(self, args: list[str], cwd: str, output: str | None) -> dict[str, Any]:
+    async def attempt(self, args: list[str], cwd: str, output: str | None, omp_threads: str | None) -> dict[str, Any]:
         """Runs `cleanfeed run` with ``args`` in ``cwd`` to its end; its exit code, last error
         line and final stats. ``output``: the local output file, whose folder is made first and
-        whose hidden part files this try left behind (a killed try) are removed."""
+        whose hidden part files this try left behind (a killed try) are removed.
+        ``omp_threads``: the fleet command's OMP_NUM_THREADS (None: unset). Ray sets it to the
+        actor's CPUs (1) for a worker; a feed is a pipeline of processes that a hand-started run
+        would not limit so, and the feed must run as it would by hand."""
         before = _parts(output)
         if output:
             Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +93,7 @@ class FeedProcess:
         cmd = [sys.executable, "-m", RUN_MODULE, *args, "--quiet", "--stats", self._stats]
         self._proc = await asyncio.create_subprocess_exec(
             *cmd, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, preexec_fn=_child_setup)
+            stderr=asyncio.subprocess.PIPE, preexec_fn=_child_setup, env=_child_env(omp_threads))
         tail: deque[str] = deque(maxlen=40)
         assert self._proc.stderr is not None
         async for raw in self._proc.stderr:
@@ -126,6 +129,14 @@ class FeedProcess:
         except (OSError, ValueError):
             return {}
         return doc if isinstance(doc, dict) else {}
+
+
+def _child_env(omp_threads: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)
+    if omp_threads is not None:
+        env["OMP_NUM_THREADS"] = omp_threads
+    return env
 
 
 def _parts(output: str | None) -> set[Path]:
@@ -176,7 +187,7 @@ class Fleet:
         return time.monotonic() - self._t0
 
     def document(self, final: bool = False) -> dict[str, Any]:
-        return document(self.feeds, self.elapsed(), final)
+        return {**document(self.feeds, self.elapsed(), final), "ray_start_s": self.started_in_s}
 
     def run(self, on_update: Callable[[dict[str, Any]], None], should_stop: Callable[[], bool]) -> dict[str, FeedState]:
         """Runs every feed; ``on_update`` gets the fleet document every ``poll_s`` and once at the
@@ -266,7 +277,8 @@ class Fleet:
         state.pid = None
         state.started_s = None
         output = self.spec.local(feed.output)
-        return actor.attempt.remote(self.args[feed.name], str(self.spec.base), str(output) if output else None)
+        return actor.attempt.remote(self.args[feed.name], str(self.spec.base), str(output) if output else None,
+                                    os.environ.get("OMP_NUM_THREADS"))
 
     def _settle(self, ray: Any, job: _Running, stopping: bool) -> bool:
         """Takes a try's end into account; True when the feed ended, False when it was tried again."""

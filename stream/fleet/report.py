@@ -2,7 +2,8 @@
 stats document (``--stats``) and on its Prometheus endpoint with a ``feed`` label, so the three
 never disagree.
 
-The fleet document: ``{"final": bool, "elapsed_s": float, "counts": {state: n}, "feeds": {name:
+The fleet document: ``{"final": bool, "elapsed_s": float, "ray_start_s": float | None (seconds
+Ray took to start or join; None before, or when no feed needed it), "counts": {state: n}, "feeds": {name:
 {state, restarts, error, pid, node, input, output, started_s, frames_in, frames_out, fps,
 latency_ms, stats}}}``; ``stats`` is the feed's own latest run stats document
 (cleanfeed.stream.stats), ``pid`` its `cleanfeed run` process on ``node`` while it runs.

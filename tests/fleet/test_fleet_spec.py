@@ -77,3 +77,19 @@ def test_without_ray_the_command_says_how_to_install_it(tmp_path: Path, capsys: 
     code, err = _fleet(tmp_path, GOOD, capsys)
     assert code == 2
     assert err == "cleanfeed: error: cleanfeed fleet needs Ray: pip install 'cleanfeed[fleet]'"
+
+
+def test_the_readme_fleet_file_passes_the_checks(tmp_path: Path) -> None:
+    from cleanfeed.stream.cli.fleet import _run_parser, run_args
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = readme.split("## Fleet", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "a.mp4").write_bytes(b"")
+    (tmp_path / "fleet.toml").write_text(text)
+    spec = load(tmp_path / "fleet.toml")
+    assert [f.name for f in spec.feeds] == ["cam1", "a"] and spec.feeds[0].live and not spec.feeds[1].live
+    assert (spec.max_restarts, spec.concurrency, spec.feeds[0].gpus, spec.feeds[0].cpus) == (3, 4, 0.5, 2.0)
+    parser = _run_parser()
+    assert run_args(spec.feeds[1], spec, parser) == ["run", "archive/a.mp4", "-o", "clean/a.mp4", "--box=10,10,90,60"]
+    assert run_args(spec.feeds[0], spec, parser)[-2:] == ["--box=1139,19,1246,86", "--live"]
