@@ -46,6 +46,9 @@ RUN_MODULE = "cleanfeed.stream.cli.main"
 USAGE_EXIT = 2
 """A `cleanfeed run` that refused its options: trying again cannot help."""
 INTERRUPTED_EXIT = 130
+STARTING_POLL_S = 0.25
+"""While a feed is starting, its actor is asked every quarter second: "running" (and so a
+restart's end) shows that soon, not up to a whole poll later."""
 STOP_GRACE_S = 30.0
 """How long a stopped fleet waits for its feeds to finalize their outputs before it kills them."""
 
@@ -75,6 +78,7 @@ class FeedProcess:
 
     def __init__(self) -> None:
         self._proc: asyncio.subprocess.Process | None = None
+        self._stopped = False
         self._folder = tempfile.mkdtemp(prefix="cleanfeed-feed-")
         self._stats = os.path.join(self._folder, "stats.json")
 
@@ -94,6 +98,8 @@ class FeedProcess:
         self._proc = await asyncio.create_subprocess_exec(
             *cmd, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE, preexec_fn=_child_setup, env=_child_env(omp_threads))
+        if self._stopped:  # the fleet stopped while this try was starting: stop() found no process to tell
+            await self.stop()
         tail: deque[str] = deque(maxlen=40)
         assert self._proc.stderr is not None
         async for raw in self._proc.stderr:
@@ -115,6 +121,7 @@ class FeedProcess:
 
     async def stop(self) -> None:
         """SIGINT to the running try: `cleanfeed run` finalizes its output and exits 130."""
+        self._stopped = True
         if self._proc is not None and self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.send_signal(signal.SIGINT)
@@ -262,7 +269,8 @@ class Fleet:
                     del running[name]
                     _close(ray, job.actor)
             if time.monotonic() >= next_poll:
-                next_poll = time.monotonic() + self.poll_s
+                starting = any(self.feeds[n].state in (State.STARTING, State.RESTARTING) for n in running)
+                next_poll = time.monotonic() + (STARTING_POLL_S if starting else self.poll_s)
                 self._poll(ray, running)
                 on_update(self.document())
             if stopping_since is not None and time.monotonic() - stopping_since > STOP_GRACE_S:
