@@ -62,6 +62,7 @@ def by_hand(folder: Path, clip: Path, n: int) -> dict[str, Any]:
     start = time.monotonic()
     for i in range(n):
         stats.append(folder / f"hand-{n}-{i}.json")
+        stats[-1].unlink(missing_ok=True)  # the previous round's
         procs.append(subprocess.Popen([*CLI, "run", str(clip), "-o", str(folder / f"hand-{n}-{i}.mp4"), "--box", BOX,
                                        "--quiet", "--stats", str(stats[-1])], stderr=subprocess.PIPE, text=True))
     all_running = None

@@ -7,8 +7,9 @@ line). Supervision is the driver's (:class:`Fleet`): a try that fails is tried a
 same actor, at once, up to ``max_restarts`` times; an actor that died with its node is replaced
 by a new one, which Ray places on a node still there.
 
-The child dies with the actor (PR_SET_PDEATHSIG, SIGTERM: `cleanfeed run` finalizes its output
-on it), and a stopped fleet sends each child SIGINT, which does the same. The actor is an
+The child dies with the actor (PR_SET_PDEATHSIG: SIGTERM for a live feed, on which `cleanfeed
+run` finalizes its output; SIGKILL for a file feed, see :meth:`FeedProcess.attempt`), and a
+stopped fleet sends each child SIGINT, on which `cleanfeed run` finalizes its output. The actor is an
 asyncio actor on purpose: the death signal follows the *thread* that started the child, and an
 asyncio actor's event loop thread lives as long as the actor, where a threaded actor's pool
 thread might not.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -67,9 +69,9 @@ def import_ray() -> Any:
     return ray
 
 
-def _child_setup() -> None:
-    """In the feed's process before exec: die (finalizing) with the actor that started it."""
-    if not die_with_parent(signal.SIGTERM):
+def _child_setup(death_signal: int) -> None:
+    """In the feed's process before exec: die with the actor that started it."""
+    if not die_with_parent(death_signal):
         os._exit(INTERRUPTED_EXIT)
 
 
@@ -82,13 +84,17 @@ class FeedProcess:
         self._folder = tempfile.mkdtemp(prefix="cleanfeed-feed-")
         self._stats = os.path.join(self._folder, "stats.json")
 
-    async def attempt(self, args: list[str], cwd: str, output: str | None, omp_threads: str | None) -> dict[str, Any]:
+    async def attempt(self, args: list[str], cwd: str, output: str | None, omp_threads: str | None,
+                      live: bool) -> dict[str, Any]:
         """Runs `cleanfeed run` with ``args`` in ``cwd`` to its end; its exit code, last error
         line and final stats. ``output``: the local output file, whose folder is made first and
         whose hidden part files this try left behind (a killed try) are removed.
         ``omp_threads``: the fleet command's OMP_NUM_THREADS (None: unset). Ray sets it to the
         actor's CPUs (1) for a worker; a feed is a pipeline of processes that a hand-started run
-        would not limit so, and the feed must run as it would by hand."""
+        would not limit so, and the feed must run as it would by hand. ``live``: when the actor
+        dies (its node, its worker), a live feed's process gets SIGTERM and finalizes what it
+        recorded; a file feed's gets SIGKILL, so that no partial output takes the final name (a
+        batch re-run would take it for complete) and its next try starts over."""
         before = _parts(output)
         if output:
             Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +103,7 @@ class FeedProcess:
         cmd = [sys.executable, "-m", RUN_MODULE, *args, "--quiet", "--stats", self._stats]
         self._proc = await asyncio.create_subprocess_exec(
             *cmd, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, preexec_fn=_child_setup, env=_child_env(omp_threads))
+            stderr=asyncio.subprocess.PIPE, preexec_fn=functools.partial(_child_setup, signal.SIGTERM if live else signal.SIGKILL), env=_child_env(omp_threads))
         if self._stopped:  # the fleet stopped while this try was starting: stop() found no process to tell
             await self.stop()
         tail: deque[str] = deque(maxlen=40)
@@ -286,7 +292,7 @@ class Fleet:
         state.started_s = None
         output = self.spec.local(feed.output)
         return actor.attempt.remote(self.args[feed.name], str(self.spec.base), str(output) if output else None,
-                                    os.environ.get("OMP_NUM_THREADS"))
+                                    os.environ.get("OMP_NUM_THREADS"), feed.live)
 
     def _settle(self, ray: Any, job: _Running, stopping: bool) -> bool:
         """Takes a try's end into account; True when the feed ended, False when it was tried again."""

@@ -27,8 +27,10 @@ pytest.importorskip("ray", reason="cleanfeed fleet needs Ray: pip install 'clean
 
 ROOT = Path(__file__).resolve().parents[2]
 BOX = "box = [100, 5, 150, 40]\n"
-TESTSRC = {"t1": 40, "t2": 100, "t3": 40}
-"""testsrc clips and their frames; t2 is read live (at 25 fps, 4 s) so that it can be killed midway."""
+TESTSRC = {"t1": 40, "t2": 100, "t3": 100}
+"""testsrc clips and their frames; t2 and t3 are read live (at 25 fps, 4 s) so that they can be
+killed midway: t2's `cleanfeed run` process, t3's Ray worker (as when its node dies)."""
+LIVE = ("t2", "t3")
 BATCH = 4
 BATCH_FRAMES = 24
 
@@ -56,6 +58,10 @@ def _stats(path: Path) -> dict[str, Any]:
         return {"feeds": {}}
 
 
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
 @dataclass
 class FleetRun:
     folder: Path
@@ -64,6 +70,7 @@ class FleetRun:
     doc: dict[str, Any]
     killed_pid: int
     back_in_s: float
+    killed_worker: int
     scraped: str
 
 
@@ -76,13 +83,13 @@ def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
     for i in range(BATCH):
         make_video(folder / "archive" / f"clip{i}.mp4", frames=BATCH_FRAMES, rate=25, audio=False)
     feeds = "".join(f'[[feeds]]\nname = "{n}"\ninput = "{n}.mp4"\noutput = "out/{n}.mp4"\n{BOX}'
-                    + ("live = true\n" if n == "t2" else "") for n in TESTSRC)
+                    + ("live = true\n" if n in LIVE else "") for n in TESTSRC)
     feeds += f'[[feeds]]\ninputs = "archive/*.mp4"\noutput = "clean/{{stem}}.mp4"\n{BOX}'
     feeds += f'[[feeds]]\nname = "bad"\ninput = "missing.mp4"\noutput = "out/bad.mp4"\n{BOX}'
     (folder / "fleet.toml").write_text("[fleet]\nmax_restarts = 2\nconcurrency = 4\n" + feeds)
     stats = folder / "stats.json"
     proc, err_path = _start(folder / "fleet.toml", "--stats", str(stats), "--metrics-port", "0")
-    killed, back_in, scraped = 0, -1.0, ""
+    killed, back_in, scraped, worker = 0, -1.0, "", 0
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -94,6 +101,10 @@ def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
                 killed = t2["pid"]
                 os.kill(killed, signal.SIGKILL)
                 killed_at = time.monotonic()
+            t3 = _stats(stats)["feeds"].get("t3", {})
+            if not worker and t3.get("state") == "running" and t3.get("frames_out", 0) >= 10:
+                worker = _parent(t3["pid"])
+                os.kill(worker, signal.SIGKILL)
             if killed and back_in < 0 and t2.get("state") == "running" and t2.get("pid") not in (None, killed):
                 back_in = time.monotonic() - killed_at
             time.sleep(0.1)
@@ -102,7 +113,7 @@ def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=60)
-    return FleetRun(folder, code, err_path.read_text(), _stats(stats), killed, back_in, scraped)
+    return FleetRun(folder, code, err_path.read_text(), _stats(stats), killed, back_in, worker, scraped)
 
 
 def test_every_feed_but_the_bad_one_runs_to_completion_with_every_frame(fleet_run: FleetRun) -> None:
@@ -125,6 +136,13 @@ def test_a_killed_feed_is_restarted_into_a_complete_playable_output(fleet_run: F
     assert 0 <= fleet_run.back_in_s <= 5.0, fleet_run.back_in_s
     assert fleet_run.doc["feeds"]["t2"]["error"] is None  # it ended well: the killed try's error is history
     assert frame_count(fleet_run.folder / "out" / "t2.mp4") == TESTSRC["t2"]
+
+
+def test_a_feed_whose_ray_worker_died_gets_a_new_one_and_completes(fleet_run: FleetRun) -> None:
+    assert fleet_run.killed_worker, f"t3 never ran: {fleet_run.err[-2000:]}"
+    t3 = fleet_run.doc["feeds"]["t3"]
+    assert t3["restarts"] == 1 and t3["state"] == "done", t3
+    assert frame_count(fleet_run.folder / "out" / "t3.mp4") == TESTSRC["t3"]
 
 
 def test_a_bad_feed_fails_alone_with_its_error(fleet_run: FleetRun) -> None:
