@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -69,8 +70,12 @@ def import_ray() -> Any:
     return ray
 
 
-def _child_setup(death_signal: int) -> None:
-    """In the feed's process before exec: die with the actor that started it."""
+def _child_setup(death_signal: int, niceness: int) -> None:
+    """In the feed's process before exec: die with the actor that started it, and run at the
+    fleet command's niceness, not at the one Ray gives its workers (15 by default, which puts a
+    feed behind anything else its node runs); lowering it may not be allowed, then it stays."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
     if not die_with_parent(death_signal):
         os._exit(INTERRUPTED_EXIT)
 
@@ -85,7 +90,7 @@ class FeedProcess:
         self._stats = os.path.join(self._folder, "stats.json")
 
     async def attempt(self, args: list[str], cwd: str, output: str | None, omp_threads: str | None,
-                      live: bool) -> dict[str, Any]:
+                      live: bool, niceness: int = 0) -> dict[str, Any]:
         """Runs `cleanfeed run` with ``args`` in ``cwd`` to its end; its exit code, last error
         line and final stats. ``output``: the local output file, whose folder is made first and
         whose hidden part files this try left behind (a killed try) are removed.
@@ -103,7 +108,7 @@ class FeedProcess:
         cmd = [sys.executable, "-m", RUN_MODULE, *args, "--quiet", "--stats", self._stats]
         self._proc = await asyncio.create_subprocess_exec(
             *cmd, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, preexec_fn=functools.partial(_child_setup, signal.SIGTERM if live else signal.SIGKILL), env=_child_env(omp_threads))
+            stderr=asyncio.subprocess.PIPE, preexec_fn=functools.partial(_child_setup, signal.SIGTERM if live else signal.SIGKILL, niceness), env=_child_env(omp_threads))
         if self._stopped:  # the fleet stopped while this try was starting: stop() found no process to tell
             await self.stop()
         tail: deque[str] = deque(maxlen=40)
@@ -233,11 +238,18 @@ class Fleet:
         settings: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False,
                                     "logging_level": "error"}
         if self.address:
-            ray.init(address=self.address, **settings)
+            _reachable(self.address)
+            try:
+                ray.init(address=self.address, **settings)
+            except (ConnectionError, ValueError, RuntimeError) as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise FleetUnavailableError(f"--address {self.address} must be a running Ray cluster, got {first}") from None
         else:
             at_once = self.spec.concurrency or len(self.spec.feeds)
             booked = sum(sorted((f.cpus for f in self.spec.feeds), reverse=True)[:at_once])
-            ray.init(num_cpus=max(os.cpu_count() or 1, int(booked + 0.999)), **settings)
+            # workers at the command's niceness: theirs is what a feed's process starts with (see _child_setup)
+            ray.init(num_cpus=max(os.cpu_count() or 1, int(booked + 0.999)),
+                     _system_config={"worker_niceness": os.getpriority(os.PRIO_PROCESS, 0)}, **settings)
         self.started_in_s = time.monotonic() - begin
         for sig, handler in saved.items():  # ray.init installs its own SIGTERM handler (sys.exit) in the driver
             if handler is not None:
@@ -292,7 +304,7 @@ class Fleet:
         state.started_s = None
         output = self.spec.local(feed.output)
         return actor.attempt.remote(self.args[feed.name], str(self.spec.base), str(output) if output else None,
-                                    os.environ.get("OMP_NUM_THREADS"), feed.live)
+                                    os.environ.get("OMP_NUM_THREADS"), feed.live, os.getpriority(os.PRIO_PROCESS, 0))
 
     def _settle(self, ray: Any, job: _Running, stopping: bool) -> bool:
         """Takes a try's end into account; True when the feed ended, False when it was tried again."""
@@ -353,6 +365,18 @@ class Fleet:
         feed.state = state
         feed.error = error
         feed.pid = None
+
+
+def _reachable(address: str) -> None:
+    """A cluster's head answering at ``address`` (host:port), said in one line at once: Ray's own
+    client keeps retrying an address where nothing listens for minutes, deaf to SIGTERM."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", ray://..., or what Ray alone knows how to read
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as err:
+        raise FleetUnavailableError(f"--address {address} must be a running Ray cluster, got {err.strerror or err}") from None
 
 
 def _short_of(feed: FeedSpec, totals: Mapping[str, float]) -> str | None:

@@ -202,3 +202,15 @@ def test_ctrl_c_stops_every_feed_with_playable_outputs_and_no_process_left(tmp_p
     while (left := leftovers(os.environ[MARKER], os.getpid())) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, left
+
+
+def test_an_address_where_no_cluster_listens_is_one_line_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cleanfeed.stream.cli.main import main
+
+    make_video(tmp_path / "in.mp4", frames=2, audio=False)
+    (tmp_path / "fleet.toml").write_text(f'[[feeds]]\nname = "a"\ninput = "in.mp4"\noutput = "out.mp4"\n{BOX}')
+    start = time.monotonic()
+    assert main(["fleet", str(tmp_path / "fleet.toml"), "--address", "127.0.0.1:1", "--quiet"]) == 2
+    assert time.monotonic() - start < 10
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "cleanfeed: error: --address 127.0.0.1:1 must be a running Ray cluster, got Connection refused"
