@@ -9,6 +9,7 @@ from setuptools import find_packages, setup
 SUBPACKAGES = ("stream", "engines", "export", "prompts", "bench")
 TORCH = ["torch==2.13.0", "segment-anything==1.0", "pillow>=10"]
 ONNX = ["onnx>=1.16", "onnxscript>=0.5"]
+FLEET = ["ray>=2.40"]
 
 setup(
     name="cleanfeed",
@@ -45,11 +46,13 @@ setup(
         "bench": ["scikit-video"],
         # --metrics-port: a Prometheus endpoint with the run's live figures (cleanfeed.stream.metrics)
         "metrics": ["prometheus-client>=0.20"],
+        # `cleanfeed fleet`: many feeds placed and supervised by Ray (cleanfeed.stream.fleet)
+        "fleet": FLEET,
         # the tests run every model path that can run on a CPU machine
         # (and the web app's end-to-end test: playwright brings its driver; Chromium comes from apt, see .ci/run)
         # (setuptools >= 70.1 builds wheels itself: tests/test_packaging.py builds one without network)
         "dev": ["pytest>=8", "setuptools>=70.1", "ruff==0.17.6", "hypothesis>=6", "prometheus-client>=0.20", *TORCH, *ONNX, "onnxruntime>=1.18",
-                "gradio>=6,<7", "playwright>=1.40"],
+                "gradio>=6,<7", "playwright>=1.40", *FLEET],
     },
     entry_points={"console_scripts": ["cleanfeed=cleanfeed.stream.cli.main:main"]},
 )

@@ -32,7 +32,7 @@ from typing import Any
 from cleanfeed.errors import CleanfeedError, MediaError
 
 QUANTILES = (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99"), ("max", "1"))
-_TOTALS = (
+TOTALS = (
     ("frames_in", "Frames the source read"),
     ("frames_out", "Frames the sink rendered"),
     ("degraded", "Frames emitted with the fast fallback fill (meta degraded)"),
@@ -61,7 +61,7 @@ class _Figures:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         doc = self.doc  # one reference read: updates replace the whole map
-        for key, doc_text in _TOTALS:
+        for key, doc_text in TOTALS:
             yield CounterMetricFamily(f"cleanfeed_{key}", doc_text, value=float(doc.get(key) or 0))
         yield CounterMetricFamily("cleanfeed_logo_visible", "Frames on which logocheck found a logo still visible",
                                   value=float((doc.get("counters") or {}).get("logo_visible") or 0))
@@ -108,9 +108,11 @@ class _Figures:
 
 class MetricsServer:
     """Serves ``/metrics`` on ``host:port`` (port 0: any free port, see :attr:`port`) from a
-    daemon thread; call it with each stats document (it is a pipeline monitor)."""
+    daemon thread; call it with each stats document (it is a pipeline monitor). ``figures``: a
+    collector with a ``doc`` attribute that renders another document (a fleet's, with a label
+    per feed) instead of one run's."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", figures: Any = None) -> None:
         try:
             from prometheus_client import CollectorRegistry, start_http_server
         except ImportError:
@@ -119,7 +121,7 @@ class MetricsServer:
             ) from None
         if not 0 <= port < 65536:
             raise MediaError(f"metrics port must be 0-65535, got {port}")
-        self._figures = _Figures()
+        self._figures = figures if figures is not None else _Figures()
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self._figures)  # type: ignore[arg-type]
         try:

@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from cleanfeed.stream.cli import bench, check, demo, export, gui, inspect, keys, launch, run
+    from cleanfeed.stream.cli import bench, check, demo, export, fleet, gui, inspect, keys, launch, run
 
     parser = _Parser(
         prog="cleanfeed",
@@ -42,7 +42,7 @@ def _build_parser() -> argparse.ArgumentParser:
     level_help = "how much to log on stderr (default: info; warning with --quiet)"
     parser.add_argument("--log-level", default=None, choices=LOG_LEVELS, help=level_help)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, check, launch, inspect, demo, bench, export, keys, gui):
+    for module in (run, check, launch, inspect, demo, bench, export, keys, gui, fleet):
         module.add_parser(sub)
     for command in sub.choices.values():  # also after the command, as `cleanfeed run ... --log-level debug`
         command.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS, help=level_help)
