@@ -79,3 +79,21 @@ def _alive(pid: int) -> bool:
 if in_fork_server():
     for _sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(_sig, signal.SIG_IGN)
+
+
+def stop_helpers() -> None:
+    """Stops the fork server and multiprocessing's resource tracker, if this process started them,
+    and waits for them: left to notice the end-of-file on their pipes, they outlive the command by
+    a fraction of a second, orphans a service manager or a test would see. Both classes have had
+    a ``_stop`` (close the pipe, wait for the pid) since Python 3.8; where it is missing, the
+    end-of-file still ends them."""
+    import multiprocessing.resource_tracker as tracker
+
+    for helper in (getattr(multiprocessing.forkserver, "_forkserver", None),
+                   getattr(tracker, "_resource_tracker", None)):
+        stop = getattr(helper, "_stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except (OSError, ChildProcessError):  # already gone
+                pass

@@ -14,6 +14,7 @@ import sys
 from typing import NoReturn
 
 from cleanfeed.errors import CleanfeedError
+from cleanfeed.stream.forking import stop_helpers
 from cleanfeed.stream.logs import configure
 
 INTERNAL_ERROR = 70
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cleanfeed: internal error: {type(err).__name__}: {err} (rerun with --log-level debug for details)",
               file=sys.stderr)
         return INTERNAL_ERROR
+    finally:
+        stop_helpers()  # the fork server and resource tracker leave with the command, not after it
 
 
 if __name__ == "__main__":

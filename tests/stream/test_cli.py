@@ -50,6 +50,25 @@ def test_run_keeps_frames_timestamps_and_audio(clip, tmp_path):
     assert "30 frames in, 30 frames out" in proc.stderr
 
 
+def test_nothing_of_a_run_outlives_it(clip, tmp_path):
+    """The fork server and multiprocessing's resource tracker leave with the command: a service
+    manager that waits for the process group, or a test counting processes, sees none after exit."""
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err:  # a file, not a pipe: reading a pipe to its end would wait for the helpers
+        proc = subprocess.Popen([*CLI, "run", str(clip), "-o", str(tmp_path / "out.mkv"), "--box", BOX, "--quiet"],
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        assert proc.wait(timeout=180) == 0, log.read_text()
+    group = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(fields[2]) == proc.pid and fields[0] != "Z":  # pgid == the run's pid
+            group.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+    assert group == []
+
+
 def test_thread_mode_gives_the_same_frames(clip, tmp_path):
     out = tmp_path / "out.mkv"
     proc = cleanfeed("run", str(clip), "-o", str(out), "--box", BOX, "--mode", "thread", "--quiet")
