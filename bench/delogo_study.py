@@ -231,6 +231,40 @@ def run_case(case: tuple[Any, ...], data: Path, work: Path, rounds: int, repo_en
     return result
 
 
+PICTURE_CASES = ("corner over a pan, 60% light", "720p over moving grass and bunny, 60% light",
+                 "over moving bikes, opaque dark")
+"""The study's rows drawn in its picture: translucent and opaque bugs over moving scenes."""
+PICTURE_COLUMNS = ("input", "cleanfeed", "delogo", "removelogo", "telea", "clean")
+
+
+def picture(results: list[dict[str, Any]], work: Path, dest: Path, margin: int = 20, height: int = 180) -> None:
+    """The same crop of each case's middle frame for every method, side by side (PNG), each row
+    enlarged by a whole factor (nearest neighbour: the pixels as they are) to about ``height``."""
+    rows = []
+    for r in results:
+        if r["what"] not in PICTURE_CASES:
+            continue
+        x0, y0, x1, y1 = r["box"]
+        w, h = (int(v) for v in r["size"].split("x"))
+        cx0, cy0, cx1, cy1 = max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
+        tag = f"{Path(r['clip']).stem}-{x0 + PAD}-{y0 + PAD}-{r['bug_px']}-{int(r['opacity'] * 100)}"
+        scale = max(1, round(height / (cy1 - cy0)))
+        tiles = []
+        for column in PICTURE_COLUMNS:
+            frame = np.load(work / f"{tag}-{column}-mid.npy")[cy0:cy1, cx0:cx1]
+            tile = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+            label = column if column not in r["methods"] else f"{column} {r['methods'][column]['psnr_logo']:.1f} dB"
+            head = np.full((22, tile.shape[1], 3), 255, np.uint8)
+            cv2.putText(head, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+            tiles.append(np.pad(np.vstack([head, tile]), ((0, 0), (0, 4), (0, 0)), constant_values=255))
+        rows.append(np.hstack(tiles))
+    if not rows:
+        return
+    width = max(row.shape[1] for row in rows)
+    rows = [np.pad(row, ((0, 6), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
+    cv2.imwrite(str(dest), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+
+
 def table(results: list[dict[str, Any]]) -> str:
     rows = ["| clip | bug | what | method | PSNR logo dB | SSIM logo | PSNR ring dB | flicker excess | fps | CPU s | peak MiB |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -252,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="interleaved timing rounds (median kept)")
     p.add_argument("--methods", help="comma-separated subset of cleanfeed,delogo,removelogo,telea (default: all)")
     p.add_argument("--cleanfeed-args", default="", help="extra options for cleanfeed's command (a study of a variant)")
+    p.add_argument("--picture", help="also draw the same crop of one frame for every method into this PNG")
     p.add_argument("--out", default="bench/results", help="folder for the .json and .md")
     p.add_argument("--keep", help="folder to keep the clips and middle frames in (default: a temp folder)")
     args = p.parse_args(argv)
@@ -279,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     md = (f"# delogo study ({stamp})\n\nMachine: {meta['machine']}. Command: `{meta['command']}`. {meta['note']}.\n\n"
           + table(results) + "\n")
     (out / f"{stamp}-delogo-study-cpu.md").write_text(md)
+    if args.picture:
+        picture(results, work, Path(args.picture))
     print(md)
     return 0
 

@@ -69,7 +69,9 @@ def side_by_side(clip: Any, input_path: Path, output_path: Path, index: int, des
 
 
 def main(args: argparse.Namespace) -> int:
+    from cleanfeed.prompts.shapes import Box
     from cleanfeed.stream.cli.execute import build, execute
+    from cleanfeed.stream.recipe import RunOptions, chain
     from cleanfeed.stream.testclip import SyntheticClip
 
     out = Path(args.out)
@@ -87,14 +89,10 @@ def main(args: argparse.Namespace) -> int:
     pad = 4
     box = (max(0, x0 - pad), max(0, y0 - pad), min(args.width, x1 + pad), min(args.height, y1 + pad))
     print(f"2/3 removing the logo (box {','.join(map(str, box))} on frame 0) -> {output_path}", file=sys.stderr)
-    report = execute(build([
-        ("filesrc", {"location": str(input_path)}),
-        ("segment", {"box": box}),
-        ("track", {}),
-        ("dilate", {"pixels": args.dilate}),
-        ("inpaint", {"window": args.window}),
-        ("filesink", {"location": str(output_path)}),
-    ]), mode=args.mode, stats=str(out / "stats.json"))
+    # the chain `cleanfeed run INPUT -o OUTPUT --box ...` builds: the bug is looked for first
+    options = RunOptions(input=str(input_path), output=str(output_path), box=Box(*box), window=args.window,
+                         dilate=args.dilate)
+    report = execute(build(chain(options)), mode=args.mode, stats=str(out / "stats.json"))
     print("3/3 scoring against the ground truth", file=sys.stderr)
     result = score(clip, input_path, output_path, args.dilate)
     side_by_side(clip, input_path, output_path, args.frames // 2, out / "side_by_side.png")
