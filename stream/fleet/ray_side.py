@@ -51,7 +51,8 @@ USAGE_EXIT = 2
 INTERRUPTED_EXIT = 130
 STARTING_POLL_S = 0.25
 """While a feed is starting, its actor is asked every quarter second: "running" (and so a
-restart's end) shows that soon, not up to a whole poll later."""
+restart's end) and then its first frames show that soon, not up to a whole poll later (its own
+run rewrites its stats every second: the first frames still show up to that late)."""
 STOP_GRACE_S = 30.0
 """How long a stopped fleet waits for its feeds to finalize their outputs before it kills them."""
 FOLDER_PREFIX = "cleanfeed-feed-"
@@ -357,7 +358,8 @@ class Fleet:
                     del running[name]
                     _close(ray, job.actor)
             if time.monotonic() >= next_poll:
-                starting = any(self.feeds[n].state in (State.STARTING, State.RESTARTING) for n in running)
+                starting = any(self.feeds[n].state in (State.STARTING, State.RESTARTING)
+                               or not self.feeds[n].stats.get("frames_in") for n in running)
                 next_poll = time.monotonic() + (STARTING_POLL_S if starting else self.poll_s)
                 self._poll(ray, running)
                 on_update(self.document())
