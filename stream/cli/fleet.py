@@ -20,7 +20,7 @@ import re
 import sys
 from typing import Any, NoReturn
 
-from cleanfeed.errors import CheckpointError, CleanfeedError, MediaError
+from cleanfeed.errors import CheckpointError, CleanfeedError, MediaError, ReferenceImageError
 from cleanfeed.stream.cli.execute import DEFAULT_METRICS_HOST
 from cleanfeed.stream.cli.report import write_json
 from cleanfeed.stream.fleet.report import FleetFigures, State, text_table
@@ -92,8 +92,8 @@ def run_args(feed: FeedSpec, spec: FleetSpec, parser: argparse.ArgumentParser) -
         run.build_elements(specs)
     except _OptionError as err:
         raise FleetSpecError(f"{where}: {_keyed(str(err))}") from None
-    except (MediaError, CheckpointError):
-        pass  # the feed's node has the files: its own run says what is wrong there
+    except (MediaError, CheckpointError, ReferenceImageError):
+        pass  # the feed's node has the files (inputs, checkpoints, --logo images): its own run says what is wrong there
     except CleanfeedError as err:
         raise FleetSpecError(f"{where}: {_keyed(str(err))}") from None
     return args

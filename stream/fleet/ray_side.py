@@ -51,9 +51,15 @@ USAGE_EXIT = 2
 INTERRUPTED_EXIT = 130
 STARTING_POLL_S = 0.25
 """While a feed is starting, its actor is asked every quarter second: "running" (and so a
-restart's end) shows that soon, not up to a whole poll later."""
+restart's end) and then its first frames show that soon, not up to a whole poll later (its own
+run rewrites its stats every second: the first frames still show up to that late)."""
 STOP_GRACE_S = 30.0
 """How long a stopped fleet waits for its feeds to finalize their outputs before it kills them."""
+FOLDER_PREFIX = "cleanfeed-feed-"
+"""An actor's temp folder is ``FOLDER_PREFIX + PID + "-" + random``: the worker's pid tells a later
+sweep (:func:`sweep`) whether its owner is gone without a close (a killed worker, a dead node)."""
+TRY_FILE = "try.json"
+SWEEP_WAIT_S = 5.0
 
 
 class FleetUnavailableError(CleanfeedError, ImportError):
@@ -86,7 +92,8 @@ class FeedProcess:
     def __init__(self) -> None:
         self._proc: asyncio.subprocess.Process | None = None
         self._stopped = False
-        self._folder = tempfile.mkdtemp(prefix="cleanfeed-feed-")
+        sweep()  # what an actor killed on this node left: this one may be its feed's next try
+        self._folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
         self._stats = os.path.join(self._folder, "stats.json")
 
     async def attempt(self, args: list[str], cwd: str, output: str | None, omp_threads: str | None,
@@ -109,6 +116,7 @@ class FeedProcess:
         self._proc = await asyncio.create_subprocess_exec(
             *cmd, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE, preexec_fn=functools.partial(_child_setup, signal.SIGTERM if live else signal.SIGKILL, niceness), env=_child_env(omp_threads))
+        _write_try(self._folder, output, before, self._proc.pid)
         if self._stopped:  # the fleet stopped while this try was starting: stop() found no process to tell
             await self.stop()
         tail: deque[str] = deque(maxlen=40)
@@ -128,7 +136,7 @@ class FeedProcess:
 
         proc = self._proc
         return {"pid": proc.pid if proc is not None else None, "node": ray.util.get_node_ip_address(),
-                "stats": self._read_stats()}
+                "stats": self._read_stats(), "worker": os.getpid()}
 
     async def stop(self) -> None:
         """SIGINT to the running try: `cleanfeed run` finalizes its output and exits 130."""
@@ -147,6 +155,56 @@ class FeedProcess:
         except (OSError, ValueError):
             return {}
         return doc if isinstance(doc, dict) else {}
+
+
+def _write_try(folder: str, output: str | None, before: set[Path], pid: int) -> None:
+    """Leaves in the actor's folder what a sweep needs if the actor dies without a close: the part
+    files that were there before this try (not its to remove) and the try's process (while it
+    lives, it may still finalize its part into the output)."""
+    doc = {"output": output, "before": sorted(map(str, before)), "pid": pid}
+    with contextlib.suppress(OSError):
+        Path(folder, TRY_FILE).write_text(json.dumps(doc))
+
+
+def sweep() -> int:
+    """Removes the temp folders of this node's feed actors that died without a close (a killed
+    worker, a killed fleet) and the hidden part files their last try left beside its output;
+    the number of folders removed. A folder whose actor or try process still lives is left: the
+    process of a live feed finalizes its output on its actor's death, part file included, and
+    may take seconds to. Runs in each new actor (a feed's next try after its worker died often
+    lands on the same node) and in the driver once Ray stopped (the fleet's last tries)."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(FOLDER_PREFIX + "*"):
+        owner = folder.name[len(FOLDER_PREFIX):].partition("-")[0]
+        if not owner.isdigit() or _alive(int(owner)):
+            continue  # a folder of another version's naming, or of a living actor
+        try:
+            doc = json.loads((folder / TRY_FILE).read_text())
+        except (OSError, ValueError):
+            doc = {}
+        if not isinstance(doc, dict):
+            doc = {}
+        if isinstance(doc.get("pid"), int) and _alive(doc["pid"]):
+            continue
+        if isinstance(doc.get("output"), str):
+            keep = set(doc.get("before") or [])
+            for part in _parts(doc["output"]):
+                if str(part) not in keep:
+                    with contextlib.suppress(OSError):
+                        part.unlink()
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process under a reused pid: not ours to judge
+    return True
 
 
 def _child_env(omp_threads: str | None) -> dict[str, str]:
@@ -200,6 +258,9 @@ class Fleet:
         self.started_in_s: float | None = None
         """Seconds Ray took to start or join (None when no feed needed it)."""
         self._t0 = time.monotonic()
+        self._node_ip: str | None = None
+        self._workers: set[int] = set()
+        """The pids of this node's Ray workers that ran a feed's actor (see _sweep_after_ray)."""
 
     def elapsed(self) -> float:
         return time.monotonic() - self._t0
@@ -218,11 +279,20 @@ class Fleet:
                 self._loop(ray, pending, on_update, should_stop)
             finally:
                 ray.shutdown()
+                self._sweep_after_ray()
         for feed in pending:
             if not self.feeds[feed.name].state.ended:
                 self.feeds[feed.name].state = State.STOPPED
         on_update(self.document(final=True))
         return self.feeds
+
+    def _sweep_after_ray(self) -> None:
+        """The last tries' folders and part files, once their workers exited: ray.shutdown()
+        returns before a local instance's workers are gone (a killed actor's worker too)."""
+        deadline = time.monotonic() + SWEEP_WAIT_S
+        while any(_alive(pid) for pid in self._workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sweep()
 
     def _skip(self, feed: FeedSpec) -> bool:
         """A batch's file output already complete (see spec.complete): resumed past, not run again."""
@@ -251,6 +321,7 @@ class Fleet:
             ray.init(num_cpus=max(os.cpu_count() or 1, int(booked + 0.999)),
                      _system_config={"worker_niceness": os.getpriority(os.PRIO_PROCESS, 0)}, **settings)
         self.started_in_s = time.monotonic() - begin
+        self._node_ip = ray.util.get_node_ip_address()
         for sig, handler in saved.items():  # ray.init installs its own SIGTERM handler (sys.exit) in the driver
             if handler is not None:
                 signal.signal(sig, handler)
@@ -287,7 +358,8 @@ class Fleet:
                     del running[name]
                     _close(ray, job.actor)
             if time.monotonic() >= next_poll:
-                starting = any(self.feeds[n].state in (State.STARTING, State.RESTARTING) for n in running)
+                starting = any(self.feeds[n].state in (State.STARTING, State.RESTARTING)
+                               or not self.feeds[n].stats.get("frames_in") for n in running)
                 next_poll = time.monotonic() + (STARTING_POLL_S if starting else self.poll_s)
                 self._poll(ray, running)
                 on_update(self.document())
@@ -352,6 +424,8 @@ class Fleet:
                 continue
             state = self.feeds[name]
             state.node = status["node"]
+            if status["node"] == self._node_ip:
+                self._workers.add(status["worker"])
             if status["stats"]:
                 state.stats = status["stats"]
             if status["pid"] is not None and state.pid != status["pid"]:

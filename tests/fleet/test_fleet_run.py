@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from leaks import MARKER, leftovers
+from logo_scenes import write_logo_png, write_scene_clip
 from media import frame_count, make_video
 
 pytest.importorskip("ray", reason="cleanfeed fleet needs Ray: pip install 'cleanfeed[fleet]'")
@@ -33,6 +34,8 @@ killed midway: t2's `cleanfeed run` process, t3's Ray worker (as when its node d
 LIVE = ("t2", "t3")
 BATCH = 4
 BATCH_FRAMES = 24
+LOGO_FRAMES = 16
+"""A feed with ``logo = ["brand.png"]`` (a list: the flag repeated), on logo_scenes' clip."""
 
 
 def _testsrc_clip(path: Path, frames: int, seed: int) -> None:
@@ -42,8 +45,13 @@ def _testsrc_clip(path: Path, frames: int, seed: int) -> None:
                          f"filesink location={path}").run(mode="thread")
 
 
-def _start(fleet_file: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
+def _start(fleet_file: Path, *args: str, tmp: Path | None = None) -> tuple[subprocess.Popen[str], Path]:
+    """``tmp``: the fleet's TMPDIR, where its actors' temp folders go (Ray's own stay in /tmp:
+    a deep TMPDIR would make its socket paths too long)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if tmp is not None:
+        tmp.mkdir(exist_ok=True)
+        env.update(TMPDIR=str(tmp), RAY_TMPDIR="/tmp")
     err = fleet_file.with_suffix(".err")
     with open(err, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "cleanfeed.stream.cli.main", "fleet", str(fleet_file), *args],
@@ -85,10 +93,13 @@ def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
     feeds = "".join(f'[[feeds]]\nname = "{n}"\ninput = "{n}.mp4"\noutput = "out/{n}.mp4"\n{BOX}'
                     + ("live = true\n" if n in LIVE else "") for n in TESTSRC)
     feeds += f'[[feeds]]\ninputs = "archive/*.mp4"\noutput = "clean/{{stem}}.mp4"\n{BOX}'
+    write_logo_png(folder / "brand.png")
+    write_scene_clip(folder / "scene.mp4", set(range(3, 12)))
+    feeds += '[[feeds]]\nname = "logo"\ninput = "scene.mp4"\noutput = "out/logo.mp4"\nlogo = ["brand.png"]\n'
     feeds += f'[[feeds]]\nname = "bad"\ninput = "missing.mp4"\noutput = "out/bad.mp4"\n{BOX}'
     (folder / "fleet.toml").write_text("[fleet]\nmax_restarts = 2\nconcurrency = 4\n" + feeds)
     stats = folder / "stats.json"
-    proc, err_path = _start(folder / "fleet.toml", "--stats", str(stats), "--metrics-port", "0")
+    proc, err_path = _start(folder / "fleet.toml", "--stats", str(stats), "--metrics-port", "0", tmp=folder / "tmp")
     killed, back_in, scraped, worker = 0, -1.0, "", 0
     try:
         deadline = time.monotonic() + 120
@@ -119,7 +130,7 @@ def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
 def test_every_feed_but_the_bad_one_runs_to_completion_with_every_frame(fleet_run: FleetRun) -> None:
     feeds = fleet_run.doc["feeds"]
     assert fleet_run.doc["final"]
-    expected = {**TESTSRC, **{f"clip{i}": BATCH_FRAMES for i in range(BATCH)}}
+    expected = {**TESTSRC, **{f"clip{i}": BATCH_FRAMES for i in range(BATCH)}, "logo": LOGO_FRAMES}
     assert set(feeds) == {*expected, "bad"}
     for name, frames in expected.items():
         assert feeds[name]["state"] == "done", (name, feeds[name])
@@ -127,6 +138,17 @@ def test_every_feed_but_the_bad_one_runs_to_completion_with_every_frame(fleet_ru
         out = fleet_run.folder / ("clean" if name.startswith("clip") else "out") / f"{name}.mp4"
         assert frame_count(out) == frames, name
     assert not list(fleet_run.folder.rglob("*.part"))
+
+
+def test_a_logo_feed_gets_its_logo_flag_and_removes_the_logo(fleet_run: FleetRun) -> None:
+    logo = fleet_run.doc["feeds"]["logo"]
+    assert logo["stats"]["counters"].get("logo_frames", 0) >= 9, logo["stats"]["counters"]  # it shows on 9
+
+
+def test_a_killed_worker_leaves_no_temp_folder_or_part_file(fleet_run: FleetRun) -> None:
+    assert fleet_run.killed_worker
+    assert not list((fleet_run.folder / "tmp").glob("cleanfeed-feed-*"))
+    assert not list(fleet_run.folder.rglob(".*.part"))
 
 
 def test_a_killed_feed_is_restarted_into_a_complete_playable_output(fleet_run: FleetRun) -> None:
@@ -151,7 +173,7 @@ def test_a_bad_feed_fails_alone_with_its_error(fleet_run: FleetRun) -> None:
     assert "missing.mp4" in bad["error"]
     assert fleet_run.code == 1
     last = fleet_run.err.strip().splitlines()[-1]
-    assert last.startswith("cleanfeed: error: 1 of 8 feeds failed: bad: ") and "missing.mp4" in last
+    assert last.startswith("cleanfeed: error: 1 of 9 feeds failed: bad: ") and "missing.mp4" in last
     assert re.search(r"^bad\s+failed\s+2\b.*missing\.mp4", fleet_run.err, re.M)  # the final table
 
 

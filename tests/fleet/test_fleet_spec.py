@@ -88,8 +88,10 @@ def test_the_readme_fleet_file_passes_the_checks(tmp_path: Path) -> None:
     (tmp_path / "archive" / "a.mp4").write_bytes(b"")
     (tmp_path / "fleet.toml").write_text(text)
     spec = load(tmp_path / "fleet.toml")
-    assert [f.name for f in spec.feeds] == ["cam1", "a"] and spec.feeds[0].live and not spec.feeds[1].live
+    assert [f.name for f in spec.feeds] == ["cam1", "a", "sponsor"] and spec.feeds[0].live and not spec.feeds[1].live
     assert (spec.max_restarts, spec.concurrency, spec.feeds[0].gpus, spec.feeds[0].cpus) == (3, 4, 0.5, 2.0)
     parser = _run_parser()
     assert run_args(spec.feeds[1], spec, parser) == ["run", "archive/a.mp4", "-o", "clean/a.mp4", "--box=10,10,90,60"]
     assert run_args(spec.feeds[0], spec, parser)[-2:] == ["--box=1139,19,1246,86", "--live"]
+    # a list of strings is the flag repeated; the logo files are the feed's node's to find
+    assert run_args(spec.feeds[2], spec, parser)[-2:] == ["--logo=brand.png", "--logo=brand-small.png"]
