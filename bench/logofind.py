@@ -11,9 +11,10 @@ size rotated and in perspective, and appears mid-shot at 1.8x after the second c
 every pixel is known, so the run's masks and its output are scored against it:
 
 - recall of the logo's pixels (alpha >= 0.25, not occluded) inside the masks the inpainter used
-  (the saved masks grown by the chain's 8 px dilation), over every frame that shows the logo;
+  (the saved masks grown as the chain grows them), over every frame that shows the logo;
 - false-positive masked area: masked pixels that are no logo pixel, as a share of the frame;
 - output frames where part of the logo stays unmasked (so it airs);
+- PSNR of the output against the same footage composited without the logo, over the logo's pixels;
 - the detector's milliseconds per frame at 1080p (the same frames upscaled), full search and the
   element's mixture of full and local searches, wall and CPU time;
 - `cleanfeed check`: recall and precision of "logo visible" frames (visible: at least 20 % of the
@@ -46,7 +47,12 @@ from cleanfeed.stream import testlogo
 
 W, H, RATE = 1280, 720, 25
 LOGO_W, LOGO_H = 240, 150
-DILATE = 8
+DILATE = 0
+"""The chain's dilation of logofind's masks (stream.recipe: 0 for --logo alone, whose masks are exact; it was 8
+before 2026-12-07's second pass)."""
+QUALITY_RING = 4
+"""PSNR against the clean footage is taken over the logo's pixels grown by this much (its anti-aliased rim and
+compression halo)."""
 LOGO_PIXEL = 0.25
 """Alpha at or above which a pixel counts as logo (fainter is anti-aliased edge)."""
 VISIBLE_SHARE = 0.2
@@ -130,13 +136,21 @@ def compose(data: Path, folder: Path) -> tuple[Path, Path, list[np.ndarray], lis
     truth: list[np.ndarray] = []
     share: list[float] = []
     clip = folder / "composite.mp4"
-    with av.open(str(clip), "w") as out:
+    with av.open(str(clip), "w") as out, av.open(str(folder / "clean.mp4"), "w") as clean_out:
         stream = out.add_stream("libx264", rate=RATE)
-        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.codec_context.options = {"preset": "veryfast", "crf": "12"}
+        clean = clean_out.add_stream("libx264", rate=RATE)
+        for s in (stream, clean):
+            s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+            s.codec_context.options = {"preset": "veryfast", "crf": "12"}
         for shot in _shots(data):
             for frame, place, occluder in zip(shot["frames"], shot["places"], shot["occluders"], strict=True):
                 image = frame.copy()
+                if occluder is not None:
+                    x0, y0, x1, y1 = occluder
+                    frame = frame.copy()
+                    frame[y0:y1, x0:x1] = (90, 70, 50)
+                # the same scene without the logo: what a perfect removal would output
+                clean_out.mux(clean.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
                 pixels = np.zeros((H, W), bool)
                 area = 1.0
                 if place is not None:
@@ -154,7 +168,31 @@ def compose(data: Path, folder: Path) -> tuple[Path, Path, list[np.ndarray], lis
                 share.append(float(pixels.sum()) / (full_area * area) if place is not None else 0.0)
                 out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         out.mux(stream.encode(None))
+        clean_out.mux(clean.encode(None))
     return clip, logo, truth, share
+
+
+def quality(output: Path, clean: Path, truth: list[np.ndarray]) -> dict[str, Any]:
+    """PSNR of the cleaned output against the footage without the logo: over the logo's pixels (grown by
+    QUALITY_RING), where the inpainter's guess is all there is, and over whole frames."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * QUALITY_RING + 1, 2 * QUALITY_RING + 1))
+    err_logo = err_all = 0.0
+    n_logo = n_all = 0
+    with av.open(str(output)) as a, av.open(str(clean)) as b:
+        for t, fa, fb in zip(truth, a.decode(video=0), b.decode(video=0), strict=False):
+            x = fa.to_ndarray(format="rgb24").astype(np.float32)
+            y = fb.to_ndarray(format="rgb24").astype(np.float32)
+            sq = ((x - y) ** 2).sum(axis=2)
+            err_all += float(sq.sum())
+            n_all += sq.size * 3
+            region = cv2.dilate(t.astype(np.uint8), kernel) > 0
+            err_logo += float(sq[region].sum())
+            n_logo += int(region.sum()) * 3
+
+    def psnr(err: float, n: int) -> float:
+        return round(10 * float(np.log10(255.0**2 / max(err / max(n, 1), 1e-9))), 2)
+
+    return {"psnr_logo_region_db": psnr(err_logo, n_logo), "psnr_frame_db": psnr(err_all, n_all)}
 
 
 def cleanfeed(*args: str) -> subprocess.CompletedProcess:
@@ -274,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"run failed: {proc.stderr.strip()}")
         run_stats = json.loads(stats.read_text())
         result: dict[str, Any] = {"run": score_run(truth, _masks(masks, len(truth)))}
+        result["run"] |= quality(out, folder / "clean.mp4", truth)
         checks = {}
         for name, video in (("input", clip), ("output", out)):
             report = folder / f"check-{name}.json"

@@ -106,6 +106,25 @@ class Picture:
         return (self.data[y0:y1, x0:x1], u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2],
                 v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2])
 
+    def thumbnail(self, width: int, height: int) -> np.ndarray:
+        """The whole frame shrunk to ``width`` x ``height``, as RGB: each plane is shrunk
+        before the colour conversion, so a colour summary (shot cuts) costs a thumbnail's conversion,
+        not a full frame's (about 2 ms at 720p on a small CPU)."""
+        if self.pix_fmt == "rgb24":
+            return cv2.resize(self.data, (width, height), interpolation=cv2.INTER_AREA)
+        u, v = self._chroma()
+        # OpenCV's I420 conversion lays out chroma in whole rows: sizes in multiples of 4
+        w4, h4 = width + (-width) % 4, height + (-height) % 4
+        small = np.empty((h4 * 3 // 2, w4), np.uint8)
+        small[:h4] = cv2.resize(self.data[: self.height], (w4, h4), interpolation=cv2.INTER_AREA)
+        n = (h4 // 2) * (w4 // 2)
+        flat = small.reshape(-1)
+        half = (w4 // 2, h4 // 2)
+        flat[w4 * h4 : w4 * h4 + n] = cv2.resize(u, half, interpolation=cv2.INTER_AREA).reshape(-1)
+        flat[w4 * h4 + n :] = cv2.resize(v, half, interpolation=cv2.INTER_AREA).reshape(-1)
+        out = cv2.cvtColor(small, cv2.COLOR_YUV2RGB_I420)
+        return out if (w4, h4) == (width, height) else cv2.resize(out, (width, height), interpolation=cv2.INTER_AREA)
+
     # -- regions --------------------------------------------------------------------------
     def align(self, box: Box | None) -> Box:
         """Clamps a box to the frame and, for yuv420p, widens it to even coordinates."""

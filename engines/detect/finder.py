@@ -59,6 +59,18 @@ class FinderConfig:
     reference at least this much (0..1): a cheap second opinion that lets ``min_inliers`` stay low."""
     local_side: int = 480
     """:meth:`LogoFinder.find_near` searches the region around a known appearance at up to this longer side."""
+    local_features: int = 1000
+    """ORB keypoints taken from each region :meth:`LogoFinder.find_near` searches."""
+    ecc_iterations: int = 30
+    """Most iterations of the ECC alignment that refines each new detection."""
+    follow: bool = True
+    """:meth:`LogoFinder.find_near` first aligns the reference's pixels directly (ECC) from where the appearance
+    is predicted, and looks for keypoints only when that fails: the alignment is what a keypoint match is
+    refined with anyway, so where it holds, the keypoints (two thirds of a local search's cost) add nothing."""
+    follow_iterations: int = 15
+    follow_min_correlation: float = 0.8
+    """ECC's correlation (0..1, over the reference's pixels) a followed appearance needs: below it the logo is
+    partly hidden, leaving, gone or moved beyond ECC's reach, and the keypoints decide."""
     template_threshold: float = 0.8
     """Template matching: the normalized correlation a match needs."""
     template_side: int = 480
@@ -146,9 +158,11 @@ class LogoFinder:
         # frame's pyramid only has to reach appearances larger than the largest of them
         self._orb = cv2.ORB_create(nfeatures=self.config.frame_features, scaleFactor=1.25, nlevels=4,
                                    edgeThreshold=15, patchSize=15, fastThreshold=10, scoreType=cv2.ORB_FAST_SCORE)
-        self._local_orb = cv2.ORB_create(nfeatures=1000, scaleFactor=1.25, nlevels=4, edgeThreshold=15, patchSize=15,
+        self._local_orb = cv2.ORB_create(nfeatures=self.config.local_features, scaleFactor=1.25, nlevels=4, edgeThreshold=15, patchSize=15,
                                          fastThreshold=10, scoreType=cv2.ORB_FAST_SCORE)
         self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        self.followed = 0
+        """Appearances :meth:`find_near` found by following alone (no keypoints), since this finder was made."""
         self._prepared = [self._prepare(ref) for ref in self.references]
 
     def methods(self) -> list[str]:
@@ -212,19 +226,29 @@ class LogoFinder:
                     found += self._by_template(index, prepared, gray, frame if frame.ndim == 3 else None)
         return found
 
-    def find_near(self, frame: np.ndarray, previous: Sequence[Detection], margin: float = 0.5) -> list[Detection] | None:
+    def find_near(self, frame: np.ndarray, previous: Sequence[Detection], margin: float = 0.5,
+                  predicted: Sequence[Detection] | None = None) -> list[Detection] | None:
         """The appearances in ``previous`` (the last frame's) found again around where they were.
 
-        The cheap step between full searches: only a region around each appearance is searched, at
-        up to ``local_side`` pixels, where even a small logo keeps its texture. None when a previous
-        appearance came from template matching (it has no cheap local search: search the frame)."""
+        The cheap step between full searches: each appearance is first followed by aligning the
+        reference's pixels from where it is ``predicted`` (``previous`` moved on as it moved; default:
+        where it was), see ``FinderConfig.follow``; failing that, only a region around it is searched
+        for keypoints, at up to ``local_side`` pixels, where even a small logo keeps its texture. None
+        when a previous appearance came from template matching (it has no cheap local search: search
+        the frame)."""
         cfg = self.config
         if any(self._prepared[d.reference].method != KEYPOINTS for d in previous):
             return None
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         height, width = gray.shape
         found: list[Detection] = []
-        for det in previous:
+        for k, det in enumerate(previous):
+            if cfg.follow:
+                followed = self._follow(gray, predicted[k] if predicted is not None else det, width, height)
+                if followed is not None:
+                    self.followed += 1
+                    found.append(followed)
+                    continue
             x0, y0, x1, y1 = det.box
             mx, my = int((x1 - x0) * margin) + 8, int((y1 - y0) * margin) + 8
             x0, y0, x1, y1 = max(0, x0 - mx), max(0, y0 - my), min(width, x1 + mx), min(height, y1 + my)
@@ -245,6 +269,20 @@ class LogoFinder:
             found += self._by_keypoints(det.reference, prepared, pts, descs, width, height, 1 / scale, 1, gray,
                                         sizes=near if near.sum() >= 4 * cfg.min_inliers else None)
         return found
+
+    def _follow(self, gray: np.ndarray, det: Detection, width: int, height: int) -> Detection | None:
+        """``det`` aligned to this frame's pixels by ECC alone, or None when it does not hold there."""
+        cfg = self.config
+        prepared = self._prepared[det.reference]
+        aligned = _align(gray, prepared, det.homography, det.quad, cfg.follow_iterations)
+        if aligned is None:
+            return None
+        homography, quad, correlation = aligned
+        if correlation < cfg.follow_min_correlation or not _plausible(quad, prepared.reference, cfg):
+            return None
+        if _gray_match(gray, prepared, homography) < cfg.min_similarity:
+            return None
+        return _detection(det.reference, prepared.reference, homography, quad, det.score, KEYPOINTS, width, height)
 
     def _by_keypoints(self, index: int, prepared: _Prepared, pts: np.ndarray, descs: np.ndarray,
                       width: int, height: int, pixel: float, limit: int, gray: np.ndarray | None = None,
@@ -283,7 +321,7 @@ class LogoFinder:
             if any(b[0] <= centre[0] < b[2] and b[1] <= centre[1] < b[3] for b in known):
                 continue
             if gray is not None:
-                homography, quad = _refine(gray, prepared, homography, quad)
+                homography, quad = _refine(gray, prepared, homography, quad, cfg.ecc_iterations)
                 if _gray_match(gray, prepared, homography) < cfg.min_similarity:
                     continue  # the keypoints agree on a place whose pixels are not the logo's
             out.append(_detection(index, prepared.reference, homography, quad, float(inliers.sum()), KEYPOINTS,
@@ -405,12 +443,21 @@ def _scaled(prepared: _Prepared, k: float, eroded: bool) -> tuple[np.ndarray, np
     return prepared.scaled[key]
 
 
-def _refine(gray: np.ndarray, prepared: _Prepared, homography: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _refine(gray: np.ndarray, prepared: _Prepared, homography: np.ndarray, quad: np.ndarray,
+            iterations: int = 30) -> tuple[np.ndarray, np.ndarray]:
     """The homography aligned to the pixels themselves (ECC), not only to the keypoints.
 
     A small appearance has few inliers, all inside it: the fitted homography can be off by several
     pixels at the corners, which the mask would leave uncovered. Direct alignment of the reference's
     pixels, seen at the appearance's size, fixes that; a result that wanders off is not taken."""
+    aligned = _align(gray, prepared, homography, quad, iterations)
+    return (homography, quad) if aligned is None else aligned[:2]
+
+
+def _align(gray: np.ndarray, prepared: _Prepared, homography: np.ndarray, quad: np.ndarray,
+           iterations: int) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """ECC from ``homography``: (homography, quad, correlation), or None when it cannot run, does not
+    converge or wanders off."""
     ref = prepared.reference
     w, h = ref.size
     x0, y0 = np.floor(quad.min(axis=0)).astype(int) - 8
@@ -421,7 +468,7 @@ def _refine(gray: np.ndarray, prepared: _Prepared, homography: np.ndarray, quad:
     k = min(1.0, size, 256 / max(w, h))  # the reference at about the appearance's size, at most 256 px
     k = float(2 ** (round(np.log2(k) * 4) / 4))  # in quarter octaves, so the scaled copies can be kept
     if x1 - x0 < 16 or y1 - y0 < 16 or min(w, h) * k < 12:
-        return homography, quad
+        return None
     template, mask = _scaled(prepared, k, True)
     to_template = np.diag([template.shape[1] / w, template.shape[0] / h, 1.0])
     c = min(1.0, k / size)  # the crop at the template's scale too: ECC's cost is the crop's pixels
@@ -431,16 +478,16 @@ def _refine(gray: np.ndarray, prepared: _Prepared, homography: np.ndarray, quad:
     # ECC masks its second image, so the frame's crop is the first and the warp runs frame -> reference
     warp = np.linalg.inv(shift @ homography @ np.linalg.inv(to_template)).astype(np.float32)
     warp /= warp[2, 2]
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-3)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-3)
     try:
-        _, warp = cv2.findTransformECC(crop, template, warp, cv2.MOTION_HOMOGRAPHY, criteria, mask, 3)
+        correlation, warp = cv2.findTransformECC(crop, template, warp, cv2.MOTION_HOMOGRAPHY, criteria, mask, 3)
     except cv2.error:
-        return homography, quad  # did not converge: keep the keypoints' answer
+        return None  # did not converge
     refined = np.linalg.inv(shift) @ np.linalg.inv(warp.astype(np.float64)) @ to_template
     new_quad = _corners(ref, refined)
     if not np.all(np.isfinite(new_quad)) or np.abs(new_quad - quad).max() > 0.25 * max(w, h) * size:
-        return homography, quad
-    return refined, new_quad
+        return None
+    return refined, new_quad, float(correlation)
 
 
 def _gray_match(gray: np.ndarray, prepared: _Prepared, homography: np.ndarray) -> float:

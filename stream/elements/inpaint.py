@@ -98,6 +98,10 @@ class Inpaint(Filter):
         Property.int("radius", "Classical: cv2.inpaint neighbourhood radius (pixels)", 5, 1, 32),
         Property.int("flow_margin", "Classical: ring around the mask whose motion guides propagation (pixels)",
                      32, 8, 256),
+        Property.int("flow_side", "Classical: the region whose motion is estimated is downscaled to this longer "
+                     "side first (pixels; smaller is faster, coarser)", 256, 32, 4096),
+        Property.int("spatial_px", "Classical: pixels no frame shows are filled by cv2.inpaint on the region scaled "
+                     "down to about this many hole pixels (smaller is faster, blurrier)", 8192, 256, 10_000_000),
         Property.enum("fallback", "Live runs: how a frame the engine cannot finish by its deadline is covered "
                       "(inpaint: cv2.inpaint Telea, blur: heavy Gaussian, pixelate: 16-px blocks)", FALLBACKS,
                       "inpaint"),
@@ -116,7 +120,8 @@ class Inpaint(Filter):
 
     def _config(self, align: int = 1) -> InpaintConfig:
         return InpaintConfig(window=self.window, method=self.method, margin=max(4, self.margin or 16),
-                             radius=self.radius, flow_margin=self.flow_margin, align=align)
+                             radius=self.radius, flow_margin=self.flow_margin, align=align,
+                             flow_max_side=self.flow_side, spatial_max_px=self.spatial_px)
 
     @property
     def lookahead(self) -> int:

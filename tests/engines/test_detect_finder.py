@@ -89,3 +89,34 @@ def test_a_flat_reference_falls_back_to_templates_with_one_warning(caplog):
     assert (found[0].mask(W, H, grow=4) & support).sum() / support.sum() > 0.95
     assert finder.find(testlogo.textured_background(W, H, 7)) == []
     assert not [r for r in caplog.records if "too few features" in r.message]  # warned once, not per frame
+
+
+def test_find_near_follows_a_moved_logo_by_its_pixels_and_lets_keypoints_decide_when_it_is_gone(emblem):
+    rgb, alpha, _ = emblem
+    finder = LogoFinder([reference_from_array(rgb, alpha >= 128, "emblem")])
+    frame, _ = _frame(rgb, alpha, seed=5, centre=(600, 350), scale=0.9, angle_deg=5)
+    first = finder.find(frame)
+    assert len(first) == 1
+    # the logo moved 6 px right and 3 down: predicted there, ECC alone aligns it, and its mask covers it
+    moved, support = _frame(rgb, alpha, seed=5, centre=(606, 353), scale=0.9, angle_deg=5)
+    predicted = [first[0].moved(6, 3, W, H)]
+    again = finder.find_near(moved, first, predicted=predicted)
+    assert again is not None and len(again) == 1 and finder.followed == 1
+    mask = again[0].mask(W, H, grow=2)
+    assert (mask & support).sum() / support.sum() > 0.98
+    # gone: following fails (the correlation is low), and the keypoints find nothing either
+    empty = testlogo.textured_background(W, H, 5)
+    assert finder.find_near(empty, again) == [] and finder.followed == 1
+
+
+def test_without_following_find_near_still_finds_the_logo_by_keypoints(emblem):
+    from dataclasses import replace
+
+    rgb, alpha, finder = emblem
+    keypoints_only = LogoFinder(finder.references, replace(finder.config, follow=False))
+    frame, support = _frame(rgb, alpha, seed=6, centre=(600, 350), scale=1.0)
+    first = keypoints_only.find(frame)
+    moved, support = _frame(rgb, alpha, seed=6, centre=(610, 350), scale=1.0)
+    again = keypoints_only.find_near(moved, first)
+    assert again is not None and len(again) == 1 and keypoints_only.followed == 0
+    assert (again[0].mask(W, H, grow=2) & support).sum() / support.sum() > 0.98

@@ -76,12 +76,17 @@ def test_a_bad_logo_is_one_line_before_the_run(media, tmp_path):
 
 def test_logo_combines_with_a_box_after_segment_and_track():
     specs = chain(RunOptions(input="in.mp4", output="o.mp4", box=None, logo=("a.png", "b.png")))
-    assert [s.factory for s in specs] == ["filesrc", "logofind", "dilate", "inpaint", "filesink"]
+    # logofind's masks are exact: no tracked-mask dilation, and the cheaper classical inpaint settings
+    assert [s.factory for s in specs] == ["filesrc", "logofind", "inpaint", "filesink"]
     assert dict(specs)["logofind"] == {"logo": "a.png;b.png"}
+    assert dict(specs)["inpaint"] == {"window": 5, "flow_side": 128, "spatial_px": 2048}
     from cleanfeed.prompts.shapes import Box
 
     specs = chain(RunOptions(input="in.mp4", output="o.mp4", box=Box(1, 2, 30, 40), logo=("a.png",), moving=True))
-    assert [s.factory for s in specs][:4] == ["filesrc", "segment", "track", "logofind"]
+    assert [s.factory for s in specs][:5] == ["filesrc", "segment", "track", "logofind", "dilate"]
+    assert "flow_side" not in dict(specs)["inpaint"]  # tracked masks keep the default inpaint
+    specs = chain(RunOptions(input="in.mp4", output="o.mp4", logo=("a.png",), dilate=4))
+    assert dict(specs)["dilate"] == {"pixels": 4}  # asked for, kept
 
 
 def _frame(seq: int, rgb: np.ndarray) -> VideoFrame:
@@ -192,3 +197,13 @@ def test_logo_and_a_box_in_one_run_keep_their_own_objects(media):
     assert proc.returncode == 0, proc.stderr
     ids = {i: set(np.unique(cv2.imread(str(masks / f"{i:05d}.png"), cv2.IMREAD_UNCHANGED)).tolist()) for i in (0, 5)}
     assert ids[0] == {0, 1} and ids[5] == {0, 1, 101}, ids
+
+
+def test_the_inpaint_speed_properties_reach_the_classical_engine():
+    from cleanfeed.stream.elements.inpaint import Inpaint
+
+    element = Inpaint(engine="classical", flow_side=128, spatial_px=2048)
+    element.configure()
+    config = element._config()
+    assert (config.flow_max_side, config.spatial_max_px) == (128, 2048)
+    assert (Inpaint(engine="classical")._config().flow_max_side, Inpaint()._config().spatial_max_px) == (256, 8192)
