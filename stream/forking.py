@@ -63,10 +63,12 @@ def die_with_parent(signum: int, watched: int | None = None) -> bool:
         prctl(PR_SET_PDEATHSIG, int(signum))
     except (OSError, AttributeError):  # no prctl in this libc: nothing to watch with
         return True
-    return os.getppid() == parent and (watched is None or _alive(watched))
+    return os.getppid() == parent and (watched is None or alive(watched))
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's process under a reused pid counts as alive:
+    not ours to judge)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

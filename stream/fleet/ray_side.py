@@ -41,7 +41,7 @@ from typing import Any
 from cleanfeed.errors import CleanfeedError
 from cleanfeed.stream.fleet.report import FeedState, State, document
 from cleanfeed.stream.fleet.spec import FeedSpec, FleetSpec, complete
-from cleanfeed.stream.forking import die_with_parent
+from cleanfeed.stream.forking import alive, die_with_parent
 from cleanfeed.stream.signals import short_exit
 
 RUN_MODULE = "cleanfeed.stream.cli.main"
@@ -176,7 +176,7 @@ def sweep() -> int:
     removed = 0
     for folder in Path(tempfile.gettempdir()).glob(FOLDER_PREFIX + "*"):
         owner = folder.name[len(FOLDER_PREFIX):].partition("-")[0]
-        if not owner.isdigit() or _alive(int(owner)):
+        if not owner.isdigit() or alive(int(owner)):
             continue  # a folder of another version's naming, or of a living actor
         try:
             doc = json.loads((folder / TRY_FILE).read_text())
@@ -184,7 +184,7 @@ def sweep() -> int:
             doc = {}
         if not isinstance(doc, dict):
             doc = {}
-        if isinstance(doc.get("pid"), int) and _alive(doc["pid"]):
+        if isinstance(doc.get("pid"), int) and alive(doc["pid"]):
             continue
         if isinstance(doc.get("output"), str):
             keep = set(doc.get("before") or [])
@@ -196,15 +196,6 @@ def sweep() -> int:
         removed += 1
     return removed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process under a reused pid: not ours to judge
-    return True
 
 
 def _child_env(omp_threads: str | None) -> dict[str, str]:
@@ -290,7 +281,7 @@ class Fleet:
         """The last tries' folders and part files, once their workers exited: ray.shutdown()
         returns before a local instance's workers are gone (a killed actor's worker too)."""
         deadline = time.monotonic() + SWEEP_WAIT_S
-        while any(_alive(pid) for pid in self._workers) and time.monotonic() < deadline:
+        while any(alive(pid) for pid in self._workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         sweep()
 
