@@ -44,9 +44,9 @@ def add_parser(sub: Any) -> None:
                    help="the --box holds a screen-fixed bug (a channel logo): learn its exact shape and opacity from "
                         "the stream, un-blend what is translucent, fill what is opaque; no segmenting or tracking")
     g.add_argument("--moving", action="store_true",
-                   help="the --box holds an object that moves: segment and track it at once (by default a box alone "
-                        "is first searched for a screen-fixed bug, the first second of frames, and the bug removed "
-                        "by --static's method when one is found)")
+                   help="the --box holds an object that moves: segment and track it at once (by default a box alone, "
+                        "in a run that is not live, is first searched for a screen-fixed bug over the first 100 "
+                        "frames, and a bug found is removed by --static's method)")
     g.add_argument("--logo-matte", metavar="FILE",
                    help="remove the bug whose matte `logo save=FILE` wrote (instead of --box --static)")
     m = p.add_argument_group("models (checkpoints are files you supply; nothing is downloaded)")
