@@ -126,10 +126,11 @@ def _fill_beats_unblending(f: np.ndarray, alpha: np.ndarray, colour: np.ndarray,
     """
     support = alpha > 0
     grown = regions.grow_mask(support, 1)
-    band = regions.grow_mask(support, 1 + cfg.band) & ~grown & inbox
-    if band.sum() < 8 or (~regions.grow_mask(support, 1 + cfg.band)).sum() < 8 or len(f) < 3:
+    reach = regions.grow_mask(support, 1 + cfg.band)
+    band = reach & ~grown & inbox
+    if band.sum() < 8 or (~reach).sum() < 8 or len(f) < 3:
         return False
-    frames = f[np.linspace(0, len(f) - 1, min(len(f), cfg.refine_frames)).round().astype(int)]
+    frames = f[np.linspace(0, len(f) - 1, min(len(f), cfg.compare_frames)).round().astype(int)]
     hide = SmoothFill(grown | band)
     err_fill = float(np.sqrt(np.mean([((hide(fr) - fr)[band] ** 2).mean() for fr in frames])))
     a = alpha[support][:, None]
@@ -150,7 +151,7 @@ class MatteConfig:
     this share of the ring's prediction."""
     band: int = 3
     """Width (px) of the band outside the support on which a fill's error is measured."""
-    refine_frames: int = 8
+    compare_frames: int = 8
     """Frames (spread through the learnt ones) on which the fill and un-blending errors are compared."""
     moving_sd: float = 2.0
     """The ring's median temporal std (luma levels) above which the scene counts as moving."""
@@ -260,7 +261,6 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
         solid |= alpha > 0
     return Matte(alpha, colour, crop, frame_size, True, "moving" if moving else "static", t,
                  solid if solid.any() else None)
-
 
 
 def outline_left(alpha: np.ndarray, colour: float, frames: np.ndarray, a_max: float = 0.85) -> float:

@@ -12,7 +12,6 @@ Arrays: crops HxWx3 uint8 RGB; ``alpha`` HxW float32 0..1; ``colour`` 3 float32 
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from cleanfeed.engines.classical import regions
@@ -33,7 +32,7 @@ class Unblender:
             hole = hole | solid
             support = support | solid
         if grow > 0 and hole.any() and not given:
-            hole = cv2.dilate(hole.astype(np.uint8), regions.ellipse(grow)) > 0
+            hole = regions.grow_mask(hole, grow)
         self.hole = hole
         self.blend = support & ~hole
         """Pixels recovered by inversion (HxW bool)."""

@@ -181,9 +181,9 @@ class Logo(Filter):
             if self.opaque == "auto":  # measured: a pan behind 3-px strokes 33.2 dB filled, 27.9 propagated; a 16-px
                 # disc over moving bikes 26.7 filled, 23.9 propagated;
                 # behind the demo's disc and banner 27.8 filled, 36.7 propagated
-                hole = regions.thick_parts(hole, THIN) if matte.why == "moving" else hole & False
+                hole = regions.thick_parts(hole, THIN) if matte.why == "moving" else np.zeros_like(hole)
             elif self.opaque == "fill":
-                hole = hole & False
+                hole = np.zeros_like(hole)
             # the exact opaque part, grown a little for the rim whose opacity is least certain: the
             # following inpaint invents only what the bug hides, not the box around it
             self._hole_mask = regions.grow_mask(hole, self.mask_grow)

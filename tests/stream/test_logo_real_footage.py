@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -45,8 +46,6 @@ def test_the_default_command_beats_delogo_and_removelogo(tmp_path: Path, name: s
     write_ffv1(clean, ref)
     support = cover > 0.02
     bitmap = tmp_path / "bitmap.png"
-    import cv2
-
     cv2.imwrite(str(bitmap), (support * 255).astype(np.uint8))
     x0, y0, x1, y1 = x - 2, y - 2, x + 18, y + 18
     commands = {
