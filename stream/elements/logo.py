@@ -30,9 +30,9 @@ THIN = 8
 """Opaque parts no thicker than twice this (px) are filled here even over a moving scene: a harmonic
 fill across a thin stroke beats propagation, whose flow the static stroke itself misleads."""
 MAX_LEARN = 400
+"""Frames a moving scene's matte is refined from at most (re-learned at 2x, 4x, ... the lookahead)."""
 MIN_LOOK = 20
 """Fewest frames a matte is learnt from when a long first look tries its shorter parts."""
-"""Frames a moving scene's matte is refined from at most (re-learned at 2x, 4x, ... the lookahead)."""
 
 
 @register
@@ -72,8 +72,8 @@ class Logo(Filter):
         Property.int("learn", "Frames the matte is learned from (the lookahead)", 25, 2, 250),
         Property.int("ring", "Pixels around the box that show the scene (the estimator's reference)", 8, 2, 64),
         Property.float("a_max", "Opacity above which pixels are filled instead of un-blended", 0.85, 0.05, 1.0),
-        Property.int("grow", "Grow the filled (opaque) part by this many pixels (default: 0 over a moving scene, "
-                     "whose support is exact, 1 over a static one)", None, 0, 16),
+        Property.int("grow", "Grow the filled (opaque) part by this many pixels (the estimated support is "
+                     "exact, its faint rim included)", 0, 0, 16),
         Property.enum("fill", "Fill of the opaque part: harmonic, biharmonic, or auto (biharmonic over a moving "
                       "scene, harmonic over a still one)", ("auto", *ORDERS), "auto"),
         Property.enum("opaque", "The opaque part: fill it here, or mask it for a following inpaint "
@@ -94,7 +94,7 @@ class Logo(Filter):
     learn: int
     ring: int
     a_max: float
-    grow: int | None
+    grow: int
     fill: str
     opaque: str
     object_id: int
@@ -139,6 +139,7 @@ class Logo(Filter):
         self._seen = 0
         self._next = 0  # frame count at which a moving scene's matte is learned again (0: never)
         self._cover: SmoothFill | None = None
+        self._looks: list[Matte] = []
         if self._matte is not None:
             self._crop = self._matte.crop
             self._use(self._matte)
@@ -151,15 +152,6 @@ class Logo(Filter):
         self._inbox[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = True
         self._size = (caps.width, caps.height)
         return caps
-
-    def _grow(self, matte: Matte) -> int:
-        """Over a moving scene the support is where pixels stop varying: exact, so not grown
-        (measured: a pan behind 3-px strokes 36.8 dB, 33.2 grown by 1 px; a 16-px bug over moving
-        bikes 34.3 and 27.9). Over a static one it is where the mean stands out, which misses the
-        faintest rim: grown by 1 (a bug over a static sky: 54.0 dB, 48.6 not grown)."""
-        if self.grow is not None:
-            return self.grow
-        return 0 if matte.why == "moving" else 1
 
     def _order(self, matte: Matte) -> str:
         """Biharmonic over a moving scene, harmonic over a still one, chosen by measurement on the
@@ -175,7 +167,7 @@ class Logo(Filter):
         self._matte = matte
         self._planes = None
         if matte.present:
-            self._remove = Unblender(matte.alpha, matte.colour, self.a_max, self._grow(matte), self._order(matte),
+            self._remove = Unblender(matte.alpha, matte.colour, self.a_max, self.grow, self._order(matte),
                                      solid=matte.solid)
             hole = self._remove.hole
             if self.opaque == "auto":  # measured: a pan behind 3-px strokes 33.2 dB filled, 27.9 propagated; a 16-px
@@ -219,21 +211,31 @@ class Logo(Filter):
             return estimate_yuv(crops, np.stack(self._uvs[:count]), self._inbox, self._crop, self._size)
         return estimate_matte(crops, self._inbox, self._crop, self._size)
 
-    def _learn(self) -> None:
-        matte = self._estimate(len(self._crops))
-        if self._matte is None and matte.present:
-            # the first look: a long lookahead also tries its first quarter and half. A still scene
-            # has nothing more to teach after a second (measured: an opaque bug over a still ceiling,
-            # 45.4 dB learnt from 25 frames, 44.4 from 100): its shortest still look is kept. Over a
-            # moving scene the look that leaves the least of the bug in all of them (:meth:`_better`)
-            looks = [self._estimate(n) for n in (len(self._crops) // 4, len(self._crops) // 2) if n >= MIN_LOOK]
-            still = [m for m in looks if m.present and m.why == "static"]
-            if still:
-                matte = still[0]
-            elif matte.why == "moving":
-                for other in looks:
-                    if other.present and self._better(other, matte, since=0):
-                        matte = other
+    def _look(self) -> Matte | None:
+        """The first look over a long lookahead also tries its first quarter and half, as the frames
+        arrive. A still scene has nothing more to teach after a second (measured: an opaque bug over a
+        still ceiling, 45.4 dB learnt from 25 frames, 44.4 from 100): its first still look is the
+        matte, and the frames held so far leave at once instead of waiting out the whole lookahead,
+        which on a file stalls the encoder behind it (a 120-frame 720p clip: most of its run)."""
+        n = len(self._crops)
+        if n < MIN_LOOK or n not in (self.learn // 4, self.learn // 2):
+            return None
+        look = self._estimate(n)
+        if look.present and look.why == "static":
+            return look
+        self._looks.append(look)
+        return None
+
+    def _learn(self, matte: Matte | None = None) -> None:
+        if matte is None:
+            matte = self._estimate(len(self._crops))
+        if self._matte is None and matte.why == "moving":
+            # over a moving scene, of the first looks the one that leaves least of the bug in all of
+            # them (:meth:`_better`)
+            for other in self._looks:
+                if other.present and self._better(other, matte, since=0):
+                    matte = other
+        self._looks = []
         # a moving scene keeps teaching (each frame shows the bug over another background): learn
         # again at twice as many frames, up to MAX_LEARN; a static one has nothing more to say
         refine = matte.present and matte.why == "moving" and self._seen < MAX_LEARN
@@ -279,7 +281,7 @@ class Logo(Filter):
             frame.meta["fixed"] = sorted(set(frame.meta.get("fixed", [])) | {self.object_id})
         if self._remove is not None and frame.picture.pix_fmt == "yuv420p":
             if self._planes is None:
-                self._planes = PlaneRemover(matte, self.a_max, self._grow(matte), self._order(matte))
+                self._planes = PlaneRemover(matte, self.a_max, self.grow, self._order(matte))
             self._planes(*frame.picture.planes(self._crop))
             self.count("logo_frames")
         elif self._remove is not None:
@@ -309,9 +311,10 @@ class Logo(Filter):
             return [self._apply(frame)]
         self._sample(frame)
         self._held.append(frame)
-        if len(self._crops) + self._emitted < self.learn:
+        still = self._look()
+        if still is None and len(self._crops) + self._emitted < self.learn:
             return []
-        self._learn()
+        self._learn(still)
         out = [self._apply(f) for f in self._held]
         self._held = []
         return out

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cleanfeed.engines.classical import regions
 from cleanfeed.engines.classical.matte import estimate_matte, load_matte
 from cleanfeed.engines.classical.smoothfill import SmoothFill
 from cleanfeed.engines.classical.unblend import Unblender
@@ -225,13 +226,20 @@ def test_a_translucent_bug_over_a_still_smooth_sky_is_filled_not_unblended() -> 
     assert kept_hole.sum() <= 0.05 * (kept.alpha > 0).sum(), "a textured scene is un-blended, not filled"
 
 
-def test_the_element_grows_an_estimated_support_only_over_a_still_scene() -> None:
-    from cleanfeed.engines.classical.matte import Matte
-    from cleanfeed.stream.registry import create
-
-    el = create("logo", {"box": (R, R, W - R, H - R)})
-    alpha = np.zeros((H, W), np.float32)
-    assert el._grow(Matte(alpha, np.zeros(3), (0, 0, W, H), (W, H), why="moving")) == 0
-    assert el._grow(Matte(alpha, np.zeros(3), (0, 0, W, H), (W, H), why="static")) == 1
-    assert create("logo", {"box": (R, R, W - R, H - R), "grow": 3})._grow(
-        Matte(alpha, np.zeros(3), (0, 0, W, H), (W, H), why="moving")) == 3
+def test_over_a_still_scene_the_support_keeps_the_faint_rim_that_shows() -> None:
+    """A dark bug over a bright still sky changes its 1-3 % covered anti-aliased rim by several
+    levels: those pixels are the bug's (removed, not left as a halo), while the sky around it, which
+    the bug does not touch, is left alone."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    sky = np.stack([190 + 0.4 * xx + 0.3 * yy, 200 + 0.2 * xx, 215 - 0.2 * yy], axis=-1)
+    comp, truth = composite(np.repeat(sky[None], 25, axis=0), 1.0, 20.0)
+    m = estimate_matte(comp, inbox(), (0, 0, W, H), (W, H))
+    assert m.present and m.why == "static"
+    effect = truth * np.abs(sky - 20.0).mean(axis=-1)
+    shows = effect >= 2.0
+    assert (shows & (truth < 0.05)).any(), "the scene has a faint rim to find"
+    assert m.support[shows].all(), f"{int((shows & ~m.support).sum())} rim pixels left out"
+    assert not (m.support & (regions.grow_mask(truth > 0, 2) == 0)).any(), "the sky beyond the rim is not the bug"
+    remove = Unblender(m.alpha, m.colour, solid=m.solid)
+    out = remove(comp[0]).astype(np.float32)
+    assert np.abs(out - sky)[shows].max() <= 3.0, "nothing of the rim is left"
