@@ -1,0 +1,113 @@
+"""A feed split in two parts (decode, then from ``split`` on) on a local Ray instance the command
+starts: it runs to completion with every frame counted by its sink part and a playable output,
+its link is encrypted with keys the fleet assigned (a sender without them gets nothing through),
+and when one part dies both start again. One fleet run serves every assertion (a local Ray start
+costs seconds on two cores); the bad split values are tests/fleet/test_fleet_spec.py's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fleet_cli import make_testsrc_clip, read_stats, start_fleet
+from media import frame_count
+
+pytest.importorskip("ray", reason="cleanfeed fleet needs Ray: pip install 'cleanfeed[fleet]'")
+
+BOX = "box = [100, 5, 150, 40]\n"
+FRAMES = 100
+"""Read live (25 fps, 4 s): long enough for a stranger to knock and for a part to be killed midway."""
+
+
+def _decode_part(endpoint: str) -> int | None:
+    """The pid of the process sending to ``endpoint`` (the split feed's decode part)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "cleanfeed.stream.cli.main launch" in command and f"zmqsink endpoint={endpoint} " in command:
+            return int(proc.name)
+    return None
+
+
+@dataclass
+class SplitRun:
+    folder: Path
+    code: int
+    err: str
+    doc: dict[str, Any]
+    first_link: str
+    stranger: subprocess.CompletedProcess[str] | None
+    killed: int | None
+
+
+@pytest.fixture(scope="module")
+def split_run(tmp_path_factory: pytest.TempPathFactory) -> SplitRun:
+    folder = tmp_path_factory.mktemp("split")
+    make_testsrc_clip(folder / "in.mp4", FRAMES, 3)
+    (folder / "fleet.toml").write_text(f'[fleet]\nmax_restarts = 2\n[[feeds]]\nname = "s"\ninput = "in.mp4"\n'
+                                       f'output = "out/s.mkv"\n{BOX}live = true\nsplit = "inpaint"\ndecode_cpus = 1\n')
+    stats = folder / "stats.json"
+    proc, err_path = start_fleet(folder / "fleet.toml", "--stats", str(stats), tmp=folder / "tmp")
+    first_link, stranger, killed = "", None, None
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and proc.poll() is None:
+            feed = read_stats(stats)["feeds"].get("s", {})
+            if feed.get("state") == "running" and feed.get("frames_out", 0) >= 5 and feed.get("link"):
+                if stranger is None:  # a sender without the fleet's keys, at the feed's endpoint
+                    first_link = feed["link"]
+                    stranger = subprocess.run(
+                        [sys.executable, "-m", "cleanfeed.stream.cli.main", "launch", "--quiet",
+                         f"testsrc width=160 height=96 frames=20 ! zmqsink endpoint={first_link} bind=false timeout_s=5"],
+                        capture_output=True, text=True, timeout=60)
+                elif killed is None and feed["link"] == first_link:
+                    killed = _decode_part(first_link)
+                    if killed:
+                        os.kill(killed, signal.SIGKILL)
+            time.sleep(0.1)
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+    return SplitRun(folder, code, err_path.read_text(), read_stats(stats), first_link, stranger, killed)
+
+
+def test_a_split_feed_runs_to_completion_with_every_frame_counted_by_its_sink_part(split_run: SplitRun) -> None:
+    assert split_run.code == 0, split_run.err[-2000:]
+    assert list(split_run.doc["feeds"]) == ["s"]  # one row per feed, not per part
+    feed = split_run.doc["feeds"]["s"]
+    assert feed["state"] == "done", feed
+    assert feed["frames_in"] == feed["frames_out"] == FRAMES, feed
+    assert list(feed["stats"]["elements"]) == ["zmqsrc", "inpaint", "filesink"]  # the sink part's figures
+    assert frame_count(split_run.folder / "out" / "s.mkv") == FRAMES
+    assert not list(split_run.folder.rglob(".*.part"))
+
+
+def test_the_link_is_encrypted_with_the_fleets_keys_and_a_sender_without_them_gets_nothing_through(
+        split_run: SplitRun) -> None:
+    assert split_run.first_link.startswith("tcp://") and not split_run.first_link.startswith("tcp://127.")
+    assert split_run.stranger is not None, split_run.err[-2000:]
+    assert split_run.stranger.returncode != 0
+    assert "both sides must use CurveZMQ" in split_run.stranger.stderr or "handshake" in split_run.stranger.stderr, \
+        split_run.stranger.stderr
+    # its 20 frames did not reach the feed: the output has the input's frames and no more (first test)
+    assert not list((split_run.folder / "tmp").glob("cleanfeed-feed-*"))  # key files went with the actors' folders
+
+
+def test_when_one_part_dies_both_start_again_with_a_new_link(split_run: SplitRun) -> None:
+    assert split_run.killed, split_run.err[-2000:]
+    feed = split_run.doc["feeds"]["s"]
+    assert feed["restarts"] == 1, feed
+    assert feed["link"] != split_run.first_link
