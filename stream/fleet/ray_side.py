@@ -1,5 +1,7 @@
 """The fleet on Ray: one actor per feed, placed by Ray with the feed's cpus and gpus, whose only
-job is to run the feed's `cleanfeed run` as a child process on its node and say how it goes.
+job is to run the feed's `cleanfeed run` as a child process on its node and say how it goes; a
+split feed (cleanfeed.stream.fleet.split) has one actor per part, each running its part's
+`cleanfeed launch`, and the two parts are supervised as one feed (see :class:`Fleet`).
 
 Frames never enter Ray: the child reads and writes its own input and output, and the actor
 hands back a few small maps (the child's pid, its stats document, its exit code and last error
@@ -54,6 +56,8 @@ STARTING_POLL_S = 0.25
 """While a feed is starting, its actor is asked every quarter second: "running" (and so a
 restart's end) and then its first frames show that soon, not up to a whole poll later (its own
 run rewrites its stats every second: the first frames still show up to that late)."""
+POLL_WAIT_S = 0.1
+"""How long a poll waits for the statuses it asked for; those that come later are taken at the next."""
 STOP_GRACE_S = 30.0
 """How long a stopped fleet waits for its feeds to finalize their outputs before it kills them."""
 FOLDER_PREFIX = "cleanfeed-feed-"
@@ -267,6 +271,10 @@ class _Part:
     ref: Any = None
     """Its running try's result, None once that ended."""
     result: dict[str, Any] | None = None
+    status: Any = None
+    """Its actor's status() call not yet taken in."""
+    pid: int | None = None
+    """Its try's process, as its last status said."""
 
 
 @dataclass
@@ -443,7 +451,7 @@ class Fleet:
         state.started_s = None
         job.failure = None
         for part in job.parts:
-            part.result = None
+            part.result = part.status = part.pid = None  # a status asked before this try says nothing of it
             if part.actor is None:  # the first try, or its actor died: Ray places a new one on a node still there
                 part.actor = ray.remote(FeedProcess).options(num_cpus=part.cpus, num_gpus=part.gpus).remote()
         if len(job.parts) == 1:
@@ -522,38 +530,40 @@ class Fleet:
         return False
 
     def _poll(self, ray: Any, running: Mapping[str, _Running]) -> None:
-        """Each part's status: the sink part's figures and process are the feed's; it runs once every part's process does."""
-        asked = [(name, part, part.actor.status.remote()) for name, job in running.items()
-                 for part in job.parts if part.actor is not None]
-        if not asked:
-            return
-        ready, _ = ray.wait([ref for _, _, ref in asked], num_returns=len(asked), timeout=2.0)
-        done = set(ready)
-        started: dict[str, bool] = {}
-        for name, part, ref in asked:
-            if ref not in done:
-                started[name] = False
-                continue
-            try:
-                status = ray.get(ref)
-            except ray.exceptions.RayError:
-                started[name] = False
-                continue
-            if status["node"] == self._node_ip:
-                self._workers.add(status["worker"])
-            started[name] = started.get(name, True) and status["pid"] is not None
-            if part is not running[name].sink:
-                continue
+        """Takes in the parts' statuses that came back and asks again those that answered: the
+        sink part's figures and process are the feed's, which runs once every part's process does.
+        Nothing waits here for an actor still starting (its worker can take seconds): the loop
+        goes on, and its answer is taken at a later poll."""
+        for job in running.values():
+            for part in job.parts:
+                if part.actor is not None and part.status is None:
+                    part.status = part.actor.status.remote()
+        asked = [p.status for job in running.values() for p in job.parts if p.status is not None]
+        ready = set(ray.wait(asked, num_returns=len(asked), timeout=POLL_WAIT_S)[0]) if asked else set()
+        for name, job in running.items():
+            for part in job.parts:
+                if part.status is None or part.status not in ready:
+                    continue
+                try:
+                    status = ray.get(part.status)
+                except ray.exceptions.RayError:
+                    continue
+                finally:
+                    part.status = None
+                part.pid = status["pid"]
+                if status["node"] == self._node_ip:
+                    self._workers.add(status["worker"])
+                if part is not job.sink:
+                    continue
+                state = self.feeds[name]
+                state.node = status["node"]
+                if status["stats"]:
+                    state.stats = status["stats"]
+                if status["pid"] is not None and state.pid != status["pid"]:
+                    state.pid = status["pid"]
+                    state.started_s = round(self.elapsed(), 3)
             state = self.feeds[name]
-            state.node = status["node"]
-            if status["stats"]:
-                state.stats = status["stats"]
-            if status["pid"] is not None and state.pid != status["pid"]:
-                state.pid = status["pid"]
-                state.started_s = round(self.elapsed(), 3)
-        for name, all_started in started.items():
-            state = self.feeds[name]
-            if all_started and state.state in (State.STARTING, State.RESTARTING):
+            if state.state in (State.STARTING, State.RESTARTING) and all(p.pid is not None for p in job.parts):
                 state.state = State.RUNNING
 
     def _end(self, name: str, state: State, error: str | None) -> None:
