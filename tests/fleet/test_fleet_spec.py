@@ -125,3 +125,18 @@ def test_the_readme_fleet_file_passes_the_checks(tmp_path: Path) -> None:
     assert run_args(spec.feeds[0], spec, parser)[-2:] == ["--box=1139,19,1246,86", "--live"]
     # a list of strings is the flag repeated; the logo files are the feed's node's to find
     assert run_args(spec.feeds[2], spec, parser)[-2:] == ["--logo=brand.png", "--logo=brand-small.png"]
+
+
+def test_the_readme_split_feed_passes_the_checks(tmp_path: Path) -> None:
+    from cleanfeed.stream.cli.fleet import _run_parser, plan
+    from cleanfeed.stream.fleet.split import Split
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = readme.split("### A feed split across nodes", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "fleet.toml").write_text(text)
+    spec = load(tmp_path / "fleet.toml")
+    feed = spec.feeds[0]
+    assert (feed.split, feed.gpus, feed.cpus, feed.decode_cpus) == ("segment", 1.0, 1.0, 1.0)
+    parts = plan(feed, spec, _run_parser())
+    assert isinstance(parts, Split) and parts.decode[1] == "filesrc location=rtsp://10.0.0.6/stream"
+    assert parts.models[1].startswith("segment ") and "checkpoint=models/sam_vit_b.pth" in parts.models[1]
