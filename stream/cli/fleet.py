@@ -25,6 +25,7 @@ from cleanfeed.stream.cli.execute import DEFAULT_METRICS_HOST
 from cleanfeed.stream.cli.report import write_json
 from cleanfeed.stream.fleet.report import FleetFigures, State, text_table
 from cleanfeed.stream.fleet.spec import FeedSpec, FleetSpec, FleetSpecError, load
+from cleanfeed.stream.fleet.split import Split
 from cleanfeed.stream.signals import SignalTrap
 
 
@@ -73,6 +74,35 @@ def _keyed(message: str) -> str:
 def run_args(feed: FeedSpec, spec: FleetSpec, parser: argparse.ArgumentParser) -> list[str]:
     """``feed``'s `cleanfeed run` arguments, checked as run itself would check them, short of
     what only the feed's node can tell (its files, checkpoints and devices)."""
+    return _checked(feed, spec, parser)[0]
+
+
+def plan(feed: FeedSpec, spec: FleetSpec, parser: argparse.ArgumentParser) -> list[str] | Split:
+    """What the fleet runs for ``feed``: its `cleanfeed run` arguments, or for a split feed its two
+    `cleanfeed launch` parts (cleanfeed.stream.fleet.split): the chain run would build, cut before
+    the element ``split`` names, with run's pipeline settings given to the part they concern."""
+    args, parsed, specs = _checked(feed, spec, parser)
+    if feed.split is None:
+        return args
+    from cleanfeed.stream.cli.run import launch_line
+
+    names = [s.factory for s in specs]
+    if feed.split not in names[1:]:
+        raise FleetSpecError(f"{spec.source}: feed {feed.name!r}: split must name one of the feed's elements after its "
+                             f"source ({', '.join(names[1:])}), got {feed.split!r}")
+    at = names.index(feed.split, 1)
+    common = ["--mode", parsed.mode, f"--max-restarts={parsed.max_restarts}"]
+    decode = ["launch", launch_line(specs[:at]), *common] + (["--live"] if parsed.live else [])
+    models = ["launch", launch_line(specs[at:]), *common]
+    if parsed.max_latency is not None:  # the budget is the models part's: frames are stamped again on arrival there
+        models.append(f"--latency={parsed.max_latency:g}")
+    if parsed.fail_on_late:
+        models.append("--fail-on-late")
+    return Split(feed.split, tuple(decode), tuple(models))
+
+
+def _checked(feed: FeedSpec, spec: FleetSpec, parser: argparse.ArgumentParser) -> tuple[list[str], Any, list[Any]]:
+    """(run arguments, their parsed namespace, the chain's element specs)."""
     from cleanfeed.stream import recipe
     from cleanfeed.stream.cli import run
     from cleanfeed.stream.cli.main import _join_negative_values
@@ -83,6 +113,7 @@ def run_args(feed: FeedSpec, spec: FleetSpec, parser: argparse.ArgumentParser) -
         if key not in known:
             raise FleetSpecError(f"{where}: unknown key {key!r} (cleanfeed run has no --{key.replace('_', '-')})")
     args = feed.run_args()
+    specs: list[Any] = []
     try:
         parsed = parser.parse_args(_join_negative_values(args[1:]))
         opts = run.options(parsed)
@@ -96,7 +127,7 @@ def run_args(feed: FeedSpec, spec: FleetSpec, parser: argparse.ArgumentParser) -
         pass  # the feed's node has the files (inputs, checkpoints, --logo images): its own run says what is wrong there
     except CleanfeedError as err:
         raise FleetSpecError(f"{where}: {_keyed(str(err))}") from None
-    return args
+    return args, parsed, specs
 
 
 class _Table:
@@ -155,7 +186,7 @@ def main(args: argparse.Namespace) -> int:
 
     spec = load(args.file)
     parser = _run_parser()
-    checked = {feed.name: run_args(feed, spec, parser) for feed in spec.feeds}
+    checked = {feed.name: plan(feed, spec, parser) for feed in spec.feeds}
     import_ray()  # after the file: a bad file is the same error with or without Ray
     fleet = Fleet(spec, checked, address=args.address)
     monitors: list[Any] = []

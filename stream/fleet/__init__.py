@@ -2,5 +2,7 @@
 one table, stats file and Prometheus endpoint for all of them (report).
 
 Ray only places and supervises: each feed is a `cleanfeed run` process on the node Ray chose,
-reading and writing its own input and output, so no frame goes through Ray's object store.
+reading and writing its own input and output, so no frame goes through Ray's object store. A
+feed split across nodes (split) is two pipelines joined by a zmqsink/zmqsrc link whose endpoint
+and CurveZMQ keys the fleet assigns.
 """

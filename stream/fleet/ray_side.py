@@ -1,5 +1,7 @@
 """The fleet on Ray: one actor per feed, placed by Ray with the feed's cpus and gpus, whose only
-job is to run the feed's `cleanfeed run` as a child process on its node and say how it goes.
+job is to run the feed's `cleanfeed run` as a child process on its node and say how it goes; a
+split feed (cleanfeed.stream.fleet.split) has one actor per part, each running its part's
+`cleanfeed launch`, and the two parts are supervised as one feed (see :class:`Fleet`).
 
 Frames never enter Ray: the child reads and writes its own input and output, and the actor
 hands back a few small maps (the child's pid, its stats document, its exit code and last error
@@ -41,6 +43,7 @@ from typing import Any
 from cleanfeed.errors import CleanfeedError
 from cleanfeed.stream.fleet.report import FeedState, State, document
 from cleanfeed.stream.fleet.spec import FeedSpec, FleetSpec, complete
+from cleanfeed.stream.fleet.split import DECODE, MODELS, LinkEnd, Split, link, tcp_endpoint
 from cleanfeed.stream.forking import alive, die_with_parent
 from cleanfeed.stream.signals import short_exit
 
@@ -53,6 +56,8 @@ STARTING_POLL_S = 0.25
 """While a feed is starting, its actor is asked every quarter second: "running" (and so a
 restart's end) and then its first frames show that soon, not up to a whole poll later (its own
 run rewrites its stats every second: the first frames still show up to that late)."""
+POLL_WAIT_S = 0.1
+"""How long a poll waits for the statuses it asked for; those that come later are taken at the next."""
 STOP_GRACE_S = 30.0
 """How long a stopped fleet waits for its feeds to finalize their outputs before it kills them."""
 FOLDER_PREFIX = "cleanfeed-feed-"
@@ -87,17 +92,20 @@ def _child_setup(death_signal: int, niceness: int) -> None:
 
 
 class FeedProcess:
-    """The Ray actor of one feed (see the module's docstring); one try at a time."""
+    """The Ray actor of one feed, or of one part of a split feed (see the module's docstring); one
+    try at a time."""
 
     def __init__(self) -> None:
         self._proc: asyncio.subprocess.Process | None = None
         self._stopped = False
+        self._ending: int | None = None
+        """The signal :meth:`end` asked the running try's process for."""
         sweep()  # what an actor killed on this node left: this one may be its feed's next try
         self._folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
         self._stats = os.path.join(self._folder, "stats.json")
 
     async def attempt(self, args: list[str], cwd: str, output: str | None, omp_threads: str | None,
-                      live: bool, niceness: int = 0) -> dict[str, Any]:
+                      live: bool, niceness: int = 0, link: LinkEnd | None = None) -> dict[str, Any]:
         """Runs `cleanfeed run` with ``args`` in ``cwd`` to its end; its exit code, last error
         line and final stats. ``output``: the local output file, whose folder is made first and
         whose hidden part files this try left behind (a killed try) are removed.
@@ -106,7 +114,12 @@ class FeedProcess:
         would not limit so, and the feed must run as it would by hand. ``live``: when the actor
         dies (its node, its worker), a live feed's process gets SIGTERM and finalizes what it
         recorded; a file feed's gets SIGKILL, so that no partial output takes the final name (a
-        batch re-run would take it for complete) and its next try starts over."""
+        batch re-run would take it for complete) and its next try starts over. ``link``: this
+        part's end of a split feed's link (``args`` are then a `cleanfeed launch` without it); its
+        keys go into this actor's private folder."""
+        self._ending = None
+        if link is not None:
+            args = link.args(args, os.path.join(self._folder, "link"))
         before = _parts(output)
         if output:
             Path(output).parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +132,8 @@ class FeedProcess:
         _write_try(self._folder, output, before, self._proc.pid)
         if self._stopped:  # the fleet stopped while this try was starting: stop() found no process to tell
             await self.stop()
+        elif self._ending is not None:  # the same for end()
+            await self.end(self._ending == signal.SIGKILL)
         tail: deque[str] = deque(maxlen=40)
         assert self._proc.stderr is not None
         async for raw in self._proc.stderr:
@@ -144,6 +159,26 @@ class FeedProcess:
         if self._proc is not None and self._proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.send_signal(signal.SIGINT)
+
+    async def end(self, kill: bool) -> None:
+        """Ends the running try, not the actor, because the other part of its split feed failed (both
+        start again): SIGKILL for a file feed (no partial output takes the final name), SIGINT for a
+        live one (it finalizes what it recorded)."""
+        self._ending = signal.SIGKILL if kill else signal.SIGINT
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(self._ending)
+
+    async def endpoint(self) -> str:
+        """A tcp endpoint on this node's address with a port free here: a split feed's receiving
+        part binds it (a port taken in between fails that try, and the feed is tried again)."""
+        import ray
+
+        host = ray.util.get_node_ip_address()
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        return tcp_endpoint(host, port)
 
     async def close(self) -> None:
         shutil.rmtree(self._folder, ignore_errors=True)
@@ -224,22 +259,60 @@ def _error_line(tail: deque[str], code: int) -> str:
 
 
 @dataclass
+class _Part:
+    """One pipeline of a feed: the whole feed (``name`` ""), or one part of a split feed, with
+    its own actor and resources."""
+
+    name: str
+    args: list[str] | tuple[str, ...]
+    cpus: float
+    gpus: float
+    actor: Any = None
+    ref: Any = None
+    """Its running try's result, None once that ended."""
+    result: dict[str, Any] | None = None
+    status: Any = None
+    """Its actor's status() call not yet taken in."""
+    pid: int | None = None
+    """Its try's process, as its last status said."""
+
+
+@dataclass
 class _Running:
-    actor: Any
-    ref: Any
+    """A feed being run: its parts (one, or a split feed's decode and models parts, the latter
+    the sink whose figures are the feed's), and for a split feed its try's state."""
+
     feed: FeedSpec
+    parts: list[_Part]
+    opening: Any = None
+    """While a split feed's try starts: the models actor's endpoint() result."""
+    failure: dict[str, Any] | None = None
+    """The first failed end among this try's parts (a split feed's other part is then ended)."""
+
+    @property
+    def sink(self) -> _Part:
+        return self.parts[-1]
+
+    def refs(self) -> list[Any]:
+        return [r for r in (self.opening, *(p.ref for p in self.parts)) if r is not None]
 
 
 class Fleet:
     """Runs a fleet's feeds on Ray until each ended or the fleet is stopped.
 
-    ``args``: each feed's validated `cleanfeed run` arguments by name. ``address``: a running
-    cluster to join; without it a local Ray instance is started for the run and stopped after
-    it, with as many logical CPUs as the feeds that run at once reserve (at least the machine's
-    cores): a feed's ``cpus`` is what Ray books for placement, and on one machine the OS shares
-    the cores between the feeds' processes anyway."""
+    ``args``: each feed's validated `cleanfeed run` arguments by name, or a split feed's two
+    parts (cleanfeed.stream.fleet.split.Split). ``address``: a running cluster to join; without it
+    a local Ray instance is started for the run and stopped after it, with as many logical CPUs
+    as the feeds that run at once reserve (at least the machine's cores): a feed's ``cpus`` is
+    what Ray books for placement, and on one machine the OS shares the cores between the feeds'
+    processes anyway.
 
-    def __init__(self, spec: FleetSpec, args: Mapping[str, list[str]], address: str | None = None,
+    A split feed's parts are supervised together: the models part's actor first names an
+    endpoint on its node, then both tries start with that try's link ends; when one part fails
+    the other's try is ended and both are tried again (one restart of the feed), with a new
+    endpoint and new keys. The feed's figures are the models part's (its sink's)."""
+
+    def __init__(self, spec: FleetSpec, args: Mapping[str, list[str] | Split], address: str | None = None,
                  poll_s: float = 1.0) -> None:
         self.spec = spec
         self.args = dict(args)
@@ -307,7 +380,7 @@ class Fleet:
                 raise FleetUnavailableError(f"--address {self.address} must be a running Ray cluster, got {first}") from None
         else:
             at_once = self.spec.concurrency or len(self.spec.feeds)
-            booked = sum(sorted((f.cpus for f in self.spec.feeds), reverse=True)[:at_once])
+            booked = sum(sorted((_cpus(f) for f in self.spec.feeds), reverse=True)[:at_once])
             # workers at the command's niceness: theirs is what a feed's process starts with (see _child_setup)
             ray.init(num_cpus=max(os.cpu_count() or 1, int(booked + 0.999)),
                      _system_config={"worker_niceness": os.getpriority(os.PRIO_PROCESS, 0)}, **settings)
@@ -319,7 +392,6 @@ class Fleet:
 
     def _loop(self, ray: Any, pending: list[FeedSpec], on_update: Callable[[dict[str, Any]], None],
               should_stop: Callable[[], bool]) -> None:
-        actor_class = ray.remote(FeedProcess)
         totals = ray.cluster_resources()
         queue = list(pending)
         running: dict[str, _Running] = {}
@@ -331,23 +403,26 @@ class Fleet:
                 stopping_since = time.monotonic()
                 queue.clear()
                 for job in running.values():
-                    job.actor.stop.remote()
+                    for part in job.parts:
+                        if part.actor is not None:
+                            part.actor.stop.remote()
             while queue and len(running) < limit and stopping_since is None:
                 feed = queue.pop(0)
                 short = _short_of(feed, totals)
                 if short:
                     self._end(feed.name, State.FAILED, short)
                     continue
-                actor = actor_class.options(num_cpus=feed.cpus, num_gpus=feed.gpus).remote()
-                running[feed.name] = _Running(actor, self._attempt(actor, feed), feed)
-            refs = {job.ref: name for name, job in running.items()}
+                job = running[feed.name] = _Running(feed, self._plan(feed))
+                self._try(ray, job)
+            refs = {ref: name for name, job in running.items() for ref in job.refs()}
             ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0.2) if refs else ([], [])
             for ref in ready:
                 name = refs[ref]
                 job = running[name]
-                if self._settle(ray, job, stopping_since is not None):
+                if self._take(ray, job, ref, stopping_since is not None):
                     del running[name]
-                    _close(ray, job.actor)
+                    for part in job.parts:
+                        _close(ray, part.actor)
             if time.monotonic() >= next_poll:
                 starting = any(self.feeds[n].state in (State.STARTING, State.RESTARTING)
                                or not self.feeds[n].stats.get("frames_in") for n in running)
@@ -356,30 +431,87 @@ class Fleet:
                 on_update(self.document())
             if stopping_since is not None and time.monotonic() - stopping_since > STOP_GRACE_S:
                 for name, job in running.items():
-                    ray.kill(job.actor)
+                    for part in job.parts:
+                        if part.actor is not None:
+                            ray.kill(part.actor)
                     self._end(name, State.FAILED, f"did not stop within {STOP_GRACE_S:g} s of the fleet's stop")
                 running.clear()
 
-    def _attempt(self, actor: Any, feed: FeedSpec) -> Any:
-        state = self.feeds[feed.name]
+    def _plan(self, feed: FeedSpec) -> list[_Part]:
+        plan = self.args[feed.name]
+        if isinstance(plan, Split):
+            return [_Part(DECODE, plan.decode, feed.decode_cpus, 0.0), _Part(MODELS, plan.models, feed.cpus, feed.gpus)]
+        return [_Part("", plan, feed.cpus, feed.gpus)]
+
+    def _try(self, ray: Any, job: _Running) -> None:
+        """Starts a try of ``job``'s feed: every part's, or a split feed's link first (see the class doc)."""
+        state = self.feeds[job.feed.name]
         state.state = State.STARTING if state.restarts == 0 else State.RESTARTING
         state.pid = None
         state.started_s = None
-        output = self.spec.local(feed.output)
-        return actor.attempt.remote(self.args[feed.name], str(self.spec.base), str(output) if output else None,
-                                    os.environ.get("OMP_NUM_THREADS"), feed.live, os.getpriority(os.PRIO_PROCESS, 0))
+        job.failure = None
+        for part in job.parts:
+            part.result = part.status = part.pid = None  # a status asked before this try says nothing of it
+            if part.actor is None:  # the first try, or its actor died: Ray places a new one on a node still there
+                part.actor = ray.remote(FeedProcess).options(num_cpus=part.cpus, num_gpus=part.gpus).remote()
+        if len(job.parts) == 1:
+            job.sink.ref = self._attempt(job, job.sink, None)
+        else:
+            job.opening = job.sink.actor.endpoint.remote()
 
-    def _settle(self, ray: Any, job: _Running, stopping: bool) -> bool:
-        """Takes a try's end into account; True when the feed ended, False when it was tried again."""
+    def _attempt(self, job: _Running, part: _Part, end: LinkEnd | None) -> Any:
+        output = self.spec.local(job.feed.output) if part is job.sink else None
+        return part.actor.attempt.remote(list(part.args), str(self.spec.base), str(output) if output else None,
+                                         os.environ.get("OMP_NUM_THREADS"), job.feed.live,
+                                         os.getpriority(os.PRIO_PROCESS, 0), end)
+
+    def _take(self, ray: Any, job: _Running, ref: Any, stopping: bool) -> bool:
+        """Takes one of ``job``'s results in; True when the feed ended."""
+        if ref == job.opening:
+            job.opening = None
+            endpoint = self._result(ray, job, job.sink, ref)
+            if isinstance(endpoint, str) and not stopping:
+                self.feeds[job.feed.name].link = endpoint
+                sending, receiving = link(endpoint)
+                job.parts[0].ref = self._attempt(job, job.parts[0], sending)
+                job.sink.ref = self._attempt(job, job.sink, receiving)
+                return False
+            if stopping:
+                job.failure = {"code": INTERRUPTED_EXIT, "error": None}
+        else:
+            part = next(p for p in job.parts if p.ref == ref)
+            part.ref = None
+            part.result = self._result(ray, job, part, ref)
+        if job.failure is not None and not stopping:
+            for part in job.parts:  # the other part of a split feed: both start again
+                if part.ref is not None and part.actor is not None:
+                    part.actor.end.remote(not job.feed.live)
+        if job.refs():
+            return False
+        sink = job.sink.result or {}
+        result = {**(job.failure if job.failure is not None and not (stopping and sink) else sink),
+                  "stats": sink.get("stats")}
+        return self._settle(ray, job, result, stopping)
+
+    def _result(self, ray: Any, job: _Running, part: _Part, ref: Any) -> Any:
+        """What ``ref`` (``part``'s) returned; a try's end that failed is noted as the job's
+        failure when it is the first of its try."""
         state = self.feeds[job.feed.name]
         try:
-            result = ray.get(job.ref)
+            result = ray.get(ref)
         except ray.exceptions.RayActorError as err:  # the actor, or its node, died
             result = {"code": None, "error": f"its Ray worker died ({type(err).__name__})", "stats": state.stats}
-            job.actor = None
+            part.actor = None
         except ray.exceptions.RayError as err:
             result = {"code": None, "error": f"Ray: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
                       "stats": state.stats}
+        if isinstance(result, dict) and result.get("code") != 0 and job.failure is None:
+            job.failure = {**result, "error": f"{part.name} part: {result['error']}" if part.name else result["error"]}
+        return result
+
+    def _settle(self, ray: Any, job: _Running, result: Mapping[str, Any], stopping: bool) -> bool:
+        """Takes a try's end into account; True when the feed ended, False when it was tried again."""
+        state = self.feeds[job.feed.name]
         state.stats = result.get("stats") or state.stats
         state.pid = None
         code = result["code"]
@@ -394,35 +526,44 @@ class Fleet:
             return True
         state.restarts += 1
         state.error = result["error"]
-        if job.actor is None:  # a new actor: Ray places it on a node that is still there
-            job.actor = ray.remote(FeedProcess).options(num_cpus=job.feed.cpus, num_gpus=job.feed.gpus).remote()
-        job.ref = self._attempt(job.actor, job.feed)
+        self._try(ray, job)
         return False
 
     def _poll(self, ray: Any, running: Mapping[str, _Running]) -> None:
-        if not running:
-            return
-        names = list(running)
-        refs = [running[n].actor.status.remote() for n in names]
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=2.0)
-        done = set(ready)
-        for name, ref in zip(names, refs, strict=True):
-            if ref not in done:
-                continue
-            try:
-                status = ray.get(ref)
-            except ray.exceptions.RayError:
-                continue
+        """Takes in the parts' statuses that came back and asks again those that answered: the
+        sink part's figures and process are the feed's, which runs once every part's process does.
+        Nothing waits here for an actor still starting (its worker can take seconds): the loop
+        goes on, and its answer is taken at a later poll."""
+        for job in running.values():
+            for part in job.parts:
+                if part.actor is not None and part.status is None:
+                    part.status = part.actor.status.remote()
+        asked = [p.status for job in running.values() for p in job.parts if p.status is not None]
+        ready = set(ray.wait(asked, num_returns=len(asked), timeout=POLL_WAIT_S)[0]) if asked else set()
+        for name, job in running.items():
+            for part in job.parts:
+                if part.status is None or part.status not in ready:
+                    continue
+                try:
+                    status = ray.get(part.status)
+                except ray.exceptions.RayError:
+                    continue
+                finally:
+                    part.status = None
+                part.pid = status["pid"]
+                if status["node"] == self._node_ip:
+                    self._workers.add(status["worker"])
+                if part is not job.sink:
+                    continue
+                state = self.feeds[name]
+                state.node = status["node"]
+                if status["stats"]:
+                    state.stats = status["stats"]
+                if status["pid"] is not None and state.pid != status["pid"]:
+                    state.pid = status["pid"]
+                    state.started_s = round(self.elapsed(), 3)
             state = self.feeds[name]
-            state.node = status["node"]
-            if status["node"] == self._node_ip:
-                self._workers.add(status["worker"])
-            if status["stats"]:
-                state.stats = status["stats"]
-            if status["pid"] is not None and state.pid != status["pid"]:
-                state.pid = status["pid"]
-                state.started_s = round(self.elapsed(), 3)
-            if state.pid is not None and state.state in (State.STARTING, State.RESTARTING):
+            if state.state in (State.STARTING, State.RESTARTING) and all(p.pid is not None for p in job.parts):
                 state.state = State.RUNNING
 
     def _end(self, name: str, state: State, error: str | None) -> None:
@@ -430,6 +571,11 @@ class Fleet:
         feed.state = state
         feed.error = error
         feed.pid = None
+
+
+def _cpus(feed: FeedSpec) -> float:
+    """The CPUs Ray books for ``feed`` (both parts of a split feed)."""
+    return feed.cpus + (feed.decode_cpus if feed.split else 0.0)
 
 
 def _reachable(address: str) -> None:
@@ -446,9 +592,13 @@ def _reachable(address: str) -> None:
 
 def _short_of(feed: FeedSpec, totals: Mapping[str, float]) -> str | None:
     """Why the cluster can never place ``feed`` (Ray would wait for it forever), or None."""
-    for key, want in (("CPU", feed.cpus), ("GPU", feed.gpus)):
-        if want > totals.get(key, 0.0):
-            return f"needs {want:g} {key}, the cluster has {totals.get(key, 0.0):g}"
+    needs = [("", feed.cpus, feed.gpus)]
+    if feed.split:
+        needs = [(f"{DECODE} part ", feed.decode_cpus, 0.0), (f"{MODELS} part ", feed.cpus, feed.gpus)]
+    for part, cpus, gpus in needs:
+        for key, want in (("CPU", cpus), ("GPU", gpus)):
+            if want > totals.get(key, 0.0):
+                return f"{part}needs {want:g} {key}, the cluster has {totals.get(key, 0.0):g}"
     return None
 
 

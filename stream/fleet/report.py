@@ -4,9 +4,11 @@ never disagree.
 
 The fleet document: ``{"final": bool, "elapsed_s": float, "ray_start_s": float | None (seconds
 Ray took to start or join; None before, or when no feed needed it), "counts": {state: n}, "feeds": {name:
-{state, restarts, error, pid, node, input, output, started_s, frames_in, frames_out, fps,
+{state, restarts, error, pid, node, input, output, started_s, link, frames_in, frames_out, fps,
 latency_ms, stats}}}``; ``stats`` is the feed's own latest run stats document
-(cleanfeed.stream.stats), ``pid`` its `cleanfeed run` process on ``node`` while it runs.
+(cleanfeed.stream.stats), ``pid`` its `cleanfeed run` process on ``node`` while it runs. A split
+feed's row is its models part's (the one that writes the output): its stats, process and node,
+and ``link`` the endpoint that part receives on (None for a feed in one part).
 """
 
 from __future__ import annotations
@@ -53,12 +55,15 @@ class FeedState:
     node: str | None = None
     started_s: float | None = None
     """Fleet time the current try's process started."""
+    link: str | None = None
+    """A split feed's endpoint for its current try (where its models part receives)."""
     stats: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         s = self.stats
         return {"state": str(self.state), "restarts": self.restarts, "error": self.error, "pid": self.pid,
                 "node": self.node, "input": self.input, "output": self.output, "started_s": self.started_s,
+                "link": self.link,
                 "frames_in": int(s.get("frames_in") or 0), "frames_out": int(s.get("frames_out") or 0),
                 "fps": float(s.get("fps") or 0.0), "latency_ms": s.get("latency_ms") or {}, "stats": s}
 

@@ -13,6 +13,16 @@
     cpus = 2                  # what Ray reserves for the feed (default 1)
     gpus = 0.5                # a fraction of a GPU (default 0)
 
+    [[feeds]]                 # split across two nodes: decode on one, from segment on (models,
+    name = "cam2"             # encode, output) on a GPU node, joined by a zmq link the fleet
+    input = "rtsp://10.0.0.6/stream"   # assigns (endpoint and CurveZMQ keys, see split.py)
+    output = "rec/cam2.ts"
+    box = "1139,19,1246,86"
+    sam = "models/sam_vit_b.pth"
+    split = "segment"         # the element the second part starts with
+    gpus = 1                  # cpus and gpus: the part from `split` on
+    decode_cpus = 1           # the part before it (default 1)
+
     [[feeds]]                 # a batch: one feed per file, named by its stem
     inputs = "archive/*.mp4"
     output = "clean/{stem}.mp4"
@@ -43,7 +53,7 @@ from cleanfeed.errors import CleanfeedError
 from cleanfeed.stream.media.naming import Kind, kind_of, local_path
 
 DEFAULT_MAX_RESTARTS = 3
-FEED_KEYS = ("name", "input", "inputs", "output", "cpus", "gpus")
+FEED_KEYS = ("name", "input", "inputs", "output", "cpus", "gpus", "split", "decode_cpus")
 """The keys a feed table has besides run's options."""
 FLEET_KEYS = ("max_restarts", "concurrency")
 SET_BY_FLEET = ("stats", "quiet", "metrics_port", "metrics_host", "print_pipeline", "log_level")
@@ -67,6 +77,10 @@ class FeedSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
     cpus: float = 1.0
     gpus: float = 0.0
+    split: str | None = None
+    """The element the second part starts with (see cleanfeed.stream.fleet.split); None: one part."""
+    decode_cpus: float = 1.0
+    """What Ray reserves for a split feed's first part; ``cpus`` and ``gpus`` are its second's."""
 
     @property
     def live(self) -> bool:
@@ -186,12 +200,18 @@ def _feeds(table: Mapping[str, Any], index: int, base: Path, fail: Any) -> list[
         raise fail(f"feed {label}: output is missing")
     if "inputs" not in table and "name" not in table:
         raise fail(f"feed {label}: name is missing")
-    resources = {}
-    for key, low, default in (("cpus", 0.0, 1.0), ("gpus", 0.0, 0.0)):
+    resources: dict[str, Any] = {}
+    for key, low, default in (("cpus", 0.0, 1.0), ("gpus", 0.0, 0.0), ("decode_cpus", 0.0, 1.0)):
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
             raise bad(key, f"a number >= {low:g}")
         resources[key] = float(value)
+    if "split" in table:
+        if not isinstance(table["split"], str) or not table["split"].isidentifier():
+            raise bad("split", "the name of the element the second part starts with (\"segment\", \"inpaint\", ...)")
+        resources["split"] = table["split"]
+    elif "decode_cpus" in table:
+        raise fail(f"feed {label}: decode_cpus is for a split feed's first part: give split too, or cpus alone")
     options: dict[str, Any] = {}
     for key, value in table.items():
         if key in FEED_KEYS:

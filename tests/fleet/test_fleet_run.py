@@ -7,12 +7,9 @@ One fleet run is shared by most assertions (a local Ray start costs seconds on t
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -20,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleet_cli import make_testsrc_clip, read_stats, start_fleet
 from leaks import MARKER, leftovers
 from logo_scenes import write_logo_png, write_scene_clip
 from media import frame_count, make_video
 
 pytest.importorskip("ray", reason="cleanfeed fleet needs Ray: pip install 'cleanfeed[fleet]'")
 
-ROOT = Path(__file__).resolve().parents[2]
 BOX = "box = [100, 5, 150, 40]\n"
 TESTSRC = {"t1": 40, "t2": 100, "t3": 100}
 """testsrc clips and their frames; t2 and t3 are read live (at 25 fps, 4 s) so that they can be
@@ -36,34 +33,6 @@ BATCH = 4
 BATCH_FRAMES = 24
 LOGO_FRAMES = 16
 """A feed with ``logo = ["brand.png"]`` (a list: the flag repeated), on logo_scenes' clip."""
-
-
-def _testsrc_clip(path: Path, frames: int, seed: int) -> None:
-    from cleanfeed.stream.pipeline import Pipeline
-
-    Pipeline.from_launch(f"testsrc width=160 height=96 frames={frames} rate=25 seed={seed} ! "
-                         f"filesink location={path}").run(mode="thread")
-
-
-def _start(fleet_file: Path, *args: str, tmp: Path | None = None) -> tuple[subprocess.Popen[str], Path]:
-    """``tmp``: the fleet's TMPDIR, where its actors' temp folders go (Ray's own stay in /tmp:
-    a deep TMPDIR would make its socket paths too long)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    if tmp is not None:
-        tmp.mkdir(exist_ok=True)
-        env.update(TMPDIR=str(tmp), RAY_TMPDIR="/tmp")
-    err = fleet_file.with_suffix(".err")
-    with open(err, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "cleanfeed.stream.cli.main", "fleet", str(fleet_file), *args],
-                                cwd=fleet_file.parent, env=env, stdout=subprocess.DEVNULL, stderr=fh, text=True)
-    return proc, err
-
-
-def _stats(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"feeds": {}}
 
 
 def _parent(pid: int) -> int:
@@ -86,7 +55,7 @@ class FleetRun:
 def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
     folder = tmp_path_factory.mktemp("fleet")
     for seed, (name, frames) in enumerate(TESTSRC.items()):
-        _testsrc_clip(folder / f"{name}.mp4", frames, seed)
+        make_testsrc_clip(folder / f"{name}.mp4", frames, seed)
     (folder / "archive").mkdir()
     for i in range(BATCH):
         make_video(folder / "archive" / f"clip{i}.mp4", frames=BATCH_FRAMES, rate=25, audio=False)
@@ -99,12 +68,12 @@ def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
     feeds += f'[[feeds]]\nname = "bad"\ninput = "missing.mp4"\noutput = "out/bad.mp4"\n{BOX}'
     (folder / "fleet.toml").write_text("[fleet]\nmax_restarts = 2\nconcurrency = 4\n" + feeds)
     stats = folder / "stats.json"
-    proc, err_path = _start(folder / "fleet.toml", "--stats", str(stats), "--metrics-port", "0", tmp=folder / "tmp")
+    proc, err_path = start_fleet(folder / "fleet.toml", "--stats", str(stats), "--metrics-port", "0", tmp=folder / "tmp")
     killed, back_in, scraped, worker = 0, -1.0, "", 0
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            t2 = _stats(stats)["feeds"].get("t2", {})
+            t2 = read_stats(stats)["feeds"].get("t2", {})
             if not killed and t2.get("state") == "running" and t2.get("frames_out", 0) >= 10:
                 url = re.search(r"metrics on (\S+)", err_path.read_text())
                 if url:
@@ -112,7 +81,7 @@ def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
                 killed = t2["pid"]
                 os.kill(killed, signal.SIGKILL)
                 killed_at = time.monotonic()
-            t3 = _stats(stats)["feeds"].get("t3", {})
+            t3 = read_stats(stats)["feeds"].get("t3", {})
             if not worker and t3.get("state") == "running" and t3.get("frames_out", 0) >= 10:
                 worker = _parent(t3["pid"])
                 os.kill(worker, signal.SIGKILL)
@@ -124,7 +93,7 @@ def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> FleetRun:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=60)
-    return FleetRun(folder, code, err_path.read_text(), _stats(stats), killed, back_in, worker, scraped)
+    return FleetRun(folder, code, err_path.read_text(), read_stats(stats), killed, back_in, worker, scraped)
 
 
 def test_every_feed_but_the_bad_one_runs_to_completion_with_every_frame(fleet_run: FleetRun) -> None:
@@ -187,7 +156,7 @@ def test_a_rerun_skips_complete_outputs_without_starting_ray(fleet_run: FleetRun
     folder = fleet_run.folder
     (folder / "batch.toml").write_text(f'[[feeds]]\ninputs = "archive/*.mp4"\noutput = "clean/{{stem}}.mp4"\n{BOX}')
     before = {p: p.stat().st_mtime_ns for p in (folder / "clean").iterdir()}
-    proc, err = _start(folder / "batch.toml")
+    proc, err = start_fleet(folder / "batch.toml")
     assert proc.wait(timeout=60) == 0, err.read_text()
     assert "ray started" not in err.read_text()
     assert err.read_text().count("skipped") == BATCH
@@ -195,16 +164,16 @@ def test_a_rerun_skips_complete_outputs_without_starting_ray(fleet_run: FleetRun
 
 
 def test_ctrl_c_stops_every_feed_with_playable_outputs_and_no_process_left(tmp_path: Path) -> None:
-    _testsrc_clip(tmp_path / "long.mp4", 250, 0)
+    make_testsrc_clip(tmp_path / "long.mp4", 250, 0)
     (tmp_path / "fleet.toml").write_text("".join(
         f'[[feeds]]\nname = "{n}"\ninput = "long.mp4"\noutput = "live/{n}.{ext}"\n{BOX}live = true\n'
         for n, ext in (("a", "mp4"), ("b", "mkv"))))
     stats = tmp_path / "stats.json"
-    proc, err = _start(tmp_path / "fleet.toml", "--stats", str(stats))
+    proc, err = start_fleet(tmp_path / "fleet.toml", "--stats", str(stats))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            feeds = _stats(stats)["feeds"]
+            feeds = read_stats(stats)["feeds"]
             if feeds and all(f["state"] == "running" and f["frames_out"] >= 10 for f in feeds.values()):
                 break
             time.sleep(0.2)
@@ -215,7 +184,7 @@ def test_ctrl_c_stops_every_feed_with_playable_outputs_and_no_process_left(tmp_p
             proc.kill()
             proc.wait()
     assert code == 130, err.read_text()
-    doc = _stats(stats)
+    doc = read_stats(stats)
     for name, ext in (("a", "mp4"), ("b", "mkv")):
         feed = doc["feeds"][name]
         assert feed["state"] == "stopped" and 10 <= feed["frames_out"] < 250, feed

@@ -37,6 +37,12 @@ def _fleet(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tup
     (GOOD + "[[feeds]]\nname = 'b'\ninputs = 'nothing/*.mp4'\noutput = '{stem}.mp4'\nbox = '1,1,5,5'\n",
      "feed 'b': inputs 'nothing/*.mp4' matches no file"),
     ("[[feeds]\n", "not valid TOML"),
+    (GOOD + "split = 'inpain'\n", "feed 'cam': split must name one of the feed's elements after its source "
+                                   "(logo, segment, track, dilate, inpaint, filesink), got 'inpain'"),
+    (GOOD + "split = 'filesrc'\n", "feed 'cam': split must name one of the feed's elements after its source"),
+    (GOOD + "split = 2\n", "feed 'cam': split must be the name of the element the second part starts with"),
+    (GOOD + "decode_cpus = 2\n", "feed 'cam': decode_cpus is for a split feed's first part: give split too"),
+    (GOOD + "split = 'inpaint'\ndecode_cpus = -1\n", "feed 'cam': decode_cpus must be a number >= 0, got -1"),
 ])
 def test_a_bad_fleet_file_is_one_line_naming_the_feed_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                text: str, said: str) -> None:
@@ -60,6 +66,30 @@ def test_a_batch_expands_to_one_feed_per_file_with_its_stem(tmp_path: Path) -> N
     assert spec.feeds[0].run_args() == ["run", "archive/a.mp4", "-o", "clean/a.mp4", "--box=1,2,3,4",
                                         "--point=5,6", "--point=7,8,0", "--max-latency=120"]
     assert spec.concurrency == 2 and spec.local("clean/a.mp4") == tmp_path / "clean" / "a.mp4"
+
+
+def test_a_split_feed_is_two_launch_parts_cut_before_the_split_element(tmp_path: Path) -> None:
+    from cleanfeed.stream.cli.fleet import _run_parser, plan
+    from cleanfeed.stream.fleet.split import Split, link
+    from cleanfeed.stream.launch import parse as parse_launch
+
+    (tmp_path / "fleet.toml").write_text(GOOD + "split = 'segment'\nlive = true\nmax_latency = 900\ngpus = 1\n")
+    spec = load(tmp_path / "fleet.toml")
+    assert (spec.feeds[0].split, spec.feeds[0].decode_cpus, spec.feeds[0].gpus) == ("segment", 1.0, 1.0)
+    parts = plan(spec.feeds[0], spec, _run_parser())
+    assert isinstance(parts, Split)
+    assert parts.decode == ("launch", "filesrc location=in.mp4", "--mode", "process", "--max-restarts=3", "--live")
+    assert parts.models[1].startswith("segment ") and parts.models[1].endswith("tune=zerolatency")
+    assert parts.models[2:] == ("--mode", "process", "--max-restarts=3", "--latency=900")
+    sending, receiving = link("tcp://10.0.0.7:5555")
+    assert "secret" not in repr(sending) and sending.secret not in repr(sending)
+    send = sending.args(parts.decode, tmp_path / "a")
+    receive = receiving.args(parts.models, tmp_path / "b")
+    assert [e.factory for e in parse_launch(send[1])] == ["filesrc", "zmqsink"]
+    assert [e.factory for e in parse_launch(receive[1])][:2] == ["zmqsrc", "segment"]
+    assert sending.secret not in " ".join(send + receive)  # keys are in files, never on a command line
+    for path in [*(tmp_path / "a").rglob("*"), *(tmp_path / "b").rglob("*")]:
+        assert path.stat().st_mode & 0o077 == 0, path
 
 
 def test_parsing_needs_no_ray(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,3 +125,18 @@ def test_the_readme_fleet_file_passes_the_checks(tmp_path: Path) -> None:
     assert run_args(spec.feeds[0], spec, parser)[-2:] == ["--box=1139,19,1246,86", "--live"]
     # a list of strings is the flag repeated; the logo files are the feed's node's to find
     assert run_args(spec.feeds[2], spec, parser)[-2:] == ["--logo=brand.png", "--logo=brand-small.png"]
+
+
+def test_the_readme_split_feed_passes_the_checks(tmp_path: Path) -> None:
+    from cleanfeed.stream.cli.fleet import _run_parser, plan
+    from cleanfeed.stream.fleet.split import Split
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = readme.split("### A feed split across nodes", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "fleet.toml").write_text(text)
+    spec = load(tmp_path / "fleet.toml")
+    feed = spec.feeds[0]
+    assert (feed.split, feed.gpus, feed.cpus, feed.decode_cpus) == ("segment", 1.0, 1.0, 1.0)
+    parts = plan(feed, spec, _run_parser())
+    assert isinstance(parts, Split) and parts.decode[1] == "filesrc location=rtsp://10.0.0.6/stream"
+    assert parts.models[1].startswith("segment ") and "checkpoint=models/sam_vit_b.pth" in parts.models[1]
