@@ -12,6 +12,7 @@ Arrays: crops HxWx3 uint8 RGB; ``alpha`` HxW float32 0..1; ``colour`` 3 float32 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from cleanfeed.engines.classical import regions
@@ -22,7 +23,8 @@ class Unblender:
     """Per-frame removal of one overlay; build once per matte, call per crop."""
 
     def __init__(self, alpha: np.ndarray, colour: np.ndarray, a_max: float = 0.85, grow: int = 1,
-                 order: str = "harmonic", hole: np.ndarray | None = None, solid: np.ndarray | None = None) -> None:
+                 order: str = "harmonic", hole: np.ndarray | None = None, solid: np.ndarray | None = None,
+                 smooth: float = 0.0) -> None:
         self.alpha = np.asarray(alpha, np.float32)
         a0 = float(self.alpha.max()) if self.alpha.size else 0.0
         support = self.alpha > 0
@@ -42,6 +44,9 @@ class Unblender:
         self._a, self._inv = a, 1.0 / (1.0 - a)
         self._al = a * np.asarray(colour, np.float32)[None, :]
         self._fill = SmoothFill(hole, order) if hole.any() else None
+        self.smooth = smooth
+        """Sigma (px) of a Gaussian average of the recovered pixels over the pixels written (0: none)."""
+        self._weight = self.where.astype(np.float32)
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         """A new HxWx3 uint8 crop with the overlay removed (only ``where`` pixels differ)."""
@@ -50,4 +55,9 @@ class Unblender:
             out[self.blend] = (out[self.blend] - self._al) * self._inv
         if self._fill is not None:
             out = self._fill(out)
+        if self.smooth > 0 and self.blend.any():
+            w = self._weight
+            num = cv2.GaussianBlur(out * w[..., None], (0, 0), self.smooth).reshape(out.shape)
+            den = cv2.GaussianBlur(w, (0, 0), self.smooth)[..., None]
+            out[self.blend] = (num / np.maximum(den, 1e-6))[self.blend]
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
