@@ -85,7 +85,7 @@ class LogoFind(Filter):
         Property.enum("emit", "masks: the appearances' exact masks, for the inpainter; prompts: box prompts in "
                       "meta detections, for `segment detections=true ! track`", EMITS, "masks"),
         Property.int("refresh", "emit=prompts: a followed appearance is prompted again every this many frames, "
-                     "so the tracker restarts it from a fresh mask (0: only when new or found again)", 10, 0, 100_000),
+                     "so the tracker restarts it from a fresh mask (0: only when new or found again)", 5, 0, 100_000),
     )
 
     def configure(self) -> None:
