@@ -72,3 +72,12 @@ def merge(local: Sequence[Detection], full: Sequence[Detection]) -> list[Detecti
 
 def contains(box: tuple[int, int, int, int], point: np.ndarray) -> bool:
     return bool(box[0] <= point[0] < box[2] and box[1] <= point[1] < box[3])
+
+
+def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """The share of the smaller box that the two boxes have in common (0..1)."""
+    w, h = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return w * h / smaller if smaller > 0 else 0.0

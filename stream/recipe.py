@@ -69,6 +69,9 @@ class RunOptions:
     logo: tuple[str, ...] = ()
     """Reference images of a logo to find and remove wherever it appears (the ``logofind`` element):
     alone, or besides the other prompts (then after segment and track, as objects of its own)."""
+    logo_track: bool = False
+    """Segment and track each appearance of ``logo`` (its box becomes a prompt with an id of its own) instead
+    of masking the logo's exact shape; what ``sam`` or ``deaot`` given with ``logo`` does."""
     masks: str | None = None
     """Per-frame masks made elsewhere (a folder or a video): replaces segmenting and tracking."""
     save_masks: str | None = None
@@ -138,14 +141,16 @@ class RunOptions:
 
 
 def chain(options: RunOptions) -> list[ElementSpec]:
-    """The element specs for ``options``: source; segment and track, or logo (a screen-fixed bug), or
-    loadmask; logofind (--logo); savemask, dilate, inpaint, sink. A contradiction or a value out of range is a
+    """The element specs for ``options``: source; segment and track (after logofind emit=prompts when the
+    logo is tracked), or logo (a screen-fixed bug), or loadmask; logofind (--logo, masking); savemask,
+    dilate, inpaint, sink. A contradiction or a value out of range is a
     PromptError/PropertyError."""
     o = options
     _refuse_contradictions(o)
     seg, track, inpaint = _model_stages(o)
     specs = [_source(o)]
     fixed = o.static or o.logo_matte is not None
+    tracks_logos = _tracks_logos(o)
     if o.masks:
         specs.append(ElementSpec("loadmask", {"location": o.masks}))
     elif fixed:  # exact matte, no tracking; inpaint fills only what the logo element hands on
@@ -153,15 +158,18 @@ def chain(options: RunOptions) -> list[ElementSpec]:
         if not o.logo_matte and not o.live:
             props["learn"] = FILE_LEARN
         specs.append(ElementSpec("logo", props))
-    elif _has_prompt(o):
+    elif _has_prompt(o) or tracks_logos:
         if _looks_for_overlay(o):
             # a box alone is most often a channel bug: the logo element removes it when the box holds
             # a screen-fixed overlay (exact matte, un-blended, nothing tracked), else passes the
             # frames on untouched and segment and track remove what moves in the box
             specs.append(ElementSpec("logo", {**_prompt_props(o), "absent": "pass", "learn": FILE_LEARN}))
+        if tracks_logos:  # its detections are box prompts: segment masks them, track adds or restarts them
+            specs.append(ElementSpec("logofind", {"logo": ";".join(o.logo), "emit": "prompts"}))
+            seg["detections"] = True
         seg |= _prompt_props(o)
         specs += [ElementSpec("segment", seg), ElementSpec("track", track)]
-    if o.logo:  # after the other masks: its objects take only pixels no other object holds
+    if o.logo and not tracks_logos:  # after the other masks: its objects take only pixels no other object holds
         specs.append(ElementSpec("logofind", {"logo": ";".join(o.logo)}))
     if o.save_masks:
         specs.append(ElementSpec("savemask", {"location": o.save_masks}))
@@ -169,7 +177,7 @@ def chain(options: RunOptions) -> list[ElementSpec]:
     # logofind's masks are the reference's exact shape carried by its homography (grown by 3 px), not a
     # tracked guess: growing them 8 px more only enlarges the hole (the logo bench: recall 1.000 and no
     # frame aired either way, PSNR over the logo's pixels 1 dB higher without)
-    logo_only = bool(o.logo) and not (o.masks or fixed or _has_prompt(o))
+    logo_only = bool(o.logo) and not (o.masks or fixed or _has_prompt(o) or tracks_logos)
     dilate = o.dilate if o.dilate is not None else (0 if o.masks or fixed or logo_only else TRACKED_DILATE)
     if dilate:
         specs.append(ElementSpec("dilate", {"pixels": dilate}))
@@ -192,6 +200,13 @@ def _looks_for_overlay(o: RunOptions) -> bool:
                                        or o.sam or o.deaot))
 
 
+def _tracks_logos(o: RunOptions) -> bool:
+    """Whether the logo's appearances are segmented and tracked (--logo-track, or --logo with a SAM or
+    DeAOT checkpoint: the user asked for those models) rather than masked by their exact shape, which
+    stays the default for --logo: it needs no model and is exact."""
+    return bool(o.logo) and (o.logo_track or bool(o.sam or o.deaot)) and not (o.masks or o.static or o.logo_matte)
+
+
 def _has_prompt(o: RunOptions) -> bool:
     """Whether something is there for segment and track to follow (a logo finds itself)."""
     return bool(o.box or o.points or o.mask or o.prompts)
@@ -203,6 +218,11 @@ def _refuse_contradictions(o: RunOptions) -> None:
         raise PromptError("--masks replaces segmenting and tracking: give it without --box/--point/--mask/--prompts")
     if not o.masks and not has_prompt and not o.logo:
         raise PromptError("nothing to remove: give --box, --point, --mask, --prompts, --logo or --masks")
+    if o.logo_track and not o.logo:
+        raise PromptError("--logo-track segments and tracks the logo that --logo names: give it with --logo")
+    if o.logo_track and (o.masks or o.static or o.logo_matte):
+        raise PromptError("--logo-track segments and tracks: give it without --masks/--static/--logo-matte, "
+                          "which replace segmenting and tracking")
     for path in o.logo:
         if ";" in path:
             raise PromptError(f"--logo must name one image per option, got {path!r} (a ; separates files)")

@@ -38,6 +38,9 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--logo", action="append", default=[], metavar="IMAGE",
                    help="a logo to find and remove wherever it appears (after cuts, at another size, angle or place): "
                         "a PNG with alpha or a tight crop; repeatable; alone or with the other prompts")
+    g.add_argument("--logo-track", action="store_true",
+                   help="segment and track each appearance --logo finds (its box is a prompt with an object id "
+                        "of its own) instead of masking the logo's exact shape; implied by --sam/--deaot")
     g.add_argument("--masks", metavar="DIR|VIDEO", help="per-frame masks made elsewhere: skips segmenting and tracking")
     g.add_argument("--save-masks", metavar="DIR", help="also write each frame's object-id mask as DIR/%%05d.png")
     g.add_argument("--static", action="store_true",

@@ -1,4 +1,4 @@
-"""logofind: finds a known logo on every frame and writes its mask, as new objects, for the inpainter."""
+"""logofind: finds a known logo on every frame and masks it, or prompts segment and track with it, as new objects."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from cleanfeed.engines.detect.reference import load_reference
 from cleanfeed.errors import PropertyError
 from cleanfeed.stream.buffers import Caps, VideoFrame
 from cleanfeed.stream.element import Filter
-from cleanfeed.stream.logos import contains, load_finder, merge, split_paths
+from cleanfeed.stream.logos import contains, load_finder, merge, overlap, split_paths
 from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
 
@@ -23,6 +23,14 @@ log = logging.getLogger(__name__)
 
 SHED_SHARE = 0.8
 """Share of a frame's interval the full search may take on average in a live run before it is spread out."""
+EMITS = ("masks", "prompts")
+MAX_ID = 255
+"""Object ids are the values of a uint8 mask."""
+RESIZED = 1.25
+"""emit=prompts: an appearance whose box's area changed by more than this factor since its last prompt is
+prompted again (a tracker carries a mask's shape; it does not grow it as a logo comes into view)."""
+SAME = 0.5
+"""Two boxes of one logo overlapping by more than this share of the smaller one are one appearance."""
 
 
 @register
@@ -40,13 +48,26 @@ class LogoFind(Filter):
         "motion predicts it, and where that fails only the region around it is searched for keypoints, which is "
         "cheaper than the whole frame and finds small logos better. Each "
         "appearance's mask is the reference's shape carried into the frame by the homography, grown "
-        "by `grow` pixels, written with a new object id from first_id on (never over a pixel another "
-        "object holds, so it is never merged into one). An appearance not found again stays masked "
-        "for up to `coast` frames, moved on as it moved. Meta logos lists each frame's appearances.\n\n"
+        "by `grow` pixels, written with its own object id (never over a pixel another object holds, so it "
+        "is never merged into one). An appearance keeps its id while it is found again; a new one (first "
+        "sight, after a cut, coming back after it was lost) takes the next id from first_id on. An appearance "
+        "not found again stays masked for up to `coast` frames, moved on as it moved. Meta logos lists each "
+        "frame's appearances and their ids.\n\n"
+        "emit=prompts (placed before `segment detections=true ! track`): nothing is masked here; instead meta "
+        "detections lists a box prompt with the appearance's id on the frames where segment and track should "
+        "(re)start it: a new appearance, one the whole-frame search found again after the cheap follow had lost "
+        "it (the follow's confidence dropped), one whose box grew or shrank by more than a quarter since "
+        "its last prompt (coming into view, leaving it), and every `refresh` frames while it is followed. "
+        "segment turns each into a mask (SAM, or GrabCut) and track adds the object, or restarts it from the "
+        "fresh mask. When an appearance ends (a cut, or not found for `coast` frames), meta reference lists "
+        "its id without pixels: the tracker stops following it. The tracker cannot ask for a search (a "
+        "chain flows one way): this element's own follow, run on every frame, is the confidence that "
+        "decides.\n\n"
         "Live runs: the full search's measured cost is counted against the frame interval; when it "
         "would make frames late it runs on fewer frames (said once; counter logofind_spread). "
         "Counters: logo_frames, logo_full_searches, logo_local_searches, logo_followed (appearances the local "
-        "search found by aligning the reference's pixels alone), logo_cuts, logo_coasted."
+        "search found by aligning the reference's pixels alone), logo_cuts, logo_coasted, logo_prompts, "
+        "logo_released."
     )
     example: ClassVar[str] = "filesrc location=in.mp4 ! logofind logo=brand.png ! dilate ! inpaint ! filesink location=out.mp4"
     properties: ClassVar[tuple[Property, ...]] = (
@@ -57,9 +78,14 @@ class LogoFind(Filter):
         Property.int("grow", "grow each appearance's mask by this many pixels", 3, 0, 64),
         Property.int("coast", "frames an appearance not found again stays masked where its motion takes it "
                      "(it may be leaving the frame or passing behind something)", 4, 0, 100),
-        Property.int("first_id", "object id of the first appearance (the next ones count up)", 101, 1, 255),
+        Property.int("first_id", "object id of the first appearance (the next ones count up to 255, then start "
+                     "again at first_id with an id no appearance on screen holds)", 101, 1, MAX_ID),
         Property.float("cut_threshold", "shot cut: histogram distance (0..1) above which a frame starts a new shot",
                        0.4, 0.0, 1.0),
+        Property.enum("emit", "masks: the appearances' exact masks, for the inpainter; prompts: box prompts in "
+                      "meta detections, for `segment detections=true ! track`", EMITS, "masks"),
+        Property.int("refresh", "emit=prompts: a followed appearance is prompted again every this many frames, "
+                     "so the tracker restarts it from a fresh mask (0: only when new or found again)", 5, 0, 100_000),
     )
 
     def configure(self) -> None:
@@ -84,6 +110,9 @@ class LogoFind(Filter):
         self._interval_ms = 1000 / float(caps.rate) if caps.rate else None
         self._seen = [0] * len(self.paths)
         self._motion: dict[int, tuple[float, float, int]] = {}
+        self._ids: list[int] = []  # the object id of each of self._previous
+        self._next_id = self.first_id
+        self._prompted: dict[int, tuple[int, int]] = {}  # id -> the frame it was last prompted on, its box's area
         return caps
 
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
@@ -107,29 +136,81 @@ class LogoFind(Filter):
         lost = local is None or len(local) < len(self._previous)
         found = local or []
         # (in a live run whose full search is spread out, a lost appearance waits for its turn, coasting)
+        searched = len(found)  # the ones after these the whole-frame search found
         if due or (lost and self._previous and self._idle_stride == 1):
             found = merge(found, self._full(image, frame.seq, found))
-        found = self._with_coasting(found, cut, frame.width, frame.height)
-        self._previous = found
-        self._paint(frame, found)
+        regained = [n >= searched for n in range(len(found))]
+        if self.emit == "prompts":  # one object per appearance: overlapping finds of it (at a frame's edge) are one
+            kept = distinct(found)
+            found, regained = [found[n] for n in kept], [regained[n] for n in kept]
+        matches = self._match(found, cut)
+        ids = self._identify(matches)
+        fresh = list(zip(found, ids, matches, regained, strict=True))
+        found, ids = self._with_coasting(found, ids, matches, cut, frame.width, frame.height)
+        ended = [i for i in self._ids if i and i not in ids]
+        self._previous, self._ids = found, ids
+        if self.emit == "prompts":
+            self._prompt(frame, fresh, cut, ended)
+        else:
+            self._paint(frame, found, ids)
+        self._list(frame, found, ids)
         return [frame]
 
-    def _with_coasting(self, found: list[Detection], cut: bool, width: int, height: int) -> list[Detection]:
-        """``found``, plus the appearances of the previous frame not found again, moved on as they were
-        moving, for at most ``coast`` frames: a logo leaving the frame or passing behind something
-        loses its keypoints before it loses its last visible pixels. A cut ends every appearance."""
+    def _match(self, found: list[Detection], cut: bool) -> list[int | None]:
+        """For each of ``found``, the index of the previous frame's appearance it continues (the same logo,
+        its centre inside that appearance's box, or the two boxes mostly overlapping, as at the frame's edge
+        where a box is clipped; each continued once), or None: a new appearance. After a cut every
+        appearance is new."""
+        taken: set[int] = set()
+        out: list[int | None] = []
+        for det in found:
+            match = None if cut else next((k for k, p in enumerate(self._previous) if k not in taken
+                                           and p.reference == det.reference
+                                           and (contains(p.box, det.centre) or overlap(p.box, det.box) > SAME)),
+                                          None)
+            if match is not None:
+                taken.add(match)
+            out.append(match)
+        return out
+
+    def _identify(self, matches: list[int | None]) -> list[int]:
+        """The object id of each appearance: a continued one keeps its id, a new one takes the next free one
+        (0 when all of first_id..255 are on screen: that appearance is left out, said once)."""
+        ids: list[int] = []
+        for match in matches:
+            ids.append(self._ids[match] if match is not None else self._new_id({*self._ids, *ids}))
+        return ids
+
+    def _new_id(self, taken: set[int]) -> int:
+        span = MAX_ID + 1 - self.first_id
+        for step in range(span):
+            candidate = self.first_id + (self._next_id - self.first_id + step) % span
+            if candidate not in taken:
+                self._next_id = candidate + 1
+                return candidate
+        if not self.counted().get("logo_no_id"):
+            log.warning("%s: more than %d logo appearances at once: the ones beyond are not removed", self.name, span)
+        self.count("logo_no_id")
+        return 0
+
+    def _with_coasting(self, found: list[Detection], ids: list[int], matches: list[int | None], cut: bool,
+                       width: int, height: int) -> tuple[list[Detection], list[int]]:
+        """``found`` and ``ids``, plus the appearances of the previous frame not found again, moved on as
+        they were moving, for at most ``coast`` frames, with their ids: a logo leaving the frame or passing
+        behind something loses its keypoints before it loses its last visible pixels. A cut ends every
+        appearance."""
         motion: dict[int, tuple[float, float, int]] = {}
         if cut:
             self._motion = {}
-            return found
-        out = list(found)
-        for k, det in enumerate(found):
-            before = next((p for p in self._previous if p.reference == det.reference and contains(p.box, det.centre)), None)
-            if before is not None:
-                dx, dy = (det.centre - before.centre).tolist()
+            return found, ids
+        out, out_ids = list(found), list(ids)
+        for k, (det, match) in enumerate(zip(found, matches, strict=True)):
+            if match is not None:
+                dx, dy = (det.centre - self._previous[match].centre).tolist()
                 motion[k] = (dx, dy, 0)
+        continued = {m for m in matches if m is not None}
         for k, det in enumerate(self._previous):
-            if any(d.reference == det.reference and contains(det.box, d.centre) for d in found):
+            if k in continued:
                 continue
             dx, dy, age = self._motion.get(k, (0.0, 0.0, 0))
             if age >= self.coast:
@@ -139,9 +220,10 @@ class LogoFind(Filter):
                 continue  # gone out of the frame
             motion[len(out)] = (dx, dy, age + 1)
             out.append(moved)
+            out_ids.append(self._ids[k])
             self.count("logo_coasted")
         self._motion = motion
-        return out
+        return out, out_ids
 
     def _full(self, image: np.ndarray, seq: int, known: list[Detection]) -> list[Detection]:
         start = time.perf_counter()
@@ -165,18 +247,62 @@ class LogoFind(Filter):
             self._idle_stride = needed
             self._stride = max(self.every, needed)
 
-    def _paint(self, frame: VideoFrame, found: list[Detection]) -> None:
+    def _paint(self, frame: VideoFrame, found: list[Detection], ids: list[int]) -> None:
+        free = frame.mask == 0
+        for det, object_id in zip(found, ids, strict=True):
+            if object_id:
+                region = det.mask(frame.width, frame.height, self.grow) & free
+                frame.mask[region] = object_id
+
+    def _prompt(self, frame: VideoFrame, fresh: list[tuple[Detection, int, int | None, bool]], cut: bool,
+                ended: list[int]) -> None:
+        """emit=prompts: meta detections for the appearances segment and track should (re)start on this
+        frame, and the ids of the appearances that ended (a cut, or gone for longer than `coast`) in meta
+        reference without pixels, so the tracker stops following them (see the description).
+
+        The tracker downstream cannot tell this element that it is unsure (a chain flows one way), so the
+        follow here stands in for it: an appearance the cheap follow lost and the whole-frame search found
+        again is prompted at once, as the tracker may have lost it too; so is one whose visible box grew or
+        shrank by more than RESIZED since its last prompt (entering or leaving the frame, coming closer),
+        which a tracker carrying the last mask by its motion cannot follow; `refresh` bounds how long a
+        tracked mask may drift between two prompts."""
+        released = sorted(i for i in ended if i in self._prompted)
+        if released:
+            frame.meta["reference"] = sorted({*frame.meta.get("reference", ()), *released})
+            self.count("logo_released", len(released))
+        prompts = []
+        for det, object_id, match, regained in fresh:
+            x0, y0, x1, y1 = det.box
+            if not object_id or x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            last, area = self._prompted.get(object_id, (None, 0))
+            now = (x1 - x0) * (y1 - y0)
+            if match is None or last is None:
+                why = "cut" if cut else "new"
+            elif regained:
+                why = "regained"
+            elif not 1 / RESIZED <= now / max(1, area) <= RESIZED:
+                why = "resized"
+            elif self.refresh and frame.seq - last >= self.refresh:
+                why = "refresh"
+            else:
+                continue
+            self._prompted[object_id] = (frame.seq, now)
+            prompts.append({"id": object_id, "box": [x0, y0, x1, y1], "name": det.name, "why": why})
+        alive = set(self._ids)
+        self._prompted = {i: seq for i, seq in self._prompted.items() if i in alive}
+        if prompts:
+            frame.meta["detections"] = list(frame.meta.get("detections", ())) + prompts
+            self.count("logo_prompts", len(prompts))
+
+    def _list(self, frame: VideoFrame, found: list[Detection], ids: list[int]) -> None:
         if not found:
             return
         self.count("logo_frames")
-        free = frame.mask == 0
-        for k, det in enumerate(found):
-            object_id = min(255, self.first_id + k)
-            region = det.mask(frame.width, frame.height, self.grow) & free
-            frame.mask[region] = object_id
+        for det in found:
             self._seen[det.reference] += 1
-        frame.meta["logos"] = [{"name": d.name, "box": list(d.box), "score": round(d.score, 3), "method": d.method}
-                               for d in found]
+        frame.meta["logos"] = [{"id": i, "name": d.name, "box": list(d.box), "score": round(d.score, 3),
+                                "method": d.method} for d, i in zip(found, ids, strict=True)]
 
     def flush(self) -> list[VideoFrame]:
         for path, seen in zip(self.paths, self._seen, strict=True):
@@ -184,3 +310,13 @@ class LogoFind(Filter):
                 log.warning("%s: logo %s appeared on no frame: nothing of it was removed", self.name, path)
         return []
 
+
+
+def distinct(found: list[Detection]) -> list[int]:
+    """Indexes of ``found`` without the appearances that repeat an earlier one (the same logo, boxes
+    overlapping by more than SAME): the whole-frame search can find a logo cut by the frame's edge twice."""
+    kept: list[int] = []
+    for n, det in enumerate(found):
+        if not any(found[k].reference == det.reference and overlap(found[k].box, det.box) > SAME for k in kept):
+            kept.append(n)
+    return kept

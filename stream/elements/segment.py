@@ -70,7 +70,11 @@ class Segment(Filter):
         "otherwise, and says which and why. SAM encodes the frame once for all its objects; with "
         "multimask it keeps the mask it predicts best, and refine feeds that mask back for a second "
         "pass. When SAM finds nothing, or GrabCut's result is unusable, the classical engine or the "
-        "box itself is the mask (meta segment says why)."
+        "box itself is the mask (meta segment says why).\n\n"
+        "detections=true: a frame's meta detections (box prompts an element before this one found, each "
+        "with an object id of its own: `logofind emit=prompts`) are segmented on that frame like a box "
+        "prompt and listed in meta reference, so `track` adds each object or restarts it from its new mask. "
+        "Then no prompt of this element's own is needed; one it has must not use a detected id."
     )
     example: ClassVar[str] = (
         "filesrc location=in.mp4 ! segment box=410,96,470,150 ! track ! dilate ! inpaint "
@@ -87,6 +91,8 @@ class Segment(Filter):
         Property.bool("multimask", "SAM: predict three masks and keep the best-scored one", True),
         Property.bool("refine", "SAM: a second pass fed the chosen mask's logits", True),
         Property.int("iterations", "GrabCut iterations", 4, 1, 20),
+        Property.bool("detections", "also segment the box prompts in each frame's meta detections "
+                      "(logofind emit=prompts)", False),
     )
 
     def configure(self) -> None:
@@ -98,7 +104,7 @@ class Segment(Filter):
         if self.prompts_file:
             prompts += load_prompts(self.prompts_file)
         prompts = [q for p in prompts for q in split_mask_objects(p)]
-        if not prompts:
+        if not prompts and not self.detections:
             raise PromptError(
                 "segment needs a prompt: box=X0,Y0,X1,Y1, points=X,Y,L;..., mask_file=PATH or prompts_file=PATH"
             )
@@ -116,7 +122,8 @@ class Segment(Filter):
         self._sam: SamEngine | None = None
 
     def _wants_sam(self) -> bool:
-        return self._sam_choice is not None and any(p.box is not None or p.points for p in self._prompts)
+        return self._sam_choice is not None and (self.detections or any(p.box is not None or p.points
+                                                                        for p in self._prompts))
 
     def prepare(self) -> None:
         if self._wants_sam() and self._sam is None:
@@ -179,6 +186,8 @@ class Segment(Filter):
     def process(self, frame: VideoFrame) -> list[VideoFrame]:
         fixed = set(frame.meta.get("fixed", ()))  # objects a logo element before this one removed
         prompts = [p for p in self._by_frame.get(frame.seq, ()) if p.obj_id not in fixed]
+        if self.detections:
+            prompts += self._detected(frame)
         if not prompts:
             return [frame]
         prompts = sorted(prompts, key=lambda q: q.obj_id)
@@ -189,6 +198,22 @@ class Segment(Filter):
         frame.meta["prompts"] = list(frame.meta.get("prompts", [])) + [p.to_dict() for p in prompts]
         frame.meta["segment"] = outcomes
         return [frame]
+
+    def _detected(self, frame: VideoFrame) -> list[ObjectPrompt]:
+        """The box prompts of meta detections, clipped to the frame; an id this element's own prompts use
+        would merge two objects into one, so it stops the run."""
+        own = {p.obj_id for p in self._prompts}
+        out = []
+        for found in frame.meta.get("detections", ()):
+            obj_id = int(found["id"])
+            if obj_id in own:
+                raise PromptError(f"object {obj_id} is both prompted and detected (frame {frame.seq}): give the "
+                                  "prompted objects ids below the detector's first id (logofind first_id)")
+            x0, y0, x1, y1 = (int(v) for v in found["box"])
+            x0, y0, x1, y1 = max(0, x0), max(0, y0), min(frame.width, x1), min(frame.height, y1)
+            if x1 > x0 and y1 > y0:
+                out.append(ObjectPrompt(obj_id, frame.seq, Box(x0, y0, x1, y1), extra={"detected": found.get("why", "")}))
+        return out
 
     def _segment_sam(self, frame: VideoFrame, prompts: list[ObjectPrompt]) -> dict[int, dict[str, Any]]:
         """SAM's masks written into the frame's mask; objects SAM found nothing for are left out."""
