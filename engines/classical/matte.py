@@ -312,20 +312,3 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
         solid |= alpha > 0
     return Matte(alpha, colour, crop, frame_size, True, "moving" if moving else "static", t,
                  solid if solid.any() else None)
-
-
-def outline_left(alpha: np.ndarray, colour: float, frames: np.ndarray, a_max: float = 0.85) -> float:
-    """How much of the bug's outline un-blending with (``alpha``, ``colour``) leaves in ``frames``
-    (TxHxW, one plane; ``colour`` that plane's value): the mean magnitude of the recovered
-    pixels' gradient along the matte's own gradient, per unit of matte gradient.
-
-    The right matte makes the bug vanish, so nothing of its outline is left; a wrong opacity,
-    colour or coverage leaves its outline or its negative in every frame. The scene's texture
-    and noise do not line up with the matte's gradient, so they average out; this compares two
-    mattes learnt from different stretches of a stream on the same frames.
-    """
-    a = np.where(alpha < a_max, alpha, 0.0).astype(np.float32)
-    u = (np.asarray(frames, np.float32) - a * colour) / (1.0 - a)
-    ax, ay = np.diff(a, axis=1), np.diff(a, axis=0)
-    along = (np.diff(u, axis=2) * ax).sum(axis=(1, 2)) + (np.diff(u, axis=1) * ay).sum(axis=(1, 2))
-    return float(np.abs(along).mean() / max(float((ax * ax).sum() + (ay * ay).sum()), 1e-6))
