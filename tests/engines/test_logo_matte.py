@@ -148,6 +148,7 @@ def test_a_multi_coloured_opaque_bug_is_removed_whole() -> None:
     assert m.present, m.why
     core = disc > 0.98
     assert m.support[core].mean() >= 0.95, "the blue disc is part of the bug, not only the white text"
+    assert m.a0 >= 0.85, f"an opaque bug (opacity {m.a0:.2f}): its other colour is not the scene next to its text"
     remove = Unblender(m.alpha, m.colour, solid=m.solid)
     assert remove.where[core].all()
     outside = cv2.dilate((disc > 0.02).astype(np.uint8), np.ones((5, 5), np.uint8)) == 0
