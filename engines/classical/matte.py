@@ -125,13 +125,16 @@ def _edge_pairs(inner: np.ndarray, outside: np.ndarray, reach: float) -> tuple[t
     return (iy, ix), (oy[j], ox[j])
 
 
-def _fill_error(image: np.ndarray, hole: np.ndarray, inbox: np.ndarray, band: int) -> float:
-    """RMS error (levels) of a fill of ``hole`` on ``image`` (HxWxC), measured on a ``band`` of
-    pixels just outside it, filled as if hidden: how far a fill's guess of the scene can be trusted."""
+def _fill_error(images: np.ndarray, hole: np.ndarray, inbox: np.ndarray, band: int) -> float | None:
+    """RMS error (levels) of a fill of ``hole`` on ``images`` (one HxWxC image or a stack of them),
+    measured on a ``band`` of pixels just outside it, filled as if hidden, where the truth is known:
+    how far a fill's guess of the scene can be trusted. None when too few pixels show it."""
     ring = regions.grow_mask(hole, band) & ~hole & inbox
-    if ring.sum() < 8 or not (~(hole | ring)).any():
-        return 0.0
-    return float(np.sqrt(((SmoothFill(hole | ring)(image) - image)[ring] ** 2).mean()))
+    if ring.sum() < 8 or (~(hole | ring)).sum() < 8:
+        return None
+    fill = SmoothFill(hole | ring)
+    stack = images if images.ndim == 4 else images[None]
+    return float(np.sqrt(np.mean([((fill(im) - im)[ring] ** 2).mean() for im in stack])))
 
 
 def _fill_beats_unblending(f: np.ndarray, alpha: np.ndarray, colour: np.ndarray, inbox: np.ndarray,
@@ -148,14 +151,10 @@ def _fill_beats_unblending(f: np.ndarray, alpha: np.ndarray, colour: np.ndarray,
     plus the 8-bit rounding of the keyed frames amplified, which a still scene repeats every frame.
     """
     support = alpha > 0
-    grown = regions.grow_mask(support, 1)
-    reach = regions.grow_mask(support, 1 + cfg.band)
-    band = reach & ~grown & inbox
-    if band.sum() < 8 or (~reach).sum() < 8 or len(f) < 3:
-        return False
     frames = f[np.linspace(0, len(f) - 1, min(len(f), cfg.compare_frames)).round().astype(int)]
-    hide = SmoothFill(grown | band)
-    err_fill = float(np.sqrt(np.mean([((hide(fr) - fr)[band] ** 2).mean() for fr in frames])))
+    err_fill = _fill_error(frames, regions.grow_mask(support, 1), inbox, cfg.band)
+    if err_fill is None or len(f) < 3:
+        return False
     a = alpha[support][:, None]
     recovered = (frames[:, support] - a * colour[: frames.shape[-1]]) / np.maximum(1.0 - a, 1e-3)
     rounding = QUANTUM / np.maximum(1.0 - a[:, 0], 1e-3)  # the 8-bit rounding of every frame, amplified
@@ -267,7 +266,7 @@ def estimate_matte(frames: np.ndarray, inbox: np.ndarray, crop: tuple[int, int, 
             return empty
     zone = regions.grow_mask(cand, 2) & inbox
     mean_b = SmoothFill(zone)(mean)
-    faint = cfg.faint_levels if moving else max(cfg.faint_levels, 2.0 * _fill_error(mean, zone, inbox, cfg.band))
+    faint = cfg.faint_levels if moving else max(cfg.faint_levels, 2.0 * (_fill_error(mean, zone, inbox, cfg.band) or 0.0))
     mean_ii, mean_rr = ii.mean(axis=(0, 1)), rr.mean(axis=(0, 1))
 
     def matte(a0: float) -> tuple[np.ndarray, np.ndarray]:
