@@ -216,8 +216,8 @@ class Logo(Filter):
         """The first look over a long lookahead also tries its first quarter and half, as the frames
         arrive. A still scene has nothing more to teach after a second (measured: an opaque bug over a
         still ceiling, 45.4 dB learnt from 25 frames, 44.4 from 100): its first still look is the
-        matte, and the frames held so far leave at once instead of waiting out the whole lookahead,
-        which on a file stalls the encoder behind it (a 120-frame 720p clip: most of its run)."""
+        matte, and the frames held so far leave at once instead of waiting out the whole lookahead
+        while the stages behind it idle."""
         n = len(self._crops)
         if n < MIN_LOOK or n not in (self.learn // 4, self.learn // 2):
             return None
