@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--logo-size", type=int, default=0, help="logo width in px (default: 8%% of the width)")
     p.add_argument("--max-latency", type=float, default=1000.0, metavar="MS")
     p.add_argument("--fallback", default="inpaint", choices=["inpaint", "blur", "pixelate"])
-    p.add_argument("--preset", default="veryfast", help="x264 preset of the output")
+    p.add_argument("--preset", help="x264 preset of the output (default: run's own for a live output)")
     p.add_argument("--soak", action="store_true", help="judge the memory: flat or growing")
     p.add_argument("--hog", type=int, default=0, metavar="N",
                    help="overload: N processes spinning on a core each for the whole run (tests/stream/hog.py)")
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     url = server.url if server is not None else str(source)
     command = ["cleanfeed", "run", url, "-o", str(out), "--box", f"{x0},{y0},{x1},{y1}", *shlex.split(args.engines),
                "--live", "--max-latency", str(args.max_latency), "--fallback", args.fallback,
-               "--preset", args.preset, "--reconnect-timeout", "2", "--stats", str(stats), "--quiet"]
+               *(["--preset", args.preset] if args.preset else []), "--reconnect-timeout", "2", "--stats", str(stats),
+               "--quiet"]
     load_before = list(os.getloadavg())
     hog = None
     if args.hog:
