@@ -30,11 +30,11 @@ TRACKED_DILATE = 8
 """Mask growth when the masks are segmented and tracked here (--masks given: 0, used as they are)."""
 LIVE_PRESET = "superfast"
 """The x264/x265 preset of a live run's output when the user names none. A sink cannot shed, so the
-encoder's cost is the floor of the chain's: x264 zerolatency on this project's 2-core CPU took about
-21 ms a frame at 720p and 42-50 ms at 1080p at veryfast (1080p veryfast alone cannot keep up with
-25 fps on one core), 13 and 28 ms at superfast, for about 20 % more bits than veryfast at the same crf
-(ultrafast: 9 and 17-19 ms, but more than twice the bits and no deblocking). Measured in
-bench/results/2026-12-07-live-shed2-cpu.md."""
+encoder's cost is the floor of the chain's: x264 zerolatency on this project's 2-core CPU took
+20-22 ms a frame at 720p and 37-50 ms at 1080p at veryfast (1080p: no room left at 25 fps on one
+core), 9-13 and 19-28 ms at superfast, for about 20 % more bits than veryfast at the same crf
+(ultrafast: 6-9 and 16-19 ms, but more than twice the bits and no deblocking). Measured on a
+shared machine: bench/results/2026-12-07-live-shed2-cpu.md."""
 FILE_PRESET = "veryfast"
 """The preset of a run that is not live (a file written as fast as the chain goes)."""
 LOGO_INPAINT = {"flow_side": 128, "spatial_px": 2048}
