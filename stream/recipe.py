@@ -31,9 +31,9 @@ TRACKED_DILATE = 8
 LIVE_PRESET = "superfast"
 """The x264/x265 preset of a live run's output when the user names none. A sink cannot shed, so the
 encoder's cost is the floor of the chain's: x264 zerolatency on this project's 2-core CPU took
-20-22 ms a frame at 720p and 37-50 ms at 1080p at veryfast (1080p: no room left at 25 fps on one
-core), 9-13 and 19-28 ms at superfast, for about 20 % more bits than veryfast at the same crf
-(ultrafast: 6-9 and 16-19 ms, but more than twice the bits and no deblocking). Measured on a
+17-21 ms of CPU a frame at 720p and 40-48 ms at 1080p at veryfast (1080p: more than a core at 25
+fps), 12-14 and 25-30 ms at superfast, for about 20 % more bits than veryfast at the same crf
+(ultrafast: 7-9 and 18-21 ms, but more than twice the bits and no deblocking). Measured on a
 shared machine: bench/results/2026-12-07-live-shed2-cpu.md."""
 FILE_PRESET = "veryfast"
 """The preset of a run that is not live (a file written as fast as the chain goes)."""
