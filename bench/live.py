@@ -4,6 +4,7 @@ Run from the repository root (needs Debian's GStreamer RTSP server packages, see
     python -m cleanfeed.bench.live --size 1920x1080 --seconds 30 --max-latency 1000 --save 2026-11-25-live-rtsp-cpu
     python -m cleanfeed.bench.live --size 1280x720 --seconds 600 --soak --save 2026-11-25-soak-cpu
     python -m cleanfeed.bench.live --size 1280x720 --seconds 20 --hog 1 --save NAME   (one core taken by a hog)
+    python -m cleanfeed.bench.live --size 1280x720 --seconds 10 --kill-at 4 --save NAME (server killed once)
     python -m cleanfeed.bench.live --input file --engines "--models ~/models --device cuda --precision fp16" --save NAME
 
 It renders a synthetic panning shot with a channel bug (cleanfeed.stream.testclip, ground truth known),
@@ -18,7 +19,11 @@ deliver it: for machines without GStreamer's RTSP server, such as the GPU machin
 replaces ``--classical`` with the model options of a neural chain). Meanwhile it samples the resident memory (VmRSS) of the run's whole process tree every few
 seconds. Afterwards it decodes every output frame and checks the logo never went out uncovered:
 inside the true logo mask the output must be nearer the clean scene than the logo (mean
-absolute difference to the clean frame under half that to the logoed one). With ``--soak`` the
+absolute difference to the clean frame under half that to the logoed one). ``--kill-at S`` kills
+the server S seconds into the stream and starts it again half a second later (it then serves the
+clip from its start): output frames no longer follow the clip's order, so each is scored against
+the clip frame it shows (the nearest in a thumbnail of everything outside the logo's box; repeated
+frames during the outage match the frame they repeat). With ``--soak`` the
 report also judges the memory flat: the median tree RSS of the last quarter of the run against
 that of the second quarter (after warm-up), with the growth per hour.
 """
@@ -39,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 
 from cleanfeed.bench.clips import encode_clip
@@ -61,10 +67,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--logo-size", type=int, default=0, help="logo width in px (default: 8%% of the width)")
     p.add_argument("--max-latency", type=float, default=1000.0, metavar="MS")
     p.add_argument("--fallback", default="inpaint", choices=["inpaint", "blur", "pixelate"])
-    p.add_argument("--preset", default="veryfast", help="x264 preset of the output")
+    p.add_argument("--preset", help="x264 preset of the output (default: run's own for a live output)")
     p.add_argument("--soak", action="store_true", help="judge the memory: flat or growing")
     p.add_argument("--hog", type=int, default=0, metavar="N",
                    help="overload: N processes spinning on a core each for the whole run (tests/stream/hog.py)")
+    p.add_argument("--kill-at", type=float, metavar="S",
+                   help="RTSP: kill the server S seconds into the stream, restart it 0.5 s later (once)")
     p.add_argument("--sample-s", type=float, default=2.0, help="seconds between RSS samples")
     p.add_argument("--save", metavar="NAME", help="write bench/results/NAME.json")
     p.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
@@ -73,15 +81,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # -- scoring ------------------------------------------------------------------------------------
-def coverage(clip: SyntheticClip, output: Path) -> dict[str, Any]:
-    """Decodes every output frame; frame i is scored against clip frame i (a live run drops none)."""
+THUMB = (320, 180)
+
+
+def _thumb(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A grey thumbnail with the logo's box blanked: what identifies a frame of the panning shot."""
+    grey = rgb.mean(axis=2, dtype=np.float32)
+    x0, y0, x1, y1 = box
+    grey[y0:y1, x0:x1] = 0
+    return cv2.resize(grey, THUMB, interpolation=cv2.INTER_AREA)
+
+
+def coverage(clip: SyntheticClip, output: Path, match: bool = False) -> dict[str, Any]:
+    """Decodes every output frame; frame i is scored against clip frame i (a live run drops none),
+    or with ``match`` against the clip frame it shows (a restarted server serves the clip again)."""
     uncovered, worst, count = [], 0.0, 0
-    with av.open(str(output)) as box:
-        for i, frame in enumerate(box.decode(video=0)):
+    box = clip.frame(0).box
+    thumbs = np.stack([_thumb(clip.frame(i).image, box) for i in range(len(clip))]) if match else None
+    shown = []
+    with av.open(str(output)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
             count += 1
-            if i >= len(clip):
+            index = i
+            if thumbs is not None:
+                rgb = frame.to_ndarray(format="rgb24")
+                index = int(np.abs(thumbs - _thumb(rgb, box)).mean(axis=(1, 2)).argmin())
+                shown.append(index)
+            if index >= len(clip):
                 continue
-            truth = clip.frame(i)
+            truth = clip.frame(index)
             if not truth.mask.any():
                 continue
             got = frame.to_ndarray(format="rgb24").astype(np.int16)[truth.mask]
@@ -91,8 +119,10 @@ def coverage(clip: SyntheticClip, output: Path) -> dict[str, Any]:
             worst = max(worst, ratio)
             if to_clean >= 0.5 * to_logo:
                 uncovered.append(i)
+    restarts = sum(1 for a, b in zip(shown, shown[1:], strict=False) if b < a)
     return {"frames_decoded": count, "uncovered_frames": len(uncovered), "first_uncovered": uncovered[:10],
-            "worst_clean_to_logo_ratio": round(worst, 3)}
+            "worst_clean_to_logo_ratio": round(worst, 3),
+            **({"matched": True, "clip_restarts_seen": restarts} if match else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     url = server.url if server is not None else str(source)
     command = ["cleanfeed", "run", url, "-o", str(out), "--box", f"{x0},{y0},{x1},{y1}", *shlex.split(args.engines),
                "--live", "--max-latency", str(args.max_latency), "--fallback", args.fallback,
-               "--preset", args.preset, "--reconnect-timeout", "2", "--stats", str(stats), "--quiet"]
+               *(["--preset", args.preset] if args.preset else []),
+               "--reconnect-timeout", "5" if args.kill_at else "2", "--stats", str(stats), "--quiet"]
     load_before = list(os.getloadavg())
     hog = None
     if args.hog:
@@ -134,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     sampler = RssSampler(run.pid, args.sample_s)
     sampler.start()
     try:
+        if server is not None and args.kill_at:
+            time.sleep(args.kill_at)
+            server.kill()
+            time.sleep(0.5)
+            server.start()  # serves the clip again from its start, then ends
         if server is not None:
             # a live source reconnects when its stream ends: the server sends the clip once and
             # exits (cleanly, nothing cut in flight); the run then ends after its reconnect
@@ -168,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         "real_frames_received": doc.get("frames_in", 0) - (doc.get("counters") or {}).get("repeated", 0),
         "degraded_share": round(doc.get("degraded", 0) / max(1, doc.get("frames_out", 0)), 4),
         "stages": {k: {f: v.get(f) for f in ("fps", "busy_fps", "load", "rss_mb")} for k, v in doc.get("stages", {}).items()},
-        "coverage": coverage(clip, out),
+        "server_killed_at_s": args.kill_at,
+        "coverage": coverage(clip, out, match=bool(args.kill_at)),
         "memory": memory_verdict(sampler.samples) if args.soak else
         {"max_mb": max((s[1] for s in sampler.samples), default=None)},
         "rss_samples": sampler.samples if args.soak else [],

@@ -28,6 +28,15 @@ from more backgrounds (measured on a 60 % bug over moving grass: 20 dB from 25 f
 100); a live run keeps the element's own 25 (one second)."""
 TRACKED_DILATE = 8
 """Mask growth when the masks are segmented and tracked here (--masks given: 0, used as they are)."""
+LIVE_PRESET = "superfast"
+"""The x264/x265 preset of a live run's output when the user names none. A sink cannot shed, so the
+encoder's cost is the floor of the chain's: x264 zerolatency on this project's 2-core CPU took
+17-21 ms of CPU a frame at 720p and 40-48 ms at 1080p at veryfast (1080p: more than a core at 25
+fps), 12-14 and 25-30 ms at superfast, for about 20 % more bits than veryfast at the same crf
+(ultrafast: 7-9 and 18-21 ms, but more than twice the bits and no deblocking). Measured on a
+shared machine: bench/results/2026-12-07-live-shed2-cpu.md."""
+FILE_PRESET = "veryfast"
+"""The preset of a run that is not live (a file written as fast as the chain goes)."""
 LOGO_INPAINT = {"flow_side": 128, "spatial_px": 2048}
 """Classical inpaint settings when the only masks are logofind's: on the logo bench (bench/logofind.py,
 2026-12-07) they made the inpaint stage 1.3-1.4x faster for 0.1 dB less PSNR over the logo's pixels."""
@@ -104,10 +113,11 @@ class RunOptions:
     """h264 | hevc | ffv1."""
     crf: int = 20
     """Quality for h264/hevc, 0..51."""
-    preset: str = "veryfast"
-    """x264/x265 preset."""
+    preset: str | None = None
+    """x264/x265 preset; None: :data:`LIVE_PRESET` for a live run, else :data:`FILE_PRESET`."""
     live: bool = False
-    """Live output: a file input is read at its frame rate, the encoder uses tune=zerolatency."""
+    """Live output: a file input is read at its frame rate, the encoder uses tune=zerolatency (and
+    :data:`LIVE_PRESET` unless ``preset`` names one)."""
     max_latency: float | None = None
     """With ``live``: every frame leaves within this many milliseconds of its arrival."""
     reconnect_timeout: float | None = None
@@ -291,9 +301,12 @@ def _source(o: RunOptions) -> ElementSpec:
 
 
 def _sink(o: RunOptions) -> ElementSpec:
-    if o.output == "-":
-        return ElementSpec("stdoutsink", {})  # tune=zerolatency by default
-    sink: dict[str, Any] = {"location": o.output, "codec": o.codec, "crf": o.crf, "preset": o.preset}
+    """The output; a live one encodes as a live encoder should (tune=zerolatency and
+    :data:`LIVE_PRESET`) unless the user chose the preset."""
+    preset = o.preset or (LIVE_PRESET if o.live else FILE_PRESET)
+    if o.output == "-":  # tune=zerolatency by default
+        return ElementSpec("stdoutsink", {"preset": preset} if o.preset or o.live else {})
+    sink: dict[str, Any] = {"location": o.output, "codec": o.codec, "crf": o.crf, "preset": preset}
     if o.live and o.codec in ("h264", "hevc"):
         sink["tune"] = "zerolatency"
     return ElementSpec("filesink", sink)

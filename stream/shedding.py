@@ -24,12 +24,18 @@ cheap path did something (a frame with a mask); the shedder counts ``shed_entere
 ``slack_le_1000ms``, ``slack_gt_1000ms``.
 
 :func:`calibrate_warning` is the start-up check: the cheap path's measured cost against the
-input's frame interval.
+input's frame interval. It alone would miss the stage that cannot shed: the sink's encoder (x264
+veryfast at 1080p is slower than 25 fps on one core of a small CPU). So a stage that measured its
+cheap path writes the cost into the meta of the frames it emits (:func:`carry_cheap_cost`), and the
+sink's :class:`ChainCheck` times its own first frames and says what the chain's cheapest paths
+together can do on this machine (:func:`chain_warning`): each stage runs in its own process, so the
+chain goes at the pace of its slowest stage, and no faster than the cores do the sum.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -38,11 +44,16 @@ from cleanfeed.stream.element import Deadline
 from cleanfeed.stream.live import DEFAULT_RATE
 from cleanfeed.stream.stats import shed_total_of
 
-__all__ = ["CostMeter", "Shedder", "calibrate_warning", "shed_total_of", "slack_bucket"]
+__all__ = ["ChainCheck", "CostMeter", "Shedder", "calibrate_warning", "carry_cheap_cost", "chain_warning",
+           "shed_total_of", "slack_bucket"]
 
 SLACK_BUCKETS_MS = (0, 100, 250, 500, 1000)
 """Upper bounds of the slack buckets counted at each decision (and one beyond the last)."""
 REASONS = ("late", "backlog")
+CHEAP_COST = "cheap_cost"
+"""Frame meta key: stage name -> [seconds a frame, what] of the cheapest path that stage measured at start."""
+SINK_CALIBRATE_FRAMES = 5
+"""Frames on which the sink times itself, after the first (which opens the encoder and the file)."""
 FORGET = 0.98
 """Per shed frame, the full path's cost estimate shrinks by this factor (it is not measured then)."""
 
@@ -127,3 +138,67 @@ def calibrate_warning(stage: str, cheap_s: float, rate: Fraction, what: str) -> 
         return None
     return (f"{stage}: this machine does the cheapest path ({what}) at {1 / cheap_s:.1f} fps "
             f"({cheap_s * 1000:.0f} ms a frame); the input is {fps:g} fps: frames will be late")
+
+
+def carry_cheap_cost(frame: VideoFrame, stage: str, cheap_s: float, what: str) -> None:
+    """Tells the sink what ``stage``'s cheapest path costs (see the module doc)."""
+    frame.meta.setdefault(CHEAP_COST, {})[stage] = [cheap_s, what]
+
+
+def chain_fps(costs: dict[str, tuple[float, str]], cores: int) -> float:
+    """Frames a second the chain's cheapest paths can do: the slowest stage's pace, and no more
+    than ``cores`` can do of their sum."""
+    seconds = [cost for cost, _ in costs.values() if cost > 0]
+    if not seconds:
+        return math.inf
+    return min(1 / max(seconds), max(1, cores) / sum(seconds))
+
+
+def chain_warning(costs: dict[str, tuple[float, str]], rate: Fraction, cores: int) -> str | None:
+    """The start-up warning when the chain's cheapest paths together are slower than the input."""
+    fps = float(rate if rate > 0 else DEFAULT_RATE)
+    can = chain_fps(costs, cores)
+    if can >= fps:
+        return None
+    parts = ", ".join(f"{stage} {cost * 1000:.0f} ms ({what})" for stage, (cost, what) in costs.items())
+    return (f"this machine does the cheapest chain at {can:.1f} fps ({parts} a frame, on {cores} cores); "
+            f"the input is {fps:g} fps: frames will be late")
+
+
+class ChainCheck:
+    """The sink's start-up check (see the module doc): :meth:`timed` takes the sink's time for each
+    frame until it has :data:`SINK_CALIBRATE_FRAMES`, and the cheap costs the frames carry; it returns
+    the warning once, when the chain cannot keep up (None otherwise). ``what`` names the sink's work."""
+
+    def __init__(self, stage: str, what: str, rate: Fraction, cores: int | None = None) -> None:
+        self.stage, self.what, self.rate = stage, what, rate
+        self.cores = cores if cores is not None else len(os.sched_getaffinity(0))
+        self.samples: list[float] = []
+        self.costs: dict[str, tuple[float, str]] = {}
+        self._seen = 0
+        self.said: str | None = None
+
+    @property
+    def own_s(self) -> float | None:
+        """The sink's cost a frame (the median of its timed frames), once it has them all."""
+        if len(self.samples) < SINK_CALIBRATE_FRAMES:
+            return None
+        return sorted(self.samples)[len(self.samples) // 2]
+
+    def timed(self, frame: VideoFrame, seconds: float) -> str | None:
+        if self.said is not None:
+            return None
+        self._seen += 1
+        measured = False
+        if self._seen > 1 and len(self.samples) < SINK_CALIBRATE_FRAMES:
+            self.samples.append(seconds)
+            measured = len(self.samples) == SINK_CALIBRATE_FRAMES
+        fresh = False
+        for stage, (cost, what) in (frame.meta.get(CHEAP_COST) or {}).items():
+            fresh = fresh or stage not in self.costs
+            self.costs[stage] = (float(cost), str(what))
+        own = self.own_s
+        if own is None or not (measured or fresh):
+            return None  # checked again only when a stage reports for the first time
+        self.said = chain_warning({**self.costs, self.stage: (own, self.what)}, self.rate, self.cores)
+        return self.said

@@ -150,7 +150,7 @@ class FileSink(EncodingSink):
                               passthrough=self.audio, container_options=dict(container.options),
                               rate_time_base=container.rate_time_base, carries=container.carries)
         try:
-            self._writer = MediaWriter(spec, caps)
+            self._writer = self.open_writer(spec, caps)
         except BaseException:
             self.closed(0)
             raise
@@ -166,7 +166,7 @@ class FileSink(EncodingSink):
         check_size(shown, settings, caps)
         spec = OutputSpec(url=self.location, shown=shown, muxer=container.muxer, settings=settings,
                           passthrough=self.audio, container_options=dict(container.options), carries=container.carries)
-        self._writer = MediaWriter(spec, caps)
+        self._writer = self.open_writer(spec, caps)
         self._pacer = FramePacer() if self.pace else None
 
     def writes(self) -> list[str]:

@@ -20,7 +20,7 @@ from cleanfeed.stream.buffers import Caps, VideoFrame
 from cleanfeed.stream.element import EngineChoice, Filter
 from cleanfeed.stream.properties import Property
 from cleanfeed.stream.registry import register
-from cleanfeed.stream.shedding import Shedder, calibrate_warning
+from cleanfeed.stream.shedding import Shedder, calibrate_warning, carry_cheap_cost
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,7 @@ class Inpaint(Filter):
         self._emitted = 0
         self._rate = caps.rate
         self._calibrated: list[float] = []
+        self._cheap: tuple[float, str] | None = None  # the fallback's measured cost, told to the sink
         self._shed: Shedder | None = None
         if self.deadline is not None and self.lookahead > 0:
             self._shed = Shedder(self.deadline, caps.rate, self.count, lookahead=self.lookahead)
@@ -175,11 +176,19 @@ class Inpaint(Filter):
                 out = self._drop_held()
                 out.append(self._cover(frame, reason))
                 shed.cheap.add(time.monotonic() - t0)
-                return out
+                return self._told(out)
             out = self._full(frame)
             shed.full.add(time.monotonic() - t0)
-            return out
+            return self._told(out)
         return self._full(frame)
+
+    def _told(self, frames: list[VideoFrame]) -> list[VideoFrame]:
+        """Frames leave carrying the cheap path's measured cost, for the sink's check of the whole
+        chain (cleanfeed.stream.shedding.ChainCheck)."""
+        if self._cheap is not None:
+            for frame in frames:
+                carry_cheap_cost(frame, self.name, *self._cheap)
+        return frames
 
     def _full(self, frame: VideoFrame) -> list[VideoFrame]:
         picture, mask = frame.picture, frame.mask
@@ -237,7 +246,8 @@ class Inpaint(Filter):
             return
         cost = sorted(self._calibrated)[len(self._calibrated) // 2]
         self.count("cheap_path_us", round(cost * 1e6))
-        said = calibrate_warning(self.name, cost, self._rate, f"the {self.fallback} fallback fill")
+        self._cheap = (cost, f"the {self.fallback} fallback fill")
+        said = calibrate_warning(self.name, cost, self._rate, self._cheap[1])
         if said is not None:
             if self.fail_on_late:
                 raise LateError(said)

@@ -74,5 +74,5 @@ class StdoutSink(EncodingSink):
             passthrough=self.audio and self.format != "y4m", rate_time_base=container.rate_time_base,
             carries=container.carries,
         )
-        self._writer = MediaWriter(spec, caps)
+        self._writer = self.open_writer(spec, caps)
         return caps

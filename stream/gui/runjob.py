@@ -53,7 +53,8 @@ class RunSettings:
     codec: str = "h264"
     crf: int = 20
     """Quality for h264/hevc, 0 (lossless) .. 51."""
-    preset: str = "veryfast"
+    preset: str | None = None
+    """x264/x265 preset; None: the recipe's default (cleanfeed.stream.recipe.FILE_PRESET)."""
 
 
 def run_options(source: str, output: str, prompts_file: str, settings: RunSettings,

@@ -13,6 +13,7 @@ import pytest
 
 from cleanfeed.errors import PromptError, PropertyError
 from cleanfeed.prompts.shapes import Box, Point
+from cleanfeed.stream import recipe
 from cleanfeed.stream.cli import run as run_cli
 from cleanfeed.stream.recipe import ElementSpec, RunOptions, chain
 
@@ -44,9 +45,10 @@ BEFORE = {
         "filesrc location=in.mp4 reconnect_timeout=5.0 ! segment frame=0 box=1,2,3,4 ! track ! inpaint window=5 "
         "mode=offline region=full fallback=blur ! filesink location=out.mp4 codec=h264 crf=20 preset=slow "
         "tune=zerolatency",
+    # a live output without --preset encodes at the live preset (issue 20; before it: veryfast)
     "rtsp://x/y -o out.ts --box 1,2,3,4 --live --codec hevc":
         "filesrc location=rtsp://x/y ! segment frame=0 box=1,2,3,4 ! track ! dilate pixels=8 ! inpaint window=5 ! "
-        "filesink location=out.ts codec=hevc crf=20 preset=veryfast tune=zerolatency",
+        "filesink location=out.ts codec=hevc crf=20 preset=superfast tune=zerolatency",
 }
 
 
@@ -91,6 +93,29 @@ def test_a_screen_fixed_bug_is_learnt_by_the_logo_element_not_tracked() -> None:
     assert live[1].props == {"box": (10, 20, 30, 40)}, "a live run keeps the one-second lookahead"
     saved = chain(RunOptions(input="in.mp4", output="out.mp4", logo_matte="bug.npz", dilate=2))
     assert [(s.factory, s.props) for s in saved[1:3]] == [("logo", {"file": "bug.npz"}), ("dilate", {"pixels": 2})]
+
+
+def test_a_live_output_encodes_at_the_live_preset_unless_one_is_chosen() -> None:
+    """A sink cannot shed: a live run's encoder defaults to zerolatency and a preset that keeps up
+    (recipe.LIVE_PRESET); a preset the user names is kept, live or not; files keep veryfast."""
+    def sink(**options: object) -> ElementSpec:
+        return chain(RunOptions(input="in.mp4", box=Box(1, 2, 3, 4), moving=True, **options))[-1]  # type: ignore[arg-type]
+
+    assert recipe.LIVE_PRESET == "superfast" and recipe.FILE_PRESET == "veryfast"
+    live = sink(output="out.ts", live=True)
+    assert (live.props["preset"], live.props["tune"]) == ("superfast", "zerolatency")
+    assert sink(output="out.ts", live=True, preset="medium").props["preset"] == "medium"
+    assert sink(output="out.ts", live=True, preset="veryfast").props["preset"] == "veryfast"
+    file = sink(output="out.mp4")
+    assert file.props["preset"] == "veryfast" and "tune" not in file.props
+    assert sink(output="-", live=True) == ElementSpec("stdoutsink", {"preset": "superfast"})
+    assert sink(output="-", preset="slow") == ElementSpec("stdoutsink", {"preset": "slow"})
+    assert sink(output="-") == ElementSpec("stdoutsink", {})
+    # the command line: --preset is given or not, and written back only when given
+    assert run_cli.options(parse(["run", "in.mp4", "-o", "o.ts", "--box", "1,2,3,4", "--live"])).preset is None
+    explicit = run_cli.options(parse(["run", "in.mp4", "-o", "o.ts", "--box", "1,2,3,4", "--live", "--preset", "veryfast"]))
+    written = run_cli.argv(explicit)
+    assert written[written.index("--preset") + 1] == "veryfast"
 
 
 def test_per_stage_engines_override_the_chain_s_choice() -> None:

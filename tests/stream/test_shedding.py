@@ -21,7 +21,16 @@ from cleanfeed.errors import LateError
 from cleanfeed.stream.buffers import VideoFrame
 from cleanfeed.stream.element import Deadline
 from cleanfeed.stream.pipeline import Pipeline
-from cleanfeed.stream.shedding import Shedder, calibrate_warning, shed_total_of
+from cleanfeed.stream.shedding import (
+    SINK_CALIBRATE_FRAMES,
+    ChainCheck,
+    Shedder,
+    calibrate_warning,
+    carry_cheap_cost,
+    chain_fps,
+    chain_warning,
+    shed_total_of,
+)
 from tests.stream import fake_elements  # noqa: F401  (registers t_slowinpaint, t_coversink, ...)
 from tests.stream.hog import CpuHog
 
@@ -113,3 +122,43 @@ def test_fail_on_late_makes_a_too_slow_cheap_path_an_error(tmp_path: Path) -> No
     pipeline = Pipeline(Pipeline.from_launch(line).elements, latency_ms=5000, live=True)
     with pytest.raises(LateError, match=r"inpaint: this machine does the cheapest path .* frames will be late"):
         pipeline.run(mode="thread", fail_on_late=True)
+
+
+def test_the_chain_check_counts_the_encoder_that_cannot_shed() -> None:
+    # the slowest stage sets the pace; on 2 cores the sum of the stages also bounds it
+    costs = {"inpaint": (0.004, "the inpaint fallback fill"), "filesink": (0.045, "the x264 veryfast encoder")}
+    said = chain_warning(costs, Fraction(25), cores=2)
+    assert said is not None and "cheapest chain at 22.2 fps" in said and "filesink 45 ms (the x264 veryfast" in said
+    assert "the input is 25 fps: frames will be late" in said
+    assert chain_warning({"a": (0.030, "x"), "b": (0.030, "y"), "c": (0.030, "z")}, Fraction(25), cores=2) is not None
+    assert chain_warning({"a": (0.030, "x"), "b": (0.030, "y"), "c": (0.030, "z")}, Fraction(25), cores=4) is None
+    assert chain_fps({"inpaint": (0.004, ""), "filesink": (0.012, "")}, cores=2) == pytest.approx(1 / 0.012)
+
+
+def test_the_sink_s_check_waits_for_its_own_frames_and_hears_of_upstream_costs_from_the_frames() -> None:
+    check = ChainCheck("filesink", "the x264 superfast encoder", Fraction(25), cores=2)
+    frame = _frame(born=0.0)
+    assert check.timed(frame, 1.0) is None  # the first frame opens the encoder: not counted
+    assert [check.timed(frame, 0.010) for _ in range(SINK_CALIBRATE_FRAMES)] == [None] * SINK_CALIBRATE_FRAMES
+    assert check.own_s == pytest.approx(0.010) and check.samples == [0.010] * SINK_CALIBRATE_FRAMES
+    slow = _frame(born=0.0)
+    carry_cheap_cost(slow, "inpaint", 0.050, "the inpaint fallback fill")
+    said = check.timed(slow, 0.010)  # a stage reporting for the first time: checked again
+    assert said is not None and "cheapest chain at 20.0 fps" in said and "inpaint 50 ms" in said
+    assert check.timed(slow, 0.010) is None  # said once
+
+
+def test_fail_on_late_makes_an_encoder_slower_than_the_input_an_error(tmp_path: Path) -> None:
+    # no filter at all: x264 cannot encode 640x360 at 2000 fps here, and a sink cannot shed
+    line = f"testsrc width=640 height=360 frames=30 rate=2000 ! filesink location={tmp_path / 'out.ts'} preset=veryfast"
+    pipeline = Pipeline(Pipeline.from_launch(line).elements, latency_ms=5000, live=True)
+    with pytest.raises(LateError, match=r"this machine does the cheapest chain at .* \(filesink \d+ ms \(the x264 "
+                                        r"veryfast encoder\) a frame, on \d+ cores\); the input is 2000 fps"):
+        pipeline.run(mode="thread", fail_on_late=True)
+
+
+def test_a_sink_that_keeps_up_says_nothing_and_counts_its_cost(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    line = f"testsrc width=128 height=96 frames=12 rate=25 logo_size=24 ! filesink location={tmp_path / 'out.ts'} preset=ultrafast"
+    report = Pipeline(Pipeline.from_launch(line).elements, latency_ms=5000, live=True).run(mode="thread", fail_on_late=True)
+    assert report.frames_out == 12 and report.counters.get("encode_us", 0) > 0, report.counters
+    assert "cheapest chain" not in caplog.text
