@@ -45,6 +45,7 @@ import numpy as np
 
 from cleanfeed.bench.clips import encode_clip
 from cleanfeed.bench.memory import tree_rss_mb
+from cleanfeed.bench.report import save_json
 from cleanfeed.stream.testclip import SyntheticClip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -314,9 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"]["load_average_after"] = list(os.getloadavg())
     print(json.dumps(report, indent=1))
     if args.save:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-        (args.out_dir / f"{args.save}.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {args.out_dir / args.save}.json")
+        save_json(args.out_dir, args.save, report)
     return 0
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import av
 
+from cleanfeed.bench.report import save_json
 from cleanfeed.stream.media.encode import EncoderSettings, configure_encoder
 from cleanfeed.stream.testclip import SyntheticClip
 
@@ -93,13 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": datetime.date.today().isoformat(),
               "command": "python -m cleanfeed.bench.live_encoder " + " ".join(sys.argv[1:] if argv is None else argv),
               "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(), "av": av.__version__,
-                          "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
-                          "shared": "other engineers' jobs ran on the same 2 cores; timings disturbed"},
+                          "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
               "hog_processes": args.hog, "rows": rows}
     if args.save:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-        (args.out_dir / f"{args.save}.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {args.out_dir / args.save}.json")
+        save_json(args.out_dir, args.save, report)
     return 0
 
 

@@ -11,6 +11,7 @@ import json
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from cleanfeed.errors import CleanfeedError
@@ -36,6 +37,13 @@ def run_and_report(
     if args.save:
         print(f"wrote {args.out_dir / args.save}.json and .md")
     return 1 if report["errors"] else 0
+
+
+def save_json(out_dir: Path, name: str, report: Report) -> None:
+    """Writes ``report`` to ``out_dir/name.json`` and says so."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {out_dir / name}.json")
 
 
 def record_case(report: Report, case: Any, measure: Callable[[], Report], line: Callable[[Report], str]) -> str:
