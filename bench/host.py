@@ -12,6 +12,15 @@ import platform
 from typing import Any
 
 
+def cpu_machine(load_before: list[float]) -> dict[str, Any]:
+    """What a CPU-only media bench records (no torch to import): cores, python, PyAV, and the load
+    average before the run and now, which say how busy the machine was."""
+    import av
+
+    return {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(), "av": av.__version__,
+            "load_average_before": load_before, "load_average_after": list(os.getloadavg())}
+
+
 def machine(libraries: tuple[str, ...] = ()) -> dict[str, Any]:
     """CPU, cores, system, python, torch (threads, CUDA GPU, TF32 flags) and the versions of ``libraries`` (None when absent)."""
     import torch

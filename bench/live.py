@@ -34,7 +34,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -48,6 +47,7 @@ import cv2
 import numpy as np
 
 from cleanfeed.bench.clips import encode_clip
+from cleanfeed.bench.host import cpu_machine
 from cleanfeed.bench.memory import RssSampler, memory_verdict
 from cleanfeed.stream.testclip import SyntheticClip
 
@@ -193,9 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.date.today().isoformat(),
         "command": "python -m cleanfeed.bench.live " + " ".join(sys.argv[1:] if argv is None else argv),
         "run_command": " ".join(command).replace(url, "rtsp://127.0.0.1:PORT/clip" if server else "clip.mkv"),
-        "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(), "av": av.__version__,
-                    "load_average_before": load_before,
-                    "shared": "other engineers' jobs ran on the same 2 cores; timings disturbed", "load_average_after": list(os.getloadavg())},
+        "machine": cpu_machine(load_before),
         "hog_processes": args.hog,
         "clip": {"size": f"{width}x{height}", "rate": RATE, "frames": frames, "logo_size": logo, "box": [x0, y0, x1, y1]},
         "exit_code": code, "wall_s": round(wall, 1), "frames_sent_by_server": sum(server.sent) if server else frames,

@@ -19,7 +19,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from fractions import Fraction
@@ -28,6 +27,7 @@ from typing import Any
 
 import av
 
+from cleanfeed.bench.host import cpu_machine
 from cleanfeed.bench.report import save_json
 from cleanfeed.stream.media.encode import EncoderSettings, configure_encoder
 from cleanfeed.stream.testclip import SyntheticClip
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             hog.__exit__(None, None, None)
     report = {"date": datetime.date.today().isoformat(),
               "command": "python -m cleanfeed.bench.live_encoder " + " ".join(sys.argv[1:] if argv is None else argv),
-              "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(), "av": av.__version__,
-                          "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
+              "machine": cpu_machine(load_before),
               "hog_processes": args.hog, "rows": rows}
     if args.save:
         save_json(args.out_dir, args.save, report)

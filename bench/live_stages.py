@@ -19,7 +19,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,9 +26,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import av
-
 from cleanfeed.bench.clips import encode_clip
+from cleanfeed.bench.host import cpu_machine
 from cleanfeed.bench.report import save_json
 from cleanfeed.prompts.shapes import Box
 from cleanfeed.stream import recipe
@@ -111,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
              for path in ("full", "cheap")}
     report = {"date": datetime.date.today().isoformat(),
               "command": "python -m cleanfeed.bench.live_stages " + " ".join(sys.argv[1:] if argv is None else argv),
-              "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(), "av": av.__version__,
-                          "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
+              "machine": cpu_machine(load_before),
               "clip": {"size": args.size, "frames": args.frames, "box": list(clip.frame(0).box)},
               "preset": args.preset or recipe.LIVE_PRESET, "ms_per_frame": paths}
     print(json.dumps(report, indent=1))
